@@ -1,0 +1,1 @@
+"""The only bridge between the library and MRML nodes (requires ``slicer-core`` or 3D Slicer)."""
