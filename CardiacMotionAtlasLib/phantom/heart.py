@@ -115,22 +115,35 @@ class PhantomHeart:
 
     # ------------------------------------------------------------------ spatial queries
     def _near_heart(self, points_local: np.ndarray) -> np.ndarray:
-        distance = np.linalg.norm(points_local - self.motion.centre, axis=-1)
-        return distance <= self.shape.extent_mm + 5.0
+        """Points inside the cylinder (about the long axis) that holds all heart material at ED. The
+        motion only moves points towards the contraction centre or rotates them about the axis, so the
+        heart stays inside it at every phase."""
+        s = self.shape
+        radius = s.a_epi + s.rv_thickness_max + RV_FREE_WALL_MM + 2.0
+        z = points_local[..., 2]
+        rho2 = points_local[..., 0] ** 2 + points_local[..., 1] ** 2
+        return (rho2 <= radius * radius) & (z >= s.z_base - ATRIUM_HEIGHT_MM - 2.0) & (z <= s.c_epi + 2.0)
 
     def tissue(self, points_ras: np.ndarray, phase: float) -> np.ndarray:
         """Tissue class (:class:`Tissue`) at RAS points at ``phase``: moving heart over static surroundings."""
         points_ras = np.asarray(points_ras, float)
         out = background_tissue(points_ras)
-        local = self.to_local(points_ras)
-        near = self._near_heart(local)
+        near = self.near_heart_ras(points_ras)
         if np.any(near):
-            heart = self.material_tissue_local(self.motion.inverse(local[near], phase))
-            sub = out[near]
-            is_heart = heart != NOT_HEART
-            sub[is_heart] = heart[is_heart]
-            out[near] = sub
+            out[near] = self.tissue_near(points_ras[near], phase, out[near])
         return out
+
+    # split form of :meth:`tissue` for simulators that reuse the static part across frames
+    tissue_background = staticmethod(background_tissue)
+
+    def near_heart_ras(self, points_ras: np.ndarray) -> np.ndarray:
+        """Mask of RAS points that may hold heart tissue at some phase."""
+        return self._near_heart(self.to_local(points_ras))
+
+    def tissue_near(self, points_ras: np.ndarray, phase: float, background: np.ndarray) -> np.ndarray:
+        """Tissue at points near the heart, given their static background tissue."""
+        heart = self.material_tissue_local(self.motion.inverse(self.to_local(points_ras), phase))
+        return np.where(heart != NOT_HEART, heart, background).astype(np.uint8)
 
     def labels(self, points_ras: np.ndarray, phase: float) -> np.ndarray:
         """Segmentation labels (0 bg, 1 LV BP, 2 LV myo, 3 RV BP) at RAS points at ``phase``."""
