@@ -48,7 +48,8 @@ class PhantomHeart:
         self.params = params
         self.shape = HeartShape.from_parameters(params)
         self.curve = ContractionCurve.for_heart_rate(params.heart_rate_bpm, params.atrial_fraction)
-        self.motion = HeartMotion(self.shape, self.curve, params.lv_ef, params.rv_ef, params.torsion_deg)
+        self.motion = HeartMotion(self.shape, self.curve, params.lv_ef, params.rv_ef, params.torsion_deg,
+                                  params.long_axis_strain)
         self.local_to_ras = lv_frame_to_ras(params)
         self.ras_to_local = np.linalg.inv(self.local_to_ras)
         self._surface_cache: Dict[Tuple[str, int, int], Tuple[np.ndarray, np.ndarray]] = {}
@@ -116,10 +117,11 @@ class PhantomHeart:
     # ------------------------------------------------------------------ spatial queries
     def _near_heart(self, points_local: np.ndarray) -> np.ndarray:
         """Points inside the cylinder (about the long axis) that holds all heart material at ED. The
-        motion only moves points towards the contraction centre or rotates them about the axis, so the
-        heart stays inside it at every phase."""
+        motion moves points towards the contraction centre, towards the apex along the axis (widening
+        them by at most ``max_radial_expansion``) or rotates them about the axis, so the heart stays
+        inside it at every phase."""
         s = self.shape
-        radius = s.a_epi + s.rv_thickness_max + RV_FREE_WALL_MM + 2.0
+        radius = (s.a_epi + s.rv_thickness_max + RV_FREE_WALL_MM) * self.motion.max_radial_expansion + 2.0
         z = points_local[..., 2]
         rho2 = points_local[..., 0] ** 2 + points_local[..., 1] ** 2
         return (rho2 <= radius * radius) & (z >= s.z_base - ATRIUM_HEIGHT_MM - 2.0) & (z <= s.c_epi + 2.0)

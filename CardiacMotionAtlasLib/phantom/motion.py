@@ -1,7 +1,7 @@
 """The phantom's motion law: an exact, analytically invertible map from material (ED) to spatial
 coordinates at any phase, in the LV frame (mm).
 
-``x = twist_t(ray_shift_t(X))``:
+``x = twist_t(stretch_t(ray_shift_t(X)))``:
 
 * **ray shift** about the contraction centre ``O``: each point moves along its ray from ``O``; with
   ``q = R^3`` (R = distance to O) and ``f = EF * s(t)``, ``g = RVEF * s(t)`` (``s`` the contraction curve):
@@ -10,6 +10,9 @@ coordinates at any phase, in the LV frame (mm).
   volume-preserving, so the myocardium is incompressible and thickens as it moves inwards); across the
   RV crescent the shift grows so that the RV volume is exactly ``(1 - g) RVEDV``; beyond the RV free
   wall it relaxes linearly in ``q`` to zero over a margin, so far tissue does not move.
+* **stretch**: an extra base-to-apex compression about the epicardial apex, ``z' = z_apex +
+  lambda (z - z_apex)`` with ``lambda = 1 - long_axis_strain * s(t)``, and in-plane ``(x, y) / sqrt(lambda)``
+  (unit Jacobian), which adds base descent while the apex stays still.
 * **twist**: rotation about the long axis by an angle that grows linearly from the base
   (``-0.3 * torsion``) to the apex (``+0.7 * torsion``), times ``s(t)``, fading out radially outside the
   heart. A rotation depending only on (z, radius) has unit Jacobian determinant.
@@ -42,18 +45,20 @@ class PhaseState:
     rv_fraction: float  # g = RVEF * s
     twist_base_rad: float
     twist_apex_rad: float
+    stretch: float  # lambda, 1 at ED
 
 
 class HeartMotion:
     """Forward and inverse material <-> spatial maps of the phantom heart (LV frame, mm)."""
 
     def __init__(self, shape: HeartShape, curve: ContractionCurve, lv_ef: float, rv_ef: float,
-                 torsion_deg: float) -> None:
+                 torsion_deg: float, long_axis_strain: float = 0.0) -> None:
         self.shape = shape
         self.curve = curve
         self.lv_ef = float(lv_ef)
         self.rv_ef = float(rv_ef)
         self.torsion_rad = float(np.deg2rad(torsion_deg))
+        self.long_axis_strain = float(long_axis_strain)
         self.centre = np.array([0.0, 0.0, shape.z_centre])
         self.twist_inner_radius = shape.a_epi + shape.rv_thickness_max + RV_FREE_WALL_MM
 
@@ -65,7 +70,21 @@ class HeartMotion:
             rv_fraction=self.rv_ef * s,
             twist_base_rad=-0.3 * self.torsion_rad * s,
             twist_apex_rad=0.7 * self.torsion_rad * s,
+            stretch=1.0 - self.long_axis_strain * s,
         )
+
+    @property
+    def max_radial_expansion(self) -> float:
+        """Largest in-plane scale factor of the stretch over the cycle."""
+        return 1.0 / np.sqrt(1.0 - self.long_axis_strain)
+
+    def _stretch(self, points: np.ndarray, st: PhaseState, inverse: bool) -> np.ndarray:
+        lam = 1.0 / st.stretch if inverse else st.stretch
+        apex = self.shape.c_epi
+        out = points.copy()
+        out[..., :2] /= np.sqrt(lam)
+        out[..., 2] = apex + lam * (points[..., 2] - apex)
+        return out
 
     # ------------------------------------------------------------------ ray shift
     def _breakpoints(self, directions: np.ndarray):
@@ -140,14 +159,15 @@ class HeartMotion:
         """Spatial position (LV frame, mm) at ``phase`` of material points given at ED."""
         st = self.state(phase)
         shifted = self._ray_shift(np.asarray(material_points, float), st, inverse=False)
-        return self._rotate_z(shifted, self.twist_angle(shifted, st))
+        stretched = self._stretch(shifted, st, inverse=False)
+        return self._rotate_z(stretched, self.twist_angle(stretched, st))
 
     def inverse(self, spatial_points: np.ndarray, phase: float) -> np.ndarray:
         """Material (ED) position of the tissue found at ``spatial_points`` at ``phase``."""
         st = self.state(phase)
         spatial_points = np.asarray(spatial_points, float)
         untwisted = self._rotate_z(spatial_points, -self.twist_angle(spatial_points, st))
-        return self._ray_shift(untwisted, st, inverse=True)
+        return self._ray_shift(self._stretch(untwisted, st, inverse=True), st, inverse=True)
 
 
 __all__ = ["HeartMotion", "PhaseState", "RELAXATION_MARGIN_MM", "TWIST_FADE_MM"]

@@ -39,6 +39,7 @@ class SubjectParameters:
     base_cut: float  # base plane at z = -base_cut * c (c = endo long semi-axis)
     ray_centre_fraction: float  # contraction centre, as a fraction of the cavity length from the apex
     torsion_deg: float  # apex rotation minus base rotation at ES
+    long_axis_strain: float  # extra incompressible base-to-apex compression at ES (fraction)
     heart_rate_bpm: float
     atrial_fraction: float  # stroke-volume fraction filled by the atrial kick
     rv_angular_half_width_deg: float  # half-width of the RV crescent around the LV
@@ -90,11 +91,13 @@ def sample_subject_parameters(
     lv_ef = rng.uniform(0.55, 0.68)
     wall = rng.uniform(7.5, 11.0)
     sphericity = rng.uniform(0.52, 0.64)
-    torsion = rng.uniform(11.0, 19.0)
+    torsion = rng.uniform(14.0, 24.0)
+    long_strain = rng.uniform(0.04, 0.07)
     if kind == "reduced_ef":
         lv_ef = rng.uniform(0.25, 0.45)
         lv_edv = rng.uniform(150.0, 220.0)
-        torsion = rng.uniform(6.0, 11.0)
+        torsion = rng.uniform(8.0, 14.0)
+        long_strain = rng.uniform(0.015, 0.035)
         sphericity = rng.uniform(0.6, 0.7)
     elif kind == "hypertrophy":
         wall = rng.uniform(13.0, 16.5)
@@ -105,7 +108,8 @@ def sample_subject_parameters(
         lv_ef = rng.uniform(0.25, 0.4)
         wall = rng.uniform(6.5, 8.5)
         sphericity = rng.uniform(0.68, 0.8)
-        torsion = rng.uniform(5.0, 10.0)
+        torsion = rng.uniform(6.0, 12.0)
+        long_strain = rng.uniform(0.015, 0.03)
     rv_edv = lv_edv * rng.uniform(1.0, 1.2)
     rv_ef = float(np.clip(lv_ef - rng.uniform(-0.02, 0.08), 0.25, 0.65))
     heart_rate = rng.uniform(55.0, 85.0)
@@ -124,8 +128,9 @@ def sample_subject_parameters(
         apex_thickness_ratio=float(rng.uniform(0.65, 0.8)),
         sphericity=float(sphericity),
         base_cut=float(rng.uniform(0.42, 0.55)),
-        ray_centre_fraction=float(rng.uniform(0.3, 0.36)),
+        ray_centre_fraction=float(rng.uniform(0.2, 0.26)),
         torsion_deg=float(torsion),
+        long_axis_strain=float(long_strain),
         heart_rate_bpm=float(heart_rate),
         atrial_fraction=float(rng.uniform(0.15, 0.25)),
         rv_angular_half_width_deg=float(rng.uniform(85.0, 100.0)),
