@@ -71,7 +71,7 @@ def test_meshes_are_closed_with_shared_connectivity(heart):
     from CardiacMotionAtlasLib.metrics.topology import mesh_topology
 
     sequence = heart.mesh_sequence("myocardium", [0.0, 0.2, heart.es_phase])
-    topology = mesh_topology(sequence.vertices[0], sequence.faces)
+    topology = mesh_topology((sequence.vertices[0], sequence.faces))
     assert topology.closed and topology.is_manifold and topology.euler_characteristic == 2
     # the same vertex is the same material point: ED vertices pulled back from ES are the ED vertices
     back = heart.material_positions(sequence.vertices[2], heart.es_phase)
