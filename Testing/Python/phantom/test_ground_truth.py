@@ -72,7 +72,8 @@ def test_meshes_are_closed_with_shared_connectivity(heart):
 
     sequence = heart.mesh_sequence("myocardium", [0.0, 0.2, heart.es_phase])
     topology = mesh_topology((sequence.vertices[0], sequence.faces))
-    assert topology.closed and topology.is_manifold and topology.euler_characteristic == 2
+    assert topology.is_closed and topology.is_manifold and topology.is_consistently_oriented
+    assert topology.euler_characteristic == 2 and topology.n_components == 1
     # the same vertex is the same material point: ED vertices pulled back from ES are the ED vertices
     back = heart.material_positions(sequence.vertices[2], heart.es_phase)
     assert np.abs(back - sequence.vertices[0]).max() < 1e-6
