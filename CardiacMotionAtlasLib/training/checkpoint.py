@@ -1,0 +1,237 @@
+"""Checkpoints: one ``torch.save`` file per run, written atomically, read with ``weights_only=True``.
+
+Layout (format version 1), a dict of tensors and builtins only::
+
+    {"format": "CardiacMotionAtlas.checkpoint", "format_version": 1,
+     "kind": "atlas" | "nisf" | "cardiomorphnet" | "ct_cvae" | ...,
+     "step": completed steps, "config": plain dict (see training.config),
+     "model_state": state dict (or a dict of them), "optimizer_state": ... or None,
+     "rng_state": [per-rank RNG state (training.seeding)], "extra": dict,
+     "library_version": str, "torch_version": str}
+
+Reading never unpickles arbitrary objects; any problem (missing, truncated, corrupt, foreign file, other
+kind, newer format) raises :class:`~CardiacMotionAtlasLib.errors.CheckpointError` naming the path.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+import torch
+
+from .. import __version__ as LIBRARY_VERSION
+from ..errors import CheckpointError
+from ..io.atomic import atomic_path
+from .config import ConfigError, config_to_dict
+from .seeding import capture_rng_state
+
+PathLike = Union[str, os.PathLike]
+
+FORMAT_MAGIC = "CardiacMotionAtlas.checkpoint"
+FORMAT_VERSION = 1
+
+# Upgrades of older layouts, applied in sequence on load: {old_version: fn(payload) -> payload of
+# old_version + 1}. Add an entry here whenever FORMAT_VERSION is bumped.
+MIGRATIONS: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {}
+
+# Exact builtin types: subclasses (TorchVersion, IntEnum, ...) pickle as globals that weights_only refuses.
+_SAFE_BUILTINS = (type(None), bool, int, float, str)
+_SAFE_TORCH = (torch.Tensor, torch.dtype, torch.device, torch.Size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint (tensors on the ``map_location`` given to :func:`load_checkpoint`)."""
+
+    path: Path
+    kind: str
+    step: int
+    config: Dict[str, Any]
+    model_state: Any
+    optimizer_state: Any = None
+    rng_state: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+    extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    library_version: str = ""
+    torch_version: str = ""
+
+
+def _check_safe(value: Any, where: str) -> None:
+    """Refuse, before writing, anything a ``weights_only`` load could not read back."""
+    if type(value) in _SAFE_BUILTINS or isinstance(value, _SAFE_TORCH):
+        return
+    if type(value) in (dict, collections.OrderedDict):
+        for key, item in value.items():
+            if type(key) not in (str, int):
+                raise TypeError(f"{where}: key {key!r} ({type(key).__name__}) cannot be stored in a checkpoint")
+            _check_safe(item, f"{where}[{key!r}]")
+        return
+    if type(value) in (list, tuple):
+        for index, item in enumerate(value):
+            _check_safe(item, f"{where}[{index}]")
+        return
+    raise TypeError(
+        f"{where}: {type(value).__module__}.{type(value).__qualname__} cannot be stored in a checkpoint "
+        "(only tensors, numbers, strings, None and dicts/lists/tuples of them load with weights_only=True; "
+        "convert numpy arrays with torch.from_numpy and objects to plain dicts)"
+    )
+
+
+def save_checkpoint(
+    path: PathLike,
+    *,
+    model_state: Any,
+    optimizer_state: Any = None,
+    config: Any,
+    step: int,
+    extra: Optional[Mapping[str, Any]] = None,
+    kind: str,
+    rng_state: Union[None, Mapping[str, Any], Sequence[Mapping[str, Any]]] = None,
+) -> Path:
+    """Write a checkpoint atomically (a reader never sees a partial file; on error the previous file at
+    ``path`` is untouched) and return its path.
+
+    ``config``: a dataclass config or a plain dict (stored via ``config_to_dict``). ``rng_state``: one
+    state from ``capture_rng_state`` or a list of them, one per rank; ``None`` captures this process'.
+    Raises ``TypeError`` (before touching the disk) when a value could not be loaded back with
+    ``weights_only=True``.
+    """
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"kind must be a non-empty string, got {kind!r}")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be a non-negative integer, got {step!r}")
+    try:
+        plain_config = config_to_dict(config)
+    except ConfigError as error:
+        raise TypeError(f"config cannot be stored in a checkpoint: {error}") from error
+    if rng_state is None:
+        rng_states = [capture_rng_state()]
+    elif isinstance(rng_state, Mapping):
+        rng_states = [dict(rng_state)]
+    else:
+        rng_states = [dict(state) for state in rng_state]
+    payload = {
+        "format": FORMAT_MAGIC,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "step": step,
+        "config": plain_config,
+        "model_state": model_state,
+        "optimizer_state": optimizer_state,
+        "rng_state": rng_states,
+        "extra": dict(extra or {}),
+        "library_version": LIBRARY_VERSION,
+        "torch_version": str(torch.__version__),  # TorchVersion is a str subclass weights_only refuses
+    }
+    _check_safe(payload, "checkpoint")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return path
+
+
+def _read_payload(path: Path, map_location: Any) -> Any:
+    if not path.exists():
+        raise CheckpointError(path, "no such checkpoint file")
+    if path.is_dir():
+        raise CheckpointError(path, "is a directory, expected a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "empty file (truncated checkpoint)")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # foreign pickles: we raise
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
+        text = str(error)
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+        detail = detail[0].strip() if detail else ""
+        if "Weights only load failed" in text and "Unsupported global" in text:
+            raise CheckpointError(
+                path,
+                f"refused: holds objects other than tensors and plain containers ({detail}); checkpoints are "
+                "read with torch.load(weights_only=True), never as arbitrary pickles",
+            ) from error
+        if "Weights only load failed" in text:
+            problem = f"corrupt checkpoint, or a pickle that weights_only=True cannot read ({detail})"
+            raise CheckpointError(path, problem) from error
+        raise CheckpointError(path, f"corrupt or truncated checkpoint ({type(error).__name__}: {detail})") from error
+
+
+def _upgrade(path: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
+    version = payload.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(path, f"invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            path,
+            f"format version {version} is newer than this library reads ({FORMAT_VERSION}); "
+            "update CardiacMotionAtlasLib",
+        )
+    while version < FORMAT_VERSION:
+        migrate = MIGRATIONS.get(version)
+        if migrate is None:
+            raise CheckpointError(
+                path, f"format version {version} is no longer supported (this library reads {FORMAT_VERSION})"
+            )
+        payload = migrate(payload)
+        version += 1
+        payload["format_version"] = version
+    return payload
+
+
+def load_checkpoint(
+    path: PathLike,
+    *,
+    expected_kind: Optional[str] = None,
+    map_location: Any = "cpu",
+) -> Checkpoint:
+    """Read a checkpoint with ``torch.load(..., weights_only=True)`` and validate it.
+
+    Raises :class:`CheckpointError` naming ``path`` when the file is missing, empty, truncated, corrupt,
+    not a checkpoint of this library, of a newer format version, holds arbitrary objects, or is of another
+    kind than ``expected_kind``.
+    """
+    path = Path(path)
+    payload = _read_payload(path, map_location)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_MAGIC:
+        raise CheckpointError(path, "not a CardiacMotionAtlas checkpoint (no format marker)")
+    payload = _upgrade(path, payload)
+    kind = payload.get("kind")
+    if not isinstance(kind, str):
+        raise CheckpointError(path, f"invalid kind {kind!r}")
+    if expected_kind is not None and kind != expected_kind:
+        raise CheckpointError(path, f"checkpoint of kind {kind!r}, expected {expected_kind!r}")
+    step = payload.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(path, f"invalid step {step!r}")
+    if not isinstance(payload.get("config"), dict):
+        raise CheckpointError(path, "has no config dict")
+    if "model_state" not in payload:
+        raise CheckpointError(path, "has no model state")
+    rng_state = payload.get("rng_state") or []
+    if not isinstance(rng_state, list):
+        raise CheckpointError(path, "invalid rng_state (expected a list of per-rank states)")
+    return Checkpoint(
+        path=path,
+        kind=kind,
+        step=step,
+        config=payload["config"],
+        model_state=payload["model_state"],
+        optimizer_state=payload.get("optimizer_state"),
+        rng_state=rng_state,
+        extra=dict(payload.get("extra") or {}),
+        format_version=payload["format_version"],
+        library_version=str(payload.get("library_version", "")),
+        torch_version=str(payload.get("torch_version", "")),
+    )
+
+
+__all__ = ["FORMAT_MAGIC", "FORMAT_VERSION", "MIGRATIONS", "Checkpoint", "load_checkpoint", "save_checkpoint"]

@@ -1,0 +1,242 @@
+"""A small generic, resumable training loop shared by every trainer (atlas, NISF++, CardioMorphNet,
+CT CVAE).
+
+The trainer supplies what is specific to it: ``step_fn(step)`` doing one optimisation step,
+``state_dict_fn()`` returning what to save and ``load_state_fn(checkpoint)`` restoring it
+(:func:`make_state_fns` builds both for a model/optimizer/scheduler). The loop owns the rest:
+resuming at the saved step with the saved RNG states (a resumed run equals an uninterrupted one),
+atomic checkpoints every N steps and at the end, progress, cancellation, and rank awareness (rank 0
+writes; every rank's RNG state is saved).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+
+import torch
+
+from ..errors import CheckpointError
+from . import distributed
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .config import config_to_dict
+from .progress import CancelToken, NullProgress, ProgressReporter, TrainingCancelled
+from .seeding import capture_rng_state, restore_rng_state
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+StepFn = Callable[[int], Optional[Mapping[str, Any]]]
+StateDictFn = Callable[[], Mapping[str, Any]]
+LoadStateFn = Callable[[Checkpoint], None]
+
+_STATE_KEYS = ("model_state", "optimizer_state", "extra")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingResult:
+    """How a run ended: ``step`` completed steps of ``total_steps`` (equal on return), started at
+    ``start_step`` (> 0 when resumed), with the last step's ``metrics``."""
+
+    step: int
+    total_steps: int
+    start_step: int
+    metrics: Dict[str, float]
+    checkpoint_path: Optional[Path]
+
+    @property
+    def resumed(self) -> bool:
+        return self.start_step > 0
+
+
+def _metrics_as_floats(raw: Optional[Mapping[str, Any]], step: int) -> Dict[str, float]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"step_fn({step}) returned {type(raw).__name__}; expected a mapping of metrics or None")
+    out = {}
+    for name, value in raw.items():
+        out[str(name)] = float(value.detach().item()) if isinstance(value, torch.Tensor) else float(value)
+    return out
+
+
+def _config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], prefix: str = "") -> list:
+    diffs = []
+    for key in sorted(set(saved) | set(current)):
+        name = f"{prefix}{key}"
+        if key not in saved:
+            diffs.append(f"{name} (new)")
+        elif key not in current:
+            diffs.append(f"{name} (removed)")
+        elif isinstance(saved[key], Mapping) and isinstance(current[key], Mapping):
+            diffs.extend(_config_differences(saved[key], current[key], f"{name}."))
+        elif saved[key] != current[key]:
+            diffs.append(f"{name}: {saved[key]!r} -> {current[key]!r}")
+    return diffs
+
+
+def _restore_rank_rng(checkpoint: Checkpoint, rank: int) -> None:
+    if rank < len(checkpoint.rng_state):
+        restore_rng_state(checkpoint.rng_state[rank])
+    else:
+        warnings.warn(
+            f"{checkpoint.path}: no RNG state for rank {rank} (saved by {len(checkpoint.rng_state)} rank(s)); "
+            "keeping this rank's current RNG state, so the resumed run will not replay the original exactly",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def run_training(
+    step_fn: StepFn,
+    *,
+    total_steps: int,
+    checkpoint_path: Optional[PathLike],
+    checkpoint_every: Optional[int],
+    state_dict_fn: StateDictFn,
+    load_state_fn: LoadStateFn,
+    config: Any,
+    kind: str,
+    resume: bool = False,
+    progress: Optional[ProgressReporter] = None,
+    cancel: Optional[CancelToken] = None,
+    description: str = "",
+    rank: Optional[int] = None,
+    world_size: Optional[int] = None,
+) -> TrainingResult:
+    """Run ``step_fn(step)`` for ``step = start .. total_steps - 1``.
+
+    - ``step_fn(step)`` does one optimisation step and returns metrics (floats or 0-d tensors) or None.
+      Randomness must come from the global RNGs (restored on resume) or from generators derived from the
+      step index (``make_generator(seed, stream=step)``) for a resumed run to equal an uninterrupted one.
+    - ``state_dict_fn()`` returns ``{"model_state": ..., "optimizer_state": ..., "extra": {...}}``
+      (the last two optional), called on rank 0 only; ``load_state_fn(checkpoint)`` restores them.
+    - ``resume=True`` continues from ``checkpoint_path`` when it exists (its ``kind`` and ``config``
+      must match; a different config raises :class:`CheckpointError`), else starts from step 0.
+    - A checkpoint is written every ``checkpoint_every`` completed steps (``None``/0: only at the end),
+      at the end, and on cancel; atomically, by rank 0 only. ``checkpoint_path=None`` disables them.
+    - ``cancel`` is checked before each step (on all ranks together); when set, the completed steps are
+      checkpointed and :class:`TrainingCancelled` is raised. An exception inside ``step_fn`` leaves the
+      last checkpoint as it was.
+    - ``rank``/``world_size`` default to ``torch.distributed``'s when initialised, else 0/1.
+    """
+    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 0:
+        raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 0):
+        raise ValueError(f"checkpoint_every must be a non-negative integer or None, got {checkpoint_every!r}")
+    if resume and checkpoint_path is None:
+        raise ValueError("resume=True needs a checkpoint_path")
+    dist_rank, dist_world = distributed.rank_and_world_size()
+    rank = dist_rank if rank is None else rank
+    world_size = dist_world if world_size is None else world_size
+    path = None if checkpoint_path is None else Path(checkpoint_path)
+    plain_config = config_to_dict(config)
+    progress = progress if progress is not None else NullProgress()
+    every = checkpoint_every or 0
+
+    start = 0
+    if resume and path is not None:
+        if path.exists():
+            checkpoint = load_checkpoint(path, expected_kind=kind)
+            diffs = _config_differences(checkpoint.config, plain_config)
+            if diffs:
+                raise CheckpointError(path, "was trained with another config: " + "; ".join(diffs))
+            if checkpoint.step > total_steps:
+                raise CheckpointError(path, f"is at step {checkpoint.step}, beyond total_steps={total_steps}")
+            load_state_fn(checkpoint)
+            _restore_rank_rng(checkpoint, rank)
+            start = checkpoint.step
+            logger.info("%s: resuming at step %d/%d", path, start, total_steps)
+        else:
+            logger.info("%s: no checkpoint yet, starting from step 0", path)
+
+    def save(done: int) -> None:
+        rng_states = distributed.gather_to_rank_zero(capture_rng_state())  # collective: every rank calls
+        if rank != 0:
+            return
+        state = dict(state_dict_fn())
+        unknown = sorted(set(state) - set(_STATE_KEYS))
+        if unknown or "model_state" not in state:
+            raise ValueError(
+                f"state_dict_fn() must return model_state (+ optimizer_state, extra), got keys {sorted(state)}"
+            )
+        save_checkpoint(path, config=plain_config, step=done, kind=kind, rng_state=rng_states, **state)
+
+    last_saved = start if start > 0 else None
+    metrics: Dict[str, float] = {}
+    progress.start(total_steps, description, initial=start)
+    try:
+        for step in range(start, total_steps):
+            if cancel is not None and distributed.any_rank(cancel.is_cancelled()):
+                if path is not None and last_saved != step:
+                    save(step)
+                    last_saved = step
+                raise TrainingCancelled(step, total_steps, path if last_saved is not None else None, cancel.reason)
+            metrics = _metrics_as_floats(step_fn(step), step)
+            done = step + 1
+            if path is not None and (done == total_steps or (every and done % every == 0)):
+                save(done)
+                last_saved = done
+            progress.update(done, **metrics)
+        if path is not None and last_saved != total_steps:
+            save(total_steps)  # total_steps == 0: still leave a (step 0) checkpoint behind
+    finally:
+        progress.close()
+    return TrainingResult(
+        step=total_steps, total_steps=total_steps, start_step=start, metrics=metrics, checkpoint_path=path
+    )
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare module inside DistributedDataParallel / DataParallel, so checkpoints load anywhere."""
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
+
+
+def make_state_fns(
+    model: torch.nn.Module,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    scheduler: Optional[Any] = None,
+    *,
+    extra_fn: Optional[Callable[[], Mapping[str, Any]]] = None,
+) -> Tuple[StateDictFn, LoadStateFn]:
+    """``(state_dict_fn, load_state_fn)`` for :func:`run_training` with one model (wrap several parts in
+    an ``nn.ModuleDict``), an optional optimizer and LR scheduler. ``model_state`` is the bare model's
+    ``state_dict`` (DDP wrappers removed); ``optimizer_state`` is ``{"optimizer": ..., "scheduler": ...}``.
+    ``extra_fn()`` adds trainer-specific values under ``extra``."""
+
+    def state_dict_fn() -> Dict[str, Any]:
+        state: Dict[str, Any] = {"model_state": _unwrap(model).state_dict()}
+        if optimizer is not None or scheduler is not None:
+            state["optimizer_state"] = {
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            }
+        if extra_fn is not None:
+            state["extra"] = dict(extra_fn())
+        return state
+
+    def load_state_fn(checkpoint: Checkpoint) -> None:
+        try:
+            _unwrap(model).load_state_dict(checkpoint.model_state)
+        except (RuntimeError, KeyError, TypeError) as error:
+            raise CheckpointError(checkpoint.path, f"model state does not fit the model: {error}") from error
+        saved = checkpoint.optimizer_state or {}
+        for name, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
+            if obj is None:
+                continue
+            if saved.get(name) is None:
+                raise CheckpointError(checkpoint.path, f"has no {name} state to resume from")
+            try:
+                obj.load_state_dict(saved[name])
+            except (RuntimeError, KeyError, ValueError, TypeError) as error:
+                raise CheckpointError(checkpoint.path, f"{name} state does not fit: {error}") from error
+
+    return state_dict_fn, load_state_fn
+
+
+__all__ = ["LoadStateFn", "StateDictFn", "StepFn", "TrainingResult", "make_state_fns", "run_training"]
