@@ -4,7 +4,8 @@ Each slice is a 2D+t image with DICOM-like geometry (origin, direction, spacing;
 through-plane spacing). The header holds the *nominal* (planned) geometry; the anatomy is sampled on
 the *true* plane, displaced by a per-slice rigid breath-hold misalignment (ground truth returned).
 Signal: bSSFP-like tissue contrast integrated over the slice thickness (rectangular slice profile,
-``profile_samples`` points), times a per-slice intensity scale, with Rician noise.
+``profile_samples`` points), times a per-slice intensity scale, with Rician noise, stored as int16
+(``stored_units_per_signal`` per unit of signal, blood ~850) like DICOM pixel data.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class CMRConfig:
     misalignment_deg: float = 1.5  # std of the rotation angle, clipped at 2.5 std
     intensity_scale_range: Tuple[float, float] = (0.8, 1.2)
     noise_sigma: float = 0.03  # Rician noise std (blood signal ~0.85)
+    stored_units_per_signal: float = 1000.0  # images are stored as int16 like DICOM (blood ~850)
 
     @classmethod
     def tiny(cls) -> "CMRConfig":
@@ -177,7 +179,8 @@ def simulate_cine(heart: PhantomHeart, config: Optional[CMRConfig] = None, seed:
     for s, (truth, (name, view, nominal)) in enumerate(zip(truths, planned)):
         clean = truth.intensity_scale * signal[:, s]
         noisy = np.sqrt((clean + rng.normal(0, config.noise_sigma, clean.shape)) ** 2
-                        + rng.normal(0, config.noise_sigma, clean.shape) ** 2).astype(np.float32)
+                        + rng.normal(0, config.noise_sigma, clean.shape) ** 2)
+        noisy = np.round(noisy * config.stored_units_per_signal).astype(np.int16)
         trigger = phases * heart.cycle_length_s
         image = ImageSequence(noisy[:, None], nominal, phases, heart.cycle_length_s, trigger, name=name)
         label_seq = ImageSequence(labels[:, s][:, None], nominal, phases, heart.cycle_length_s, trigger,

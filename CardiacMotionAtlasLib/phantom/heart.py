@@ -41,6 +41,16 @@ def lv_frame_to_ras(params: SubjectParameters) -> np.ndarray:
     return matrix
 
 
+def grid_points_ras(ijk_to_ras: np.ndarray, shape_zyx: Tuple[int, int, int]) -> np.ndarray:
+    """RAS mm of every voxel centre of a grid, ``(z, y, x, 3)``."""
+    nz, ny, nx = shape_zyx
+    k, j, i = np.meshgrid(np.arange(nz, dtype=float), np.arange(ny, dtype=float), np.arange(nx, dtype=float),
+                          indexing="ij")
+    matrix = np.asarray(ijk_to_ras, float)
+    return (i[..., None] * matrix[:3, 0] + j[..., None] * matrix[:3, 1] + k[..., None] * matrix[:3, 2]
+            + matrix[:3, 3])
+
+
 class PhantomHeart:
     """The analytic 4D heart of one subject (see module docstring)."""
 
@@ -166,14 +176,15 @@ class PhantomHeart:
         ``x + u(x)`` at ``target_phase``. With ``heart_only`` the static surroundings get u = 0
         (the heart slides inside the pericardium); otherwise the motion law is applied everywhere."""
         nz, ny, nx = shape_zyx
-        k, j, i = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
-        points = apply_affine(ijk_to_ras, np.stack([i, j, k], -1).reshape(-1, 3).astype(float))
+        points = grid_points_ras(ijk_to_ras, shape_zyx).reshape(-1, 3)
         local = self.to_local(points)
-        material = self.motion.inverse(local, source_phase)
-        target = self.motion.forward(material, target_phase)
-        displacement_local = target - local
+        active = self._near_heart(local) if heart_only else np.ones(len(local), bool)
+        displacement_local = np.zeros_like(local)
+        material = self.motion.inverse(local[active], source_phase)
+        moved = self.motion.forward(material, target_phase) - local[active]
         if heart_only:
-            displacement_local[self.material_tissue_local(material) == NOT_HEART] = 0.0
+            moved[self.material_tissue_local(material) == NOT_HEART] = 0.0
+        displacement_local[active] = moved
         displacement = displacement_local @ self.local_to_ras[:3, :3].T
         vectors = displacement.reshape(nz, ny, nx, 3).transpose(3, 0, 1, 2)
         return DisplacementField(vectors, ijk_to_ras, source_phase=source_phase,
@@ -181,10 +192,21 @@ class PhantomHeart:
 
     def label_volume(self, ijk_to_ras: np.ndarray, shape_zyx: Tuple[int, int, int], phase: float) -> np.ndarray:
         """Label map ``(z, y, x)`` sampled at voxel centres of the grid."""
-        nz, ny, nx = shape_zyx
-        k, j, i = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
-        points = apply_affine(ijk_to_ras, np.stack([i, j, k], -1).astype(float))
-        return self.labels(points, phase)
+        return self.label_volumes(ijk_to_ras, shape_zyx, [phase])[0]
+
+    def label_volumes(self, ijk_to_ras: np.ndarray, shape_zyx: Tuple[int, int, int],
+                      phases: Iterable[float]) -> np.ndarray:
+        """Label maps ``(t, z, y, x)`` at voxel centres for several phases (static part computed once)."""
+        points = grid_points_ras(ijk_to_ras, shape_zyx).reshape(-1, 3)
+        background = background_tissue(points)
+        near = self.near_heart_ras(points)
+        near_points, near_background = points[near], background[near]
+        out = []
+        tissue = background.copy()
+        for phase in phases:
+            tissue[near] = self.tissue_near(near_points, phase, near_background)
+            out.append(LABEL_OF_TISSUE[tissue].reshape(shape_zyx))
+        return np.stack(out)
 
     def bounding_grid(self, spacing_mm: float, margin_mm: float = 10.0) -> Tuple[np.ndarray, Tuple[int, int, int]]:
         """An axis-aligned RAS grid (IJK->RAS, (z, y, x) shape) covering the LV and RV at every phase."""
@@ -258,4 +280,4 @@ class PhantomHeart:
         }
 
 
-__all__ = ["PhantomHeart", "lv_frame_to_ras", "NOT_HEART", "MYOCARDIAL_DENSITY_G_PER_ML", "SURFACE_NAMES"]
+__all__ = ["PhantomHeart", "grid_points_ras", "lv_frame_to_ras", "NOT_HEART", "MYOCARDIAL_DENSITY_G_PER_ML", "SURFACE_NAMES"]

@@ -1,0 +1,49 @@
+"""``cardiac-atlas``: the library's command line. Each sub-command lives in its own module and is
+registered in :data:`COMMANDS` (``name -> (add_arguments, run)``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Dict, List, Optional, Tuple
+
+from .. import __version__
+from ..errors import CardiacMotionAtlasError
+from . import phantom_cmd, study_cmd
+
+Command = Tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
+
+COMMANDS: Dict[str, Command] = {
+    "demo": (phantom_cmd.add_demo_arguments, phantom_cmd.run_demo,
+             "main job: synthetic cohort -> clinical indices, meshes, volume curves, report"),
+    "phantom": (phantom_cmd.add_phantom_arguments, phantom_cmd.run_phantom,
+                "write a synthetic phantom cohort (UK Biobank-style studies + ground truth)"),
+    "info": (study_cmd.add_info_arguments, study_cmd.run_info, "describe a study folder (any supported layout)"),
+    "indices": (study_cmd.add_indices_arguments, study_cmd.run_indices,
+                "clinical indices from a study's SAX segmentations"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cardiac-atlas", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"CardiacMotionAtlasLib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, _, help_text) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args)
+    except CardiacMotionAtlasError as error:
+        print(f"cardiac-atlas {args.command}: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cardiac-atlas {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

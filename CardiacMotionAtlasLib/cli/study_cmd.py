@@ -1,0 +1,54 @@
+"""``cardiac-atlas info`` and ``cardiac-atlas indices``: inspect any supported study folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..io.atomic import atomic_write_text
+from ..io.layouts import detect_layout, read_study
+
+
+def add_info_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", type=Path, help="UK Biobank-style folder, ACDC/M&Ms patient folder or cine DICOM folder")
+
+
+def run_info(args: argparse.Namespace) -> int:
+    layout = detect_layout(args.study)
+    study = read_study(args.study)
+    print(f"{study.subject_id}: layout {layout}, {len(study.slices)} slices, {study.n_frames} frames, "
+          f"ED frame {study.ed_frame}, ES frame {study.es_frame}, cycle {study.cycle_length_s} s")
+    for s in study.slices:
+        spacing = ", ".join(f"{v:.2f}" for v in s.image.spacing)
+        normal = ", ".join(f"{v:+.2f}" for v in s.normal)
+        labelled = "-" if s.labels is None else f"{len(s.labelled_frames)} labelled frames"
+        print(f"  {s.view:4s} {s.image.name:20s} {s.image.array.shape[2]}x{s.image.array.shape[3]} "
+              f"spacing ({spacing}) mm, normal RAS ({normal}), {labelled}")
+    return 0
+
+
+def add_indices_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", type=Path, help="study folder with SAX segmentations at ED and ES")
+    parser.add_argument("--json", type=Path, help="also write the indices as JSON")
+
+
+def run_indices(args: argparse.Namespace) -> int:
+    from ..analysis.clinical_indices import clinical_indices_from_labels
+    from ..errors import CineStudyError
+    from ..pipelines.sax_stack import sax_stack
+
+    study = read_study(args.study)
+    if any(s.labels is None for s in study.sax):
+        raise CineStudyError(args.study, "no SAX segmentation found (seg_sa*.nii.gz or *_gt.nii.gz)")
+    labels = sax_stack(study, labels=True)
+    es = study.es_frame
+    indices = clinical_indices_from_labels(labels, ed_frame=study.ed_frame, es_frame=es).as_dict()
+    for name, value in indices.items():
+        unit = "%" if name.endswith("EF") else ("g" if name == "LVM" else "ml")
+        print(f"{name:6s} {value:8.1f} {unit}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps({"subject": study.subject_id, **{k: float(v) for k, v in indices.items()}}, indent=2))
+    return 0 if np.isfinite(indices["LVEF"]) else 1

@@ -1,0 +1,159 @@
+"""A phantom cohort on disk: every subject as a UK Biobank-style study plus its ground truth.
+
+Per subject folder ``<out>/<subject_id>/``::
+
+    sa.nii.gz, la_2ch.nii.gz, la_3ch.nii.gz, la_4ch.nii.gz      cine CMR (nominal geometry)
+    seg_sa.nii.gz, seg_sa_ED.nii.gz, seg_sa_ES.nii.gz, seg_la_<v>_ED/ES.nii.gz, study.json
+    ct_ED.nii.gz, ct_ES.nii.gz, seg_ct_ED.nii.gz, seg_ct_ES.nii.gz   CT phases (HU) and labels
+    ground_truth/labels_iso.nii.gz        labels on an isotropic RAS grid at ~``gt_frames`` cine phases (ES included)
+    ground_truth/flow_ED_to_ES.nii.gz     exact displacement field on that grid (ITK/Slicer convention)
+    ground_truth/flow_ct_ES_to_ED.nii.gz  exact ES->ED flow on the CT grid
+    ground_truth/meshes/<surface>_<nnn>.vtp  closed surfaces with fixed connectivity at ``gt_frames``
+    phantom.json                          parameters, true indices, volume curves, slice misalignments
+                                          and intensity scales; written last = the subject is complete
+
+Every file is written atomically, and a subject whose ``phantom.json`` exists is skipped on rerun, so
+an interrupted cohort resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from ..data.image_sequence import ImageSequence
+from ..io.atomic import atomic_write_text
+from ..io.displacement_io import write_displacement_field
+from ..io.layout_ukbb import write_ukbb_study
+from ..io.meshes import write_mesh_sequence
+from ..io.nifti import write_nifti
+from .cmr import CMRConfig, simulate_cine
+from .ct import CTConfig, simulate_ct
+from .heart import PhantomHeart
+from .parameters import sample_subject_parameters
+
+COHORT_FORMAT_VERSION = 1
+SIDECAR = "phantom.json"
+GT_SURFACES = ("myocardium", "lv_cavity")
+
+
+@dataclass
+class CohortConfig:
+    """What to generate. ``tiny()`` is for tests (seconds per subject)."""
+
+    n_subjects: int = 6
+    seed: int = 0
+    abnormal_fraction: float = 0.3
+    cmr: CMRConfig = field(default_factory=CMRConfig)
+    ct: Optional[CTConfig] = field(default_factory=CTConfig)
+    gt_spacing_mm: float = 1.5
+    gt_frames: int = 10
+
+    @classmethod
+    def tiny(cls, n_subjects: int = 2) -> "CohortConfig":
+        return cls(n_subjects=n_subjects, cmr=CMRConfig.tiny(), ct=CTConfig.tiny(), gt_spacing_mm=4.0, gt_frames=4)
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+
+def subject_is_complete(folder: Path) -> bool:
+    return (Path(folder) / SIDECAR).is_file()
+
+
+def write_subject(heart: PhantomHeart, folder: Path, config: CohortConfig,
+                  progress: Optional[Callable[[str], None]] = None) -> Dict:
+    """Simulate and write one subject (see module docstring); returns the sidecar dict."""
+    folder = Path(folder)
+    note = progress or (lambda message: None)
+    note("CMR")
+    simulated = simulate_cine(heart, config.cmr, seed=config.seed)
+    write_ukbb_study(simulated.study, folder)
+    files = ["sa.nii.gz"] + [f"la_{v.lower()}.nii.gz" for v in config.cmr.lax_views]
+
+    es_phase = heart.es_phase
+    gt = folder / "ground_truth"
+    if config.ct is not None:
+        note("CT")
+        ct = simulate_ct(heart, [0.0, es_phase], config.ct, seed=config.seed)
+        for index, tag in enumerate(("ED", "ES")):
+            write_nifti(_frame(ct.image, index, f"ct_{tag}"), folder / f"ct_{tag}.nii.gz")
+            write_nifti(_frame(ct.labels, index, f"seg_ct_{tag}"), folder / f"seg_ct_{tag}.nii.gz", labels=True)
+            files += [f"ct_{tag}.nii.gz", f"seg_ct_{tag}.nii.gz"]
+        write_displacement_field(ct.flow(es_phase, 0.0), gt / "flow_ct_ES_to_ED.nii.gz")
+        files.append("ground_truth/flow_ct_ES_to_ED.nii.gz")
+
+    note("ground truth")
+    n_cine = config.cmr.n_frames
+    step = max(1, n_cine // config.gt_frames)
+    gt_frames = sorted(set(range(0, n_cine, step)) | {simulated.study.es_frame})
+    gt_phases = np.asarray(gt_frames, float) / n_cine  # cine frames, ES included
+    matrix, shape = heart.bounding_grid(config.gt_spacing_mm)
+    labels = heart.label_volumes(matrix, shape, gt_phases)
+    write_nifti(ImageSequence(labels, matrix, gt_phases, heart.cycle_length_s, name="labels_iso"),
+                gt / "labels_iso.nii.gz", labels=True)
+    write_displacement_field(heart.displacement_field(matrix, shape, 0.0, es_phase), gt / "flow_ED_to_ES.nii.gz")
+    files += ["ground_truth/labels_iso.nii.gz", "ground_truth/flow_ED_to_ES.nii.gz"]
+    for surface in GT_SURFACES:
+        paths = write_mesh_sequence(heart.mesh_sequence(surface, gt_phases), gt / "meshes", name=surface)
+        files += [str(p.relative_to(folder)) for p in paths]
+
+    curve_phases = np.arange(config.cmr.n_frames) / config.cmr.n_frames
+    sidecar = {
+        "format_version": COHORT_FORMAT_VERSION,
+        "subject_id": heart.subject_id,
+        "parameters": heart.params.to_dict(),
+        "clinical_indices": heart.clinical_indices(),
+        "es_phase": es_phase,
+        "es_frame": simulated.study.es_frame,
+        "cycle_length_s": heart.cycle_length_s,
+        "volume_curve": {"phases": curve_phases.tolist(),
+                         "lv_ml": np.asarray(heart.lv_volume_ml(curve_phases)).tolist(),
+                         "rv_ml": np.asarray(heart.rv_volume_ml(curve_phases)).tolist()},
+        "gt_phases": gt_phases.tolist(),
+        "gt_cine_frames": gt_frames,
+        "gt_es_index": gt_frames.index(simulated.study.es_frame),
+        "slices": [t.to_dict() for t in simulated.truth],
+        "local_to_ras": heart.local_to_ras.tolist(),
+        "config": config.to_dict(),
+        "files": files,
+    }
+    atomic_write_text(folder / SIDECAR, json.dumps(sidecar, indent=1))
+    return sidecar
+
+
+def _frame(sequence: ImageSequence, index: int, name: str) -> ImageSequence:
+    return ImageSequence(sequence.array[index:index + 1], sequence.ijk_to_ras, sequence.phases[index:index + 1],
+                         sequence.cycle_length_s, name=name)
+
+
+def cohort_hearts(config: CohortConfig) -> List[PhantomHeart]:
+    """The cohort's hearts (deterministic in ``config.seed``)."""
+    return [PhantomHeart(sample_subject_parameters(config.seed, i, abnormal_fraction=config.abnormal_fraction))
+            for i in range(config.n_subjects)]
+
+
+def write_cohort(out: Path, config: CohortConfig, progress=None) -> List[Path]:
+    """Write every subject that is not complete yet; returns all subject folders. ``progress`` is a
+    :class:`~CardiacMotionAtlasLib.training.progress.ProgressReporter` (or None)."""
+    out = Path(out)
+    hearts = cohort_hearts(config)
+    folders = [out / heart.subject_id for heart in hearts]
+    if progress is not None:
+        progress.start(len(hearts), "phantom cohort")
+    for index, (heart, folder) in enumerate(zip(hearts, folders)):
+        if not subject_is_complete(folder):
+            write_subject(heart, folder, config)
+        if progress is not None:
+            progress.update(index + 1, subject=heart.subject_id)
+    if progress is not None:
+        progress.close()
+    return folders
+
+
+__all__ = ["COHORT_FORMAT_VERSION", "CohortConfig", "GT_SURFACES", "SIDECAR", "cohort_hearts",
+           "subject_is_complete", "write_cohort", "write_subject"]
