@@ -66,7 +66,7 @@ def _naive_ct_tissue(heart: PhantomHeart, phases, config: CTConfig) -> List[np.n
 
 
 def speed_rows(heart: PhantomHeart, quick: bool) -> List[Dict]:
-    cmr = CMRConfig(n_frames=25 if quick else 50)
+    cmr = CMRConfig(n_frames=25 if quick else 50, min_sax=13)  # the realistic study: 13 SAX + 3 LAX
     ct = CTConfig()
     rows = []
     start = time.perf_counter()
