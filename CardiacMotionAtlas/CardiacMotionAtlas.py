@@ -1,25 +1,33 @@
 """Cardiac Motion Atlas: the Slicer module of the CardiacMotionAtlas extension.
 
-This first release only shows which library is installed; the methods (spatiotemporal NDF atlas,
-NISF++, CardioMorphNet, CT motion synthesis) arrive in later releases. All computation lives in the
-pure-Python package ``CardiacMotionAtlasLib``, installed next to this file; only this file imports
-``slicer``.
+The Widget only binds the GUI (``Resources/UI/CardiacMotionAtlas.ui``) to a typed parameter node and
+calls the Logic. The Logic is a thin ``ScriptedLoadableModuleLogic`` around the GUI-free
+``CardiacMotionAtlasLib.mrml.logic.CardiacMotionAtlasLogic`` (the same code runs in the Python console,
+headless with ``Slicer --no-main-window --python-script ...``, and outside Slicer with ``slicer-core``).
+All computation lives in the pure-Python package ``CardiacMotionAtlasLib``, installed next to this file;
+within the extension only this file imports ``qt``/``ctk``/``slicer`` GUI classes.
 """
 
 import importlib.metadata
 import importlib.util
 import logging
 import os
+import pathlib
+import shutil
 import sys
+from typing import Annotated, Optional
 
-import ctk
 import qt
 import slicer
+import vtk
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
+from slicer.util import VTKObservationMixin
 
 try:
     from slicer.i18n import tr as _
@@ -27,6 +35,20 @@ except ImportError:  # Slicer < 5.4 has no translation helpers
 
     def _(text):
         return text
+
+
+PYTHON_REQUIREMENTS = {
+    # import name -> pip requirement (torch comes from the PyTorch extension, see installTorch)
+    "numpy": "numpy>=1.24",
+    "scipy": "scipy>=1.10",
+    "SimpleITK": "SimpleITK>=2.2",
+    "nibabel": "nibabel>=5.0",
+    "pydicom": "pydicom>=2.4",
+    "skimage": "scikit-image>=0.21",
+    "matplotlib": "matplotlib>=3.7",
+    "tqdm": "tqdm>=4.60",
+    "torchdiffeq": "torchdiffeq>=0.2.3",
+}
 
 
 def _ensureLibraryImportable():
@@ -50,14 +72,16 @@ class CardiacMotionAtlas(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Cardiac Motion Atlas")
         self.parent.categories = ["Cardiac"]
-        self.parent.dependencies = []
+        self.parent.dependencies = ["Sequences", "Segmentations", "Plots"]
         self.parent.contributors = ["CardiacMotionAtlas developers"]
         self.parent.helpText = _(
             "3D+t cardiac shape and motion modelling from cine CMR and cardiac CT: a spatiotemporal "
             "neural distance field atlas, NISF++ 4D reconstruction from cine slices, CardioMorphNet motion "
             "estimation with uncertainty, and generative CT motion synthesis.<br>"
-            "This release contains the library and its infrastructure only; the methods arrive in later "
-            "releases. The same pipelines run without Slicer through the library's command line."
+            "This release loads the built-in synthetic 4D phantom (cine slices, ground-truth meshes, "
+            "displacement field, segmentation, clinical indices, volume curves) and cine studies from disk "
+            "as MRML nodes; the methods arrive in later releases. The same pipelines run without Slicer "
+            "through the library's command line."
         )
         self.parent.acknowledgementText = _(
             "The methods follow published work on spatiotemporal neural distance field atlases, neural "
@@ -67,35 +91,186 @@ class CardiacMotionAtlas(ScriptedLoadableModule):
 
 
 #
+# CardiacMotionAtlasParameterNode
+#
+
+
+@parameterNodeWrapper
+class CardiacMotionAtlasParameterNode:
+    """The module's GUI state (saved with the scene).
+
+    phantomSeed, phantomIndex - which synthetic subject (cohort seed, subject index).
+    tinyPhantom - small fast images (8 frames, 48x48) instead of the realistic protocol.
+    studyFolder - a study folder (UK Biobank-style, ACDC, M&Ms or DICOM).
+    cohortSubjects - subjects of a background phantom cohort run.
+    """
+
+    phantomSeed: Annotated[int, WithinRange(0, 1000000)] = 0
+    phantomIndex: Annotated[int, WithinRange(0, 100000)] = 0
+    tinyPhantom: bool = True
+    studyFolder: pathlib.Path
+    cohortSubjects: Annotated[int, WithinRange(1, 1000)] = 1
+
+
+#
 # CardiacMotionAtlasWidget
 #
 
 
-class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget):
-    """Shows the installed library and PyTorch status; all work is delegated to the Logic."""
+class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Binds the GUI to the parameter node; every action is a Logic call."""
 
-    def setup(self):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._cohortRun = None
+        self._pollTimer = None
+
+    def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/CardiacMotionAtlas.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
         self.logic = CardiacMotionAtlasLogic()
 
-        aboutButton = ctk.ctkCollapsibleButton()
-        aboutButton.text = _("About")
-        self.layout.addWidget(aboutButton)
-        formLayout = qt.QFormLayout(aboutButton)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
-        statusLabel = qt.QLabel(_("Cardiac Motion Atlas methods arrive in later releases."))
-        statusLabel.wordWrap = True
-        formLayout.addRow(statusLabel)
+        self.ui.loadPhantomButton.connect("clicked(bool)", self.onLoadPhantomButton)
+        self.ui.loadStudyButton.connect("clicked(bool)", self.onLoadStudyButton)
+        self.ui.generateCohortButton.connect("clicked(bool)", self.onGenerateCohortButton)
+        self.ui.cancelRunButton.connect("clicked(bool)", self.onCancelRunButton)
+        self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
 
+        self._pollTimer = qt.QTimer()
+        self._pollTimer.setInterval(100)
+        self._pollTimer.connect("timeout()", self.onPollBackgroundRun)
+
+        self._updateAbout()
+        self._setRunning(False)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.onCancelRunButton()
+        if self._pollTimer is not None:
+            self._pollTimer.stop()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode: Optional[CardiacMotionAtlasParameterNode]) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._updateButtons()
+
+    # ------------------------------------------------------------------ GUI state
+    def _updateAbout(self) -> None:
         try:
-            libraryText = self.logic.libraryVersion()
+            self.ui.libraryVersionLabel.text = self.logic.libraryVersion()
         except ImportError as error:
-            libraryText = _("not found ({error})").format(error=error)
+            self.ui.libraryVersionLabel.text = _("not found ({error})").format(error=error)
             logging.error("CardiacMotionAtlas: %s", error)
-        formLayout.addRow(_("Library version:"), qt.QLabel(libraryText))
-        formLayout.addRow(_("PyTorch:"), qt.QLabel(self.logic.torchStatus()))
+        self.ui.torchStatusLabel.text = self.logic.torchStatus()
+        missing = self.logic.missingPythonPackages()
+        self.ui.dependenciesLabel.text = (", ".join(missing) if missing else _("all installed"))
+        self.ui.installDependenciesButton.enabled = bool(missing)
 
-        self.layout.addStretch(1)
+    def _updateButtons(self, caller=None, event=None) -> None:
+        running = self._cohortRun is not None
+        folder = self._parameterNode.studyFolder if self._parameterNode else None
+        self.ui.loadPhantomButton.enabled = not running
+        self.ui.loadStudyButton.enabled = not running and folder is not None and str(folder) not in ("", ".")
+        self.ui.generateCohortButton.enabled = not running
+
+    def _setRunning(self, running: bool) -> None:
+        self.ui.cancelRunButton.enabled = running
+        self.ui.runProgressBar.visible = running
+        if not running:
+            self.ui.runProgressBar.value = 0
+        self._updateButtons()
+
+    # ------------------------------------------------------------------ actions
+    def onLoadPhantomButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the phantom subject."), waitCursor=True):
+            nodes = self.logic.loadPhantomSubject(self._parameterNode.phantomSeed, self._parameterNode.phantomIndex,
+                                                  tiny=self._parameterNode.tinyPhantom)
+            self.logic.showSubject(nodes)
+
+    def onLoadStudyButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the study."), waitCursor=True):
+            nodes = self.logic.loadStudy(self._parameterNode.studyFolder)
+            self.logic.showStudy(nodes)
+
+    def onGenerateCohortButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to start the background run."), waitCursor=True):
+            self.ui.runStatusLabel.text = _("starting...")
+            self._cohortRun = self.logic.generatePhantomCohort(
+                self._parameterNode.cohortSubjects, tiny=self._parameterNode.tinyPhantom,
+                progressCallback=self.onRunProgress, doneCallback=self.onRunDone)
+            self._setRunning(True)
+            self._pollTimer.start()
+
+    def onPollBackgroundRun(self) -> None:
+        """Deliver the background run's callbacks in the GUI thread (they may touch widgets and the scene)."""
+        if self._cohortRun is not None:
+            self._cohortRun.run.dispatch_pending()
+
+    def onRunProgress(self, fraction: float, message: str) -> None:
+        self.ui.runProgressBar.value = int(round(100 * fraction))
+        self.ui.runStatusLabel.text = message
+
+    def onRunDone(self, cohortRun) -> None:
+        self._pollTimer.stop()
+        result = cohortRun.result
+        if result.ok:
+            self.ui.runStatusLabel.text = _("done: {count} subject(s) loaded").format(count=len(cohortRun.loaded))
+            if cohortRun.loaded:
+                self.logic.showStudy(cohortRun.loaded[-1])
+        elif result.cancelled:
+            self.ui.runStatusLabel.text = _("cancelled")
+        else:
+            self.ui.runStatusLabel.text = _("failed")
+            slicer.util.errorDisplay(_("The background run failed."), detailedText=result.error_message)
+        cohortRun.run.cleanup()
+        self._cohortRun = None
+        self._setRunning(False)
+
+    def onCancelRunButton(self) -> None:
+        if self._cohortRun is not None:
+            self.ui.runStatusLabel.text = _("cancelling...")
+            self._cohortRun.run.cancel()
+
+    def onInstallDependenciesButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to install the Python packages."), waitCursor=True):
+            self.logic.installDependencies(askConfirmation=True)
+        self._updateAbout()
 
 
 #
@@ -103,19 +278,73 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget):
 #
 
 
-class CardiacMotionAtlasLogic:
-    """Computation entry points, free of GUI code: usable from the Python console and headless
-    (``Slicer --no-main-window --python-script ...``). Deliberately not a ScriptedLoadableModuleLogic:
-    it needs no parameter node yet."""
+class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
+    """Slicer-side entry points (camelCase, defaulting to ``slicer.mrmlScene``) delegating to the GUI-free
+    ``CardiacMotionAtlasLib.mrml.logic.CardiacMotionAtlasLogic``; usable from the Python console and
+    headless. Methods block unless they take callbacks."""
 
-    def libraryVersion(self):
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._core = None
+
+    def getParameterNode(self):
+        return CardiacMotionAtlasParameterNode(super().getParameterNode())
+
+    @property
+    def core(self):
+        """The library's GUI-free logic (imported on first use: it needs numpy, scipy, SimpleITK...)."""
+        if self._core is None:
+            _ensureLibraryImportable()
+            from CardiacMotionAtlasLib.mrml.logic import CardiacMotionAtlasLogic as LibraryLogic
+
+            self._core = LibraryLogic(python_executable=shutil.which("PythonSlicer"))
+        return self._core
+
+    # ------------------------------------------------------------------ loading
+    def loadPhantomSubject(self, seed: int = 0, index: int = 0, tiny: bool = False, scene=None):
+        """Synthetic subject as MRML nodes (see ``CardiacMotionAtlasLib.mrml.logic``); returns the
+        library's ``PhantomSubjectNodes``."""
+        return self.core.load_phantom_subject(scene or slicer.mrmlScene, seed=seed, index=index, tiny=tiny)
+
+    def loadStudy(self, folder, scene=None):
+        """A study folder's cine slices as volume sequences with one browser; returns ``CineStudyNodes``."""
+        if not folder or str(folder) in ("", "."):
+            raise ValueError(_("Choose a study folder first."))
+        return self.core.load_study(scene or slicer.mrmlScene, pathlib.Path(folder))
+
+    def generatePhantomCohort(self, subjects: int = 1, tiny: bool = True, progressCallback=None, doneCallback=None,
+                              waitForCompletion: bool = False, scene=None):
+        """``cardiac-atlas phantom`` in a background ``PythonSlicer`` process; the finished subjects are
+        loaded into the scene. Without ``waitForCompletion`` the caller polls
+        ``result.run.dispatch_pending()`` from the GUI thread (the Widget uses a QTimer)."""
+        return self.core.generate_phantom_cohort(scene or slicer.mrmlScene, subjects=subjects, tiny=tiny,
+                                                 on_progress=progressCallback, on_done=doneCallback,
+                                                 wait=waitForCompletion, dispatch="poll")
+
+    # ------------------------------------------------------------------ views (GUI only)
+    def showSubject(self, nodes) -> None:
+        """Show a phantom subject: first SAX slice with its labels, the plot chart, the 3D content."""
+        self.showStudy(nodes.cine)
+        if slicer.app.layoutManager() is not None:
+            slicer.modules.plots.logic().ShowChartInLayout(nodes.volume_curves.chart)
+
+    def showStudy(self, cineNodes) -> None:
+        """Put the first slice (and its labels) in the slice views and fit them."""
+        if slicer.app.layoutManager() is None or not cineNodes.image_sequences:
+            return
+        first = next(iter(cineNodes.image_sequences))
+        label = cineNodes.proxy(first, labels=True) if first in cineNodes.label_sequences else None
+        slicer.util.setSliceViewerLayers(background=cineNodes.proxy(first), label=label, fit=True)
+
+    # ------------------------------------------------------------------ environment
+    def libraryVersion(self) -> str:
         """Version string of the installed ``CardiacMotionAtlasLib`` (ImportError when it is missing)."""
         _ensureLibraryImportable()
         import CardiacMotionAtlasLib
 
         return CardiacMotionAtlasLib.__version__
 
-    def torchStatus(self):
+    def torchStatus(self) -> str:
         """A short text: PyTorch version, or how to get it. Never imports or installs torch."""
         if importlib.util.find_spec("torch") is None:
             return _("not installed (install the PyTorch extension, then use its PyTorch Utils module)")
@@ -123,6 +352,22 @@ class CardiacMotionAtlasLogic:
             return importlib.metadata.version("torch")
         except importlib.metadata.PackageNotFoundError:
             return _("installed (version unknown)")
+
+    def missingPythonPackages(self) -> list:
+        """pip requirements of the library that Slicer's Python lacks (torch excluded)."""
+        return [requirement for name, requirement in PYTHON_REQUIREMENTS.items()
+                if importlib.util.find_spec(name) is None]
+
+    def installDependencies(self, askConfirmation: bool = True) -> None:
+        """Install the missing packages with pip (on request, never at import time)."""
+        missing = self.missingPythonPackages()
+        if not missing:
+            return
+        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
+                _("CardiacMotionAtlas needs these Python packages: {packages}. Install them now?").format(
+                    packages=", ".join(missing))):
+            return
+        slicer.util.pip_install(missing)
 
 
 #
@@ -137,6 +382,8 @@ class CardiacMotionAtlasTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_LibraryIsInstalled()
+        self.setUp()
+        self.test_LoadPhantomSubject()
 
     def test_LibraryIsInstalled(self):
         self.delayDisplay("Checking the CardiacMotionAtlasLib installation")
@@ -146,4 +393,21 @@ class CardiacMotionAtlasTest(ScriptedLoadableModuleTest):
 
         self.assertEqual(version, CardiacMotionAtlasLib.__version__)
         self.assertTrue(logic.torchStatus())
+        self.delayDisplay("Test passed")
+
+    def test_LoadPhantomSubject(self):
+        self.delayDisplay("Loading a tiny phantom subject")
+        logic = CardiacMotionAtlasLogic()
+        if logic.missingPythonPackages():
+            self.skipTest(f"missing Python packages: {logic.missingPythonPackages()}")
+        nodes = logic.loadPhantomSubject(0, 0, tiny=True)
+        from CardiacMotionAtlasLib.mrml import cine_study_from_browser, table_node_to_indices
+
+        study = cine_study_from_browser(nodes.browser)
+        self.assertGreater(len(study.slices), 8)
+        self.assertEqual(study.n_frames, 8)
+        self.assertEqual(nodes.segmentation.GetSegmentation().GetNumberOfSegments(), 3)
+        self.assertAlmostEqual(table_node_to_indices(nodes.indices_table)[0]["LVEDV"],
+                               nodes.volume_curves.table.GetTable().GetValue(0, 1).ToDouble(), places=6)
+        logic.showSubject(nodes)
         self.delayDisplay("Test passed")

@@ -1,0 +1,257 @@
+"""GUI-free logic of the CardiacMotionAtlas Slicer module: load library data into an MRML scene and
+run the library's CLI in the background.
+
+Works on any MRML scene: ``slicer.mrmlScene`` in the Slicer application (GUI, Python console,
+``Slicer --no-main-window --python-script``) or a plain-Python scene from
+:func:`~CardiacMotionAtlasLib.mrml.scene.create_standalone_scene`. It imports no Qt and does not derive
+from ``ScriptedLoadableModuleLogic`` (the module's Logic in ``CardiacMotionAtlas.py`` wraps it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+
+from .background import BackgroundCLIRun, CLIRunResult, DoneCallback, ProgressCallback, run_cli_in_background
+from .cine import CineStudyNodes, cine_study_to_nodes
+from .common import set_attribute
+from .models import configure_model_display, mesh_sequence_to_sequence_node
+from .segmentations import labels_to_segmentation_node
+from .tables import VolumeCurvePlot, clinical_indices_to_table_node, volume_curves_to_plot
+from .transforms import displacement_field_to_grid_transform_node, slice_transforms_to_nodes
+from .volumes import add_sequences_to_browser
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass
+class PhantomSubjectNodes:
+    """Everything :meth:`CardiacMotionAtlasLogic.load_phantom_subject` put in the scene."""
+
+    subject_id: str
+    cine: CineStudyNodes
+    mesh_sequence: Any
+    displacement_transform: Any
+    segmentation: Any
+    indices_table: Any
+    volume_curves: VolumeCurvePlot
+    slice_misalignments: Dict[str, Any] = field(default_factory=dict)
+    folder_item: int = 0
+
+    @property
+    def browser(self) -> Any:
+        """The sequence browser playing the cine slices and the mesh."""
+        return self.cine.browser
+
+    @property
+    def mesh_proxy(self) -> Any:
+        """The displayed model node of the mesh sequence."""
+        return self.cine.browser.GetProxyNode(self.mesh_sequence)
+
+
+@dataclass
+class CohortRun:
+    """A background phantom-cohort run and the studies it loaded into the scene once complete."""
+
+    run: BackgroundCLIRun
+    loaded: List[CineStudyNodes] = field(default_factory=list)
+
+    @property
+    def result(self) -> Optional[CLIRunResult]:
+        return self.run.result
+
+
+class CardiacMotionAtlasLogic:
+    """Load phantom subjects and studies as MRML nodes, and run CLI pipelines in the background.
+
+    ``python_executable``: interpreter of background runs (default: ``PythonSlicer`` inside Slicer,
+    else the current one); ``force_cpu`` hides CUDA devices from them.
+    """
+
+    def __init__(self, python_executable: Optional[str] = None, force_cpu: bool = False) -> None:
+        self.python_executable = python_executable
+        self.force_cpu = force_cpu
+
+    # ------------------------------------------------------------------ phantom
+    def load_phantom_subject(self, scene: Any, seed: int = 0, index: int = 0, tiny: bool = False,
+                             progress: Optional[ProgressCallback] = None) -> PhantomSubjectNodes:
+        """Simulate phantom subject ``index`` of cohort ``seed`` and add to ``scene``:
+
+        - its cine slices (SAX stack + LAX views) as volume sequences, with label sequences, in one
+          browser (``<subject> cine``) that also plays the ground-truth myocardium mesh sequence
+          (point scalars ``displacement_mm`` from ED);
+        - the exact ED->ES displacement field on an isotropic grid (4 mm tiny, 2 mm otherwise) as a grid
+          transform (to parent: ``x -> x + u(x)``, so the ED mesh placed under it lands on ES);
+        - the ED labels on that grid as a segmentation (LV blood pool, LV myocardium, RV blood pool);
+        - the true clinical indices (table) and the LV/RV volume curves (table + plot chart);
+        - the per-slice breath-hold misalignments (ground truth, ``true = M @ nominal``) as linear
+          transforms, not applied to the slices (their headers hold the nominal planes).
+
+        ``tiny`` uses ``CMRConfig.tiny()`` (8 frames, 48x48, seconds) instead of the realistic protocol.
+        Everything goes into a subject-hierarchy folder named after the subject.
+        """
+        from ..analysis.volume_curves import VolumeCurve
+        from ..phantom.cmr import CMRConfig, simulate_cine
+        from ..phantom.heart import PhantomHeart
+
+        report = progress or (lambda fraction, message: None)
+        report(0.0, "simulating cine CMR")
+        heart = PhantomHeart.from_seed(int(seed), int(index))
+        subject = heart.subject_id
+        simulated = simulate_cine(heart, CMRConfig.tiny() if tiny else CMRConfig(), seed=int(seed),
+                                  progress=lambda fraction, message: report(0.4 * fraction, message))
+        study = simulated.study
+        phases = study.slices[0].image.phases
+        report(0.4, "cine volume sequences")
+        cine = cine_study_to_nodes(scene, study, include_labels=True, prefix=f"{subject} ")
+
+        report(0.55, "myocardium mesh sequence")
+        rings, around = (16, 32) if tiny else (40, 80)
+        mesh = heart.mesh_sequence("myocardium", phases, rings, around)
+        mesh_sequence = mesh_sequence_to_sequence_node(scene, mesh, f"{subject} myocardium",
+                                                       active_scalars="displacement_mm")
+        add_sequences_to_browser(cine.browser, [mesh_sequence])
+        mesh_proxy = cine.browser.GetProxyNode(mesh_sequence)
+        if mesh_proxy is not None:
+            configure_model_display(mesh_proxy)
+
+        report(0.65, "ED->ES displacement field")
+        matrix, shape = heart.bounding_grid(4.0 if tiny else 2.0)
+        flow = heart.displacement_field(matrix, shape, 0.0, heart.es_phase)
+        transform = displacement_field_to_grid_transform_node(scene, flow, f"{subject} ED->ES displacement")
+
+        report(0.8, "ED segmentation")
+        labels = heart.label_volume(matrix, shape, 0.0)
+        segmentation = labels_to_segmentation_node(scene, labels, matrix, name=f"{subject} ED segmentation",
+                                                   closed_surface=True)
+        set_attribute(segmentation, "Phase", 0.0)
+
+        report(0.9, "indices and volume curves")
+        table = clinical_indices_to_table_node(scene, heart.clinical_indices(), f"{subject} clinical indices",
+                                               subject_ids=[subject])
+        curves = [VolumeCurve(phases, heart.lv_volume_ml(phases), "LV"),
+                  VolumeCurve(phases, heart.rv_volume_ml(phases), "RV")]
+        plot = volume_curves_to_plot(scene, curves, f"{subject} volume curves",
+                                     title=f"{subject}: ventricular volumes (ground truth)")
+        misalignments = slice_transforms_to_nodes(
+            scene, {f"{subject} {truth.name}": truth.misalignment for truth in simulated.truth},
+            suffix=" misalignment (ground truth)")
+
+        nodes = PhantomSubjectNodes(subject, cine, mesh_sequence, transform, segmentation, table, plot,
+                                    misalignments)
+        folder = place_in_folder(scene, _subject_nodes(nodes), subject)
+        if folder:
+            place_in_folder(scene, misalignments.values(), "slice misalignment (ground truth)", folder)
+        nodes.folder_item = folder
+        report(1.0, "done")
+        return nodes
+
+    # ------------------------------------------------------------------ studies on disk
+    def load_study(self, scene: Any, folder: PathLike, layout: Optional[str] = None,
+                   include_labels: bool = True) -> CineStudyNodes:
+        """Read a study (UK Biobank-style, ACDC, M&Ms, DICOM folder or one SAX stack file; see
+        :func:`~CardiacMotionAtlasLib.io.layouts.read_study`) and add its cine slices (and labels) as
+        volume sequences with one browser, in a subject-hierarchy folder named after the subject.
+        Bad input raises the library's ``CineStudyError`` naming the file and the problem."""
+        from ..io.layouts import read_study
+
+        study = read_study(Path(folder), layout)
+        nodes = cine_study_to_nodes(scene, study, include_labels=include_labels, prefix=f"{study.subject_id} ")
+        place_in_folder(scene, [nodes.browser, *nodes.all_sequences(),
+                                *[nodes.browser.GetProxyNode(s) for s in nodes.all_sequences()]],
+                        study.subject_id)
+        return nodes
+
+    # ------------------------------------------------------------------ background runs
+    def run_cli_in_background(self, args: Sequence[str], on_progress: Optional[ProgressCallback] = None,
+                              on_done: Optional[DoneCallback] = None, *, wait: bool = False,
+                              work_dir: Optional[PathLike] = None, dispatch: str = "thread") -> BackgroundCLIRun:
+        """``cardiac-atlas <args> --progress lines`` in a child process; see
+        :func:`~CardiacMotionAtlasLib.mrml.background.run_cli_in_background`."""
+        return run_cli_in_background(args, on_progress, on_done, wait=wait, work_dir=work_dir,
+                                     python_executable=self.python_executable, dispatch=dispatch,
+                                     force_cpu=self.force_cpu)
+
+    def generate_phantom_cohort(self, scene: Any, subjects: int = 1, tiny: bool = True, seed: int = 0,
+                                ct: bool = False, on_progress: Optional[ProgressCallback] = None,
+                                on_done: Optional[Callable[[CohortRun], None]] = None, *, wait: bool = False,
+                                work_dir: Optional[PathLike] = None, dispatch: str = "poll",
+                                load_into_scene: bool = True) -> CohortRun:
+        """Write a phantom cohort with ``cardiac-atlas phantom`` in the background (in ``work_dir``,
+        default a temporary folder, sub-folder ``cohort``); once it completed, load every subject's
+        study into ``scene`` (``load_into_scene``), then call ``on_done(cohort_run)``. A cancelled or
+        failed run changes nothing in the scene.
+
+        The scene is modified in the thread that dispatches callbacks: with the default
+        ``dispatch="poll"`` call ``cohort.run.dispatch_pending()`` from the GUI thread (the module does so
+        from a ``qt.QTimer``), or pass ``wait=True`` to block."""
+        if subjects < 1:
+            raise ValueError(f"subjects must be >= 1, got {subjects}")
+        args = ["phantom", "--subjects", str(int(subjects)), "--seed", str(int(seed)), "--out", "cohort"]
+        if tiny:
+            args.append("--tiny")
+        if not ct:
+            args.append("--no-ct")
+        holder: Dict[str, CohortRun] = {}
+
+        def finished(result: CLIRunResult) -> None:
+            cohort = holder["cohort"]
+            if result.ok and load_into_scene:
+                from ..phantom.cohort import subject_is_complete
+
+                out = result.work_dir / "cohort"
+                for subject_folder in sorted(p for p in out.iterdir() if p.is_dir()):
+                    if subject_is_complete(subject_folder):
+                        cohort.loaded.append(self.load_study(scene, subject_folder))
+            if on_done is not None:
+                on_done(cohort)
+
+        run = BackgroundCLIRun(args, on_progress, finished, work_dir=work_dir,
+                               python_executable=self.python_executable,
+                               dispatch="poll" if wait else dispatch, force_cpu=self.force_cpu)
+        cohort = CohortRun(run)
+        holder["cohort"] = cohort
+        run.start()
+        if wait:
+            try:
+                run.wait()
+            except BaseException:
+                run.cancel()
+                raise
+        return cohort
+
+
+# ---------------------------------------------------------------------------------------- subject hierarchy
+def place_in_folder(scene: Any, nodes: Iterable[Any], folder_name: str, parent_item: Optional[int] = None) -> int:
+    """Put ``nodes`` under a subject-hierarchy folder ``folder_name`` (created under ``parent_item``,
+    default the scene); returns the folder item ID, or 0 when the scene has no subject hierarchy."""
+    import slicer
+
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    if hierarchy is None:
+        return 0
+    parent = hierarchy.GetSceneItemID() if parent_item is None else parent_item
+    folder = hierarchy.CreateFolderItem(parent, folder_name)
+    for node in nodes:
+        if node is None or node.GetScene() is not scene:
+            continue
+        item = hierarchy.GetItemByDataNode(node)
+        if item:
+            hierarchy.SetItemParent(item, folder)
+        else:  # outside the application no plugin adds items for new nodes
+            hierarchy.CreateItem(folder, node)
+    return folder
+
+
+def _subject_nodes(nodes: PhantomSubjectNodes) -> List[Any]:
+    cine = nodes.cine
+    sequences = cine.all_sequences() + [nodes.mesh_sequence]
+    proxies = [cine.browser.GetProxyNode(sequence) for sequence in sequences]
+    plot = nodes.volume_curves
+    return [cine.browser, *sequences, *proxies, nodes.displacement_transform, nodes.segmentation,
+            nodes.indices_table, plot.table, plot.chart, *plot.series]
+
+
+__all__ = ["CardiacMotionAtlasLogic", "CohortRun", "PhantomSubjectNodes", "place_in_folder"]
