@@ -113,15 +113,50 @@ def _sibling_bytes(path: Path) -> int:
     return max(total, path.stat().st_size)
 
 
+def _check_metaimage_header(path: Path) -> None:
+    """MetaIO trusts ``NDims``/``DimSize``/``ElementNumberOfChannels`` (it can crash on absurd
+    values): check them before ITK parses the header."""
+    with open(path, "rb") as handle:
+        head = handle.read(65536).decode("latin-1")
+    fields = {}
+    for line in head.splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            fields[key.strip()] = value.strip()
+        if line.strip().startswith("ElementDataFile"):
+            break
+    def integers(key: str) -> List[int]:
+        words = fields.get(key, "").split()
+        if not words or not all(w.isdigit() for w in words):
+            raise InputFileError(path, f"MetaImage {key} = {fields.get(key, '')[:30]!r} is not a list of positive integers")
+        return [int(w) for w in words]
+    n_dims = integers("NDims")[0]
+    if not 2 <= n_dims <= 5:
+        raise InputFileError(path, f"MetaImage NDims = {n_dims}; expected 2..5")
+    if len(integers("DimSize")) != n_dims or min(integers("DimSize")) < 1:
+        raise InputFileError(path, f"MetaImage DimSize must have {n_dims} positive values")
+    if "ElementNumberOfChannels" in fields and not 1 <= integers("ElementNumberOfChannels")[0] <= 64:
+        raise InputFileError(path, "MetaImage ElementNumberOfChannels must be 1..64")
+
+
 def read_sitk_checked(path: PathLike) -> sitk.Image:
     """``sitk.ReadImage`` behind the library's checks: the file exists, its header does not promise
     more voxels than the file can hold, and every failure becomes :class:`InputFileError`."""
     path = require_file(path)
     with reading(path):
+        if lower_name(path).endswith((".mha", ".mhd")):
+            _check_metaimage_header(path)
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
         reader.ReadImageInformation()
         size = reader.GetSize()
+        direction = np.asarray(reader.GetDirection(), dtype=float)
+        spacing = np.asarray(reader.GetSpacing(), dtype=float)
+        origin = np.asarray(reader.GetOrigin(), dtype=float)
+        if not (np.all(np.isfinite(direction)) and np.all(np.abs(direction) <= 1.0 + 1e-6)):
+            raise InputFileError(path, "invalid direction cosines in the header")
+        if not (np.all(np.isfinite(spacing)) and np.all(spacing > 0) and np.all(np.isfinite(origin))):
+            raise InputFileError(path, f"invalid spacing {spacing.tolist()} or origin in the header")
         n_components = reader.GetNumberOfComponents()
         pixel_id = reader.GetPixelID()
         if pixel_id not in _BYTES_PER_COMPONENT:

@@ -13,7 +13,11 @@ Typical trainer::
                  progress=make_progress_reporter(args.progress, rank=rank), cancel=token)
 """
 
-from .checkpoint import FORMAT_VERSION, Checkpoint, load_checkpoint, save_checkpoint
+import importlib
+from typing import Any
+
+# torch-free parts are imported eagerly (the Slicer GUI parses progress lines without torch); the
+# torch-dependent parts load on first use (PEP 562), so `import CardiacMotionAtlasLib.training` is cheap.
 from .config import (
     ConfigError,
     config_from_dict,
@@ -22,9 +26,6 @@ from .config import (
     save_config_json,
     tiny_config,
 )
-from .device import DeviceUnavailableError, describe_device, select_device
-from .distributed import is_rank_zero, rank_and_world_size
-from .loop import TrainingResult, make_state_fns, run_training
 from .progress import (
     PROGRESS_MODES,
     CallbackProgress,
@@ -39,7 +40,25 @@ from .progress import (
     make_progress_reporter,
     parse_progress_line,
 )
-from .seeding import capture_rng_state, derive_seed, make_generator, restore_rng_state, seed_everything
+
+_LAZY = {
+    "FORMAT_VERSION": "checkpoint", "Checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "DeviceUnavailableError": "device", "describe_device": "device", "select_device": "device",
+    "is_rank_zero": "distributed", "rank_and_world_size": "distributed",
+    "TrainingResult": "loop", "make_state_fns": "loop", "run_training": "loop",
+    "capture_rng_state": "seeding", "derive_seed": "seeding", "make_generator": "seeding",
+    "restore_rng_state": "seeding", "seed_everything": "seeding",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     # device
