@@ -1,8 +1,10 @@
 """DisplacementField <-> vector image files that 3D Slicer loads as a grid (displacement field) transform.
 
 Direction convention: the field maps a point ``x`` at ``source_phase`` to ``x + u(x)`` at
-``target_phase`` (it is sampled on the source grid). In ITK/Slicer terms this is the displacement of
-a grid transform that moves source points to target points.
+``target_phase`` (it is sampled on the source grid). Slicer loads such a file as a grid transform
+*from parent* (ITK resampling convention: it maps points of the fixed/output space), i.e. the inverse
+of "move source points to target points"; :mod:`CardiacMotionAtlasLib.mrml.transforms` creates the
+node as *to parent* (``x -> x + u(x)``) and reads either direction back correctly.
 
 On disk the vectors follow ITK: components are **LPS** millimetres, so R and A are negated on write and
 negated back on read; the grid geometry is LPS too (SimpleITK). Files: vector NIfTI (``.nii[.gz]``,
