@@ -6,6 +6,7 @@ Only this module and :mod:`.dicom_write` touch DICOM tags; geometry is converted
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -111,7 +112,8 @@ def read_frame(path: PathLike, skip_non_dicom: bool = False) -> Optional[DicomFr
     DICOMDIR) and, with ``skip_non_dicom``, for files that are not DICOM at all and do not end with
     ``.dcm``. Raises :class:`InputFileError` for broken or unsupported image files."""
     path = require_file(path)
-    with reading(path):
+    with reading(path), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pydicom's notes on non-conforming values
         try:
             ds = pydicom.dcmread(str(path))
         except InvalidDicomError:

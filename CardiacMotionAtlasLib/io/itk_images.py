@@ -128,7 +128,8 @@ def _check_metaimage_header(path: Path) -> None:
     def integers(key: str) -> List[int]:
         words = fields.get(key, "").split()
         if not words or not all(w.isdigit() for w in words):
-            raise InputFileError(path, f"MetaImage {key} = {fields.get(key, '')[:30]!r} is not a list of positive integers")
+            raise InputFileError(path, f"MetaImage {key} = {fields.get(key, '')[:30]!r} is not a list of "
+                                       "positive integers")
         return [int(w) for w in words]
     n_dims = integers("NDims")[0]
     if not 2 <= n_dims <= 5:

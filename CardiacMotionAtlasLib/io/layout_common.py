@@ -124,7 +124,9 @@ def frame_index(value, n_frames: int, path: PathLike, what: str) -> Optional[int
     return int(value)
 
 
-def float_list(value, n: int, path: PathLike, what: str, low: float = -np.inf, high: float = np.inf) -> Optional[np.ndarray]:
+def float_list(value, n: int, path: PathLike, what: str, low: float = -np.inf,
+               high: float = np.inf) -> Optional[np.ndarray]:
+    """Validate an optional list of ``n`` finite numbers in ``[low, high)`` from a sidecar."""
     if value is None:
         return None
     try:

@@ -158,7 +158,8 @@ def read_ukbb_study(folder: PathLike, subject_id: Optional[str] = None) -> CineS
         check_frame_count(image, n, path)
         if image.array.shape[1] != 1:
             raise CineStudyError(path, f"{image.array.shape[1]} slices; a LAX cine has one slice (x, y, 1, t)")
-        image.phases, image.cycle_length_s, image.trigger_times_s = sa.phases.copy(), sa.cycle_length_s, sa.trigger_times_s
+        image.phases, image.cycle_length_s = sa.phases.copy(), sa.cycle_length_s
+        image.trigger_times_s = sa.trigger_times_s
         lax_labels, lax_frames = _read_labels(folder, prefix, image, sidecar, ed, es)
         slices.append(CineSlice(image=image, view=view, labels=lax_labels, labelled_frames=lax_frames))
     return CineStudy(

@@ -89,7 +89,8 @@ def read_polydata(path: PathLike) -> vtkPolyData:
             messages = window.GetOutput()
         if "ERROR" in messages or reader.GetErrorCode() != 0:
             detail = " ".join(line for line in messages.splitlines() if line and not line.startswith("ERROR: In"))
-            raise InputFileError(path, f"VTK cannot read it ({detail[:300] or 'error code %d' % reader.GetErrorCode()})")
+            detail = detail[:300] or f"error code {reader.GetErrorCode()}"
+            raise InputFileError(path, f"VTK cannot read it ({detail})")
         polydata = vtkPolyData()
         polydata.ShallowCopy(reader.GetOutput())
         if polydata.GetNumberOfPoints() == 0:

@@ -1,5 +1,6 @@
 """Property-based robustness: readers fed truncated, bit-flipped and header-mutated versions of valid
-files return a valid object or raise one of the library's errors (naming the file), never anything else.
+files (NIfTI, NRRD, DICOM, VTP; fewer examples for PLY, legacy VTK, STL, MetaImage) return a valid
+object or raise one of the library's errors (naming the file), never anything else.
 
 ``CMA_FUZZ_EXAMPLES`` raises the number of examples for a longer local run.
 """
@@ -23,6 +24,8 @@ from CardiacMotionAtlasLib.io.nifti import read_nifti, write_nifti
 from io_helpers import image_sequence, make_study
 
 from test_io_meshes import _sphere_sequence
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom notes on the nasty values we set
 
 EXAMPLES = int(os.environ.get("CMA_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
@@ -201,3 +204,56 @@ def test_vtp_reader_only_raises_library_errors(workdir, vtp_bytes, data):
     result = _check(read_mesh, path)
     if not isinstance(result, Exception):
         assert result.faces.size == 0 or result.faces.max() < result.n_vertices
+
+
+# --------------------------------------------------------------------------- other formats (fewer examples)
+
+OTHER = settings(max_examples=max(10, EXAMPLES // 2), deadline=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def _token_mutation(data: bytes, draw) -> bytes:
+    """Replace one word or number of the first 3000 bytes with a nasty value."""
+    tokens = list(re.finditer(rb"[A-Za-z0-9_.\-]+", data[:3000]))
+    token = draw(st.sampled_from(tokens))
+    value = draw(st.sampled_from(NASTY_TEXT + ["2147483648", "-5", "4294967295"])).encode("latin-1")
+    return data[: token.start()] + value + data[token.end():]
+
+
+@pytest.fixture(scope="module")
+def mesh_bytes(workdir):
+    mesh = _sphere_sequence(1)
+    return {suffix: [write_mesh(mesh, workdir / f"valid{suffix}").read_bytes(),
+                     write_mesh(mesh, workdir / f"valid_ascii{suffix}", binary=False).read_bytes()]
+            for suffix in (".ply", ".vtk", ".stl")}
+
+
+@pytest.mark.parametrize("suffix", [".ply", ".vtk", ".stl"])
+@OTHER
+@given(data=st.data())
+def test_other_mesh_readers_only_raise_library_errors(workdir, mesh_bytes, suffix, data):
+    source = data.draw(st.sampled_from(mesh_bytes[suffix]))
+    if data.draw(st.booleans()):
+        mutated = _token_mutation(source, data.draw)
+    else:
+        mutated = _byte_mutation(source, data.draw, 400)
+    path = workdir / f"fuzz{suffix}"
+    path.write_bytes(mutated)
+    _check(read_mesh, path)
+
+
+@pytest.fixture(scope="module")
+def metaimage_bytes(workdir):
+    return write_itk_image(image_sequence((3, 2, 4, 5)), workdir / "valid.mha", compress=False).read_bytes()
+
+
+@OTHER
+@given(data=st.data())
+def test_metaimage_reader_only_raises_library_errors(workdir, metaimage_bytes, data):
+    if data.draw(st.booleans()):
+        mutated = _token_mutation(metaimage_bytes, data.draw)
+    else:
+        mutated = _byte_mutation(metaimage_bytes, data.draw, metaimage_bytes.find(b"ElementDataFile") + 30)
+    path = workdir / "fuzz.mha"
+    path.write_bytes(mutated)
+    _check(read_itk_image, path)

@@ -7,9 +7,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from CardiacMotionAtlasLib.errors import CardiacMotionAtlasError, CineStudyError
+from CardiacMotionAtlasLib.errors import CardiacMotionAtlasError, CineStudyError, InputFileError
 from CardiacMotionAtlasLib.io.dicom import write_dicom_cine
-from CardiacMotionAtlasLib.io.layout_acdc import read_acdc_study, read_mnms_study
+from CardiacMotionAtlasLib.io.layout_acdc import read_acdc_study
 from CardiacMotionAtlasLib.io.layout_ukbb import read_ukbb_study, write_ukbb_study
 from CardiacMotionAtlasLib.io.layouts import detect_layout, read_study
 from CardiacMotionAtlasLib.io.nifti import write_nifti
@@ -156,7 +156,8 @@ def _acdc_folder(folder, n_frames=6, ed=1, es=4, nz=3):
         gts[frame] = gt
         nib.save(nib.Nifti1Image(cine[..., frame - 1], affine), str(folder / f"patient042_frame{frame:02d}.nii.gz"))
         nib.save(nib.Nifti1Image(gt, affine), str(folder / f"patient042_frame{frame:02d}_gt.nii.gz"))
-    (folder / "Info.cfg").write_text(f"ED: {ed}\nES: {es}\nGroup: NOR\nHeight: 180.0\nNbFrame: {n_frames}\nWeight: 70.0\n")
+    info = f"ED: {ed}\nES: {es}\nGroup: NOR\nHeight: 180.0\nNbFrame: {n_frames}\nWeight: 70.0\n"
+    (folder / "Info.cfg").write_text(info)
     return cine, gts, affine
 
 
@@ -209,7 +210,8 @@ def test_mnms_study(tmp_path):
     folder = tmp_path / "A0S9V9"
     folder.mkdir()
     affine = oblique()
-    nib.save(nib.Nifti1Image(rng.normal(size=(8, 9, 2, 5)).astype(np.float32), affine), str(folder / "A0S9V9_sa.nii.gz"))
+    cine = rng.normal(size=(8, 9, 2, 5)).astype(np.float32)
+    nib.save(nib.Nifti1Image(cine, affine), str(folder / "A0S9V9_sa.nii.gz"))
     gt = np.zeros((8, 9, 2, 5), dtype=np.uint8)
     gt[2:6, 2:6, :, 0] = 1  # big LV at frame 0 (ED)
     gt[3:5, 3:5, :, 3] = 1  # small LV at frame 3 (ES)
@@ -243,3 +245,19 @@ def test_read_study_unknown_layout(tmp_path):
     with pytest.raises(CineStudyError) as info:
         read_study(tmp_path / "absent")
     assert "does not exist" in str(info.value)
+
+
+def test_ukbb_empty_or_foreign_label_maps_are_refused(tmp_path):
+    write_ukbb_study(make_study(), tmp_path)
+    (tmp_path / "seg_sa.nii.gz").unlink()
+    seg_path = tmp_path / "seg_sa_ED.nii.gz"
+    seg = nib.load(str(seg_path))
+    nib.save(nib.Nifti1Image(np.zeros(seg.shape, np.uint8), seg.affine), str(seg_path))
+    with pytest.raises(InputFileError) as info:
+        read_ukbb_study(tmp_path)
+    assert_names_file(info.value, seg_path)
+    assert "empty" in str(info.value)
+    nib.save(nib.Nifti1Image(np.full(seg.shape, 4, np.uint8), seg.affine), str(seg_path))
+    with pytest.raises(InputFileError) as info:
+        read_ukbb_study(tmp_path)
+    assert "[4]" in str(info.value)

@@ -1,5 +1,8 @@
 """Meshes: round trips in the four formats, numpy<->vtk conversion, triangulation, sequences, errors."""
 
+import base64
+import struct
+
 import numpy as np
 import pytest
 from vtkmodules.vtkCommonCore import vtkPoints
@@ -152,3 +155,62 @@ def test_unknown_extension(tmp_path):
     with pytest.raises(InputFileError) as info:
         read_mesh(path)
     assert "unsupported mesh format" in str(info.value)
+
+
+# --------------------------------------------------------------------------- pre-flight checks
+# VTK's PLY and legacy readers crash the process (not raise) on some corrupt files: these files are
+# refused before VTK sees them.
+
+
+def test_truncated_binary_ply_is_refused(tmp_path):
+    path = write_mesh(_sphere_sequence(1), tmp_path / "m.ply")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])
+    with pytest.raises(InputFileError) as info:
+        read_mesh(path)
+    assert_names_file(info.value, path)
+    assert "PLY body ends" in str(info.value)
+
+
+def test_ply_face_index_out_of_range_is_refused(tmp_path):
+    path = write_mesh(_sphere_sequence(1), tmp_path / "m.ply", binary=False)
+    lines = path.read_text().splitlines()
+    face = next(i for i, line in enumerate(lines) if line.startswith("3 "))
+    lines[face] = "3 0 1 100000"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputFileError) as info:
+        read_mesh(path)
+    assert "outside" in str(info.value)
+
+
+def test_ply_without_vertex_indices_is_refused(tmp_path):
+    path = write_mesh(_sphere_sequence(1), tmp_path / "m.ply")
+    path.write_bytes(path.read_bytes().replace(b"vertex_indices", b"vertex_indicez", 1))
+    with pytest.raises(InputFileError) as info:
+        read_mesh(path)
+    assert "vertex_indices" in str(info.value)
+
+
+@pytest.mark.parametrize("old, new", [(b"Version 4.2", b"Version 2147483648"), (b"POINTS 52", b"POINTS 99"),
+                                      (b"POLYGONS 100", b"POLYGONS 101")])
+def test_corrupt_legacy_vtk_header_is_refused(tmp_path, old, new):
+    path = write_mesh(_sphere_sequence(1), tmp_path / "m.vtk")
+    data = path.read_bytes()
+    assert old in data
+    path.write_bytes(data.replace(old, new, 1))
+    with pytest.raises(InputFileError) as info:
+        read_mesh(path)
+    assert_names_file(info.value, path)
+
+
+def test_vtp_compression_header_beyond_the_file_is_refused(tmp_path):
+    path = write_mesh(_sphere_sequence(1), tmp_path / "m.vtp")
+    data = bytearray(path.read_bytes())
+    assert b'<AppendedData encoding="base64">' in data
+    start = data.index(b"_", data.index(b"<AppendedData")) + 1
+    header = base64.b64encode(struct.pack("<3I", 10**9, 32768, 8))  # a billion blocks of 32 kB
+    data[start: start + len(header)] = header
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputFileError) as info:
+        read_mesh(path)
+    assert "compressed blocks" in str(info.value)
