@@ -1,0 +1,125 @@
+"""Headless batch: every study in a folder through the module's Logic, one Slicer scene bundle per
+subject (cine slices as volume sequences with a browser, segmentations as label sequences, the clinical
+indices of the SAX segmentation as a table), plus ``summary.csv``.
+
+In 3D Slicer without a window::
+
+    Slicer --no-main-window --python-script CardiacMotionAtlas/Scripts/CardiacMotionAtlasBatch.py \\
+        --input /data/cohort --output /data/cohort_scenes
+
+or in plain Python with ``slicer-core``: ``python -m CardiacMotionAtlasLib.mrml.batch --input ... --output ...``.
+
+Idempotent: a subject whose ``<subject>.mrb`` exists is skipped; bundles are written to a temporary
+name and renamed; a subject that fails is recorded in the summary with its error and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io as _io
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import CardiacMotionAtlasError
+from ..io.atomic import atomic_write_text
+from .logic import CardiacMotionAtlasLogic
+from .scene import create_standalone_scene, save_scene_bundle
+from .tables import clinical_indices_to_table_node
+
+SUMMARY_COLUMNS = ["subject", "status", "seconds", "error", "LVEDV", "LVESV", "LVEF", "RVEDV", "RVESV", "RVEF", "LVM"]
+
+
+def study_folders(input_dir: Path) -> List[Path]:
+    """Sub-folders of ``input_dir`` (one study each), sorted; hidden folders are ignored."""
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise CardiacMotionAtlasError(f"{input_dir}: input folder does not exist")
+    return sorted(p for p in input_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def process_subject(folder: Path, output_dir: Path, logic: CardiacMotionAtlasLogic) -> Dict:
+    """Load one study into a fresh scene, add its indices table and save ``<subject>.mrb``."""
+    from ..analysis.clinical_indices import clinical_indices_from_labels
+    from ..io.layouts import read_study
+    from ..pipelines.sax_stack import sax_stack
+
+    app = create_standalone_scene()
+    try:
+        scene = app.scene
+        logic.load_study(scene, folder)
+        study = read_study(folder)
+        row: Dict = {"subject": study.subject_id}
+        if study.sax and all(s.labels is not None for s in study.sax):
+            indices = clinical_indices_from_labels(sax_stack(study, labels=True), ed_frame=study.ed_frame,
+                                                   es_frame=study.es_frame)
+            clinical_indices_to_table_node(scene, indices, name=f"{study.subject_id} clinical indices",
+                                           subject_ids=[study.subject_id])
+            row.update(indices.as_dict())
+        destination = output_dir / f"{folder.name}.mrb"
+        # MRML names the bundle's inner folder after the file, so write the real name in a private
+        # temporary folder next to the destination, then rename (same file system: atomic)
+        with tempfile.TemporaryDirectory(prefix=f".{folder.name}.", dir=output_dir) as staging:
+            save_scene_bundle(scene, Path(staging) / destination.name)
+            os.replace(Path(staging) / destination.name, destination)
+        return row
+    finally:
+        app.close()
+
+
+def process_folder(input_dir: Path, output_dir: Path, progress=None) -> List[Dict]:
+    """Process every study folder; returns the summary rows (also written to ``summary.csv``)."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    folders = study_folders(input_dir)
+    logic = CardiacMotionAtlasLogic()
+    rows = []
+    if progress is not None:
+        progress.start(len(folders), "batch")
+    for index, folder in enumerate(folders):
+        start = time.perf_counter()
+        if (output_dir / f"{folder.name}.mrb").exists():
+            row = {"subject": folder.name, "status": "skipped (done)"}
+        else:
+            try:
+                row = {**process_subject(folder, output_dir, logic), "status": "ok"}
+            except Exception as error:  # noqa: BLE001 - one bad subject must not stop the cohort
+                row = {"subject": folder.name, "status": "failed", "error": f"{type(error).__name__}: {error}"}
+        row["seconds"] = round(time.perf_counter() - start, 2)
+        rows.append(row)
+        if progress is not None:
+            progress.update(index + 1, subject=folder.name, status=row["status"])
+    if progress is not None:
+        progress.close()
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, SUMMARY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.2f}" if isinstance(v, (float, np.floating)) else v) for k, v in row.items()})
+    atomic_write_text(output_dir / "summary.csv", buffer.getvalue())
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from ..training.progress import make_progress_reporter
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", type=Path, required=True, help="folder of study folders")
+    parser.add_argument("--output", type=Path, required=True, help="where the .mrb bundles and summary.csv go")
+    parser.add_argument("--progress", default="auto", choices=("auto", "bar", "lines", "none"))
+    args = parser.parse_args(argv)
+    rows = process_folder(args.input, args.output, make_progress_reporter(args.progress))
+    failed = [r for r in rows if r["status"] == "failed"]
+    print(f"{len(rows) - len(failed)} of {len(rows)} subjects done; summary: {args.output / 'summary.csv'}")
+    for row in failed:
+        print(f"  {row['subject']}: {row['error']}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
