@@ -2,8 +2,8 @@
 
 Images: :mod:`.nifti` (nibabel), :mod:`.itk_images` (NRRD and other SimpleITK formats), :mod:`.dicom`
 (cine and volume DICOM). Displacement fields: :mod:`.displacement_io`. Meshes: :mod:`.meshes`,
-:mod:`.vtk_convert`. Study layouts: :mod:`.layouts` (UK Biobank, ACDC, M&Ms, DICOM). Atomic output:
-:mod:`.atomic`. Every reader raises :class:`~CardiacMotionAtlasLib.errors.InputFileError` (or
+:mod:`.vtk_convert` (and the pre-flight checks :mod:`.mesh_preflight`). Study layouts: :mod:`.layouts`
+(UK Biobank, ACDC, M&Ms, DICOM). Atomic output: :mod:`.atomic`. Every reader raises :class:`~CardiacMotionAtlasLib.errors.InputFileError` (or
 :class:`~CardiacMotionAtlasLib.errors.CineStudyError`) naming the file; every writer is atomic.
 """
 

@@ -1,10 +1,16 @@
 """Triangle meshes <-> files (VTK): ``.vtp`` (XML), ``.vtk`` (legacy polydata), ``.ply``, ``.stl``.
 
-Coordinates are RAS mm (as Slicer's model files use by default when written from the library).
+Coordinates: meshes in the library are RAS mm. Files carry their coordinate system the way 3D Slicer
+writes and reads it: ``SPACE=RAS``/``SPACE=LPS`` in the legacy-VTK and STL header, a PLY comment, or a
+``SPACE`` string field array in ``.vtp``. The writers tag ``SPACE=RAS``; the readers convert ``SPACE=LPS``
+files (x and y negated, with the active normals and vectors) and, like Slicer, take untagged files as
+LPS unless ``untagged_space="RAS"`` is passed.
 A :class:`MeshSequence` is stored as one file per frame, ``<name>_000.vtp``, ``<name>_001.vtp``, ...;
 point-data arrays become VTK point arrays and the phase is a field-data array ``phase`` (``.vtp`` and
 ``.vtk`` only; PLY and STL keep geometry only, and STL duplicates shared vertices, which the reader
-merges again). Meshes are triangulated on read (``vtkTriangleFilter``) after their cells are validated.
+merges again). Before VTK reads a file, :mod:`.mesh_preflight` refuses files that announce more than they
+hold (some VTK readers crash the process on those); after reading, cells are validated and the mesh is
+triangulated (``vtkTriangleFilter``).
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from typing import Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 from vtkmodules.util.numpy_support import vtk_to_numpy
-from vtkmodules.vtkCommonCore import vtkOutputWindow, vtkStringOutputWindow
-from vtkmodules.vtkCommonDataModel import vtkPolyData
+from vtkmodules.vtkCommonCore import vtkOutputWindow, vtkStringArray, vtkStringOutputWindow
+from vtkmodules.vtkCommonDataModel import vtkFieldData, vtkPolyData
 from vtkmodules.vtkIOGeometry import vtkSTLReader, vtkSTLWriter
 from vtkmodules.vtkIOLegacy import vtkPolyDataReader, vtkPolyDataWriter
 from vtkmodules.vtkIOPLY import vtkPLYReader, vtkPLYWriter
@@ -70,10 +76,49 @@ def _reader(suffix: str):
     return reader
 
 
-def read_polydata(path: PathLike) -> vtkPolyData:
-    """Read a mesh file as a validated, triangulated ``vtkPolyData``. Raises :class:`InputFileError`
-    naming the file when VTK reports an error, the file holds no triangles, cells refer to missing
-    points, or coordinates are not finite."""
+_SPACE = re.compile(r"SPACE\s*=\s*(RAS|LPS)", re.IGNORECASE)
+SPACE_TAG = "SPACE=RAS"
+
+
+def _file_space(reader, polydata: vtkPolyData, suffix: str) -> Optional[str]:
+    """``"RAS"``/``"LPS"`` as tagged in the file (see module docstring), or None."""
+    texts: List[str] = []
+    if suffix in (".vtk", ".stl"):
+        texts.append(reader.GetHeader() or "")
+    elif suffix == ".ply":
+        comments = reader.GetComments()
+        texts.extend(comments.GetValue(i) for i in range(comments.GetNumberOfValues()) if comments is not None)
+    else:
+        field = polydata.GetFieldData()
+        array = field.GetAbstractArray("SPACE") if field is not None else None
+        if array is not None and array.GetNumberOfValues() > 0:
+            texts.append("SPACE=" + str(array.GetVariantValue(0).ToString()))
+    for text in texts:
+        match = _SPACE.search(text)
+        if match:
+            return match.group(1).upper()
+    return None
+
+
+def _lps_to_ras(polydata: vtkPolyData) -> None:
+    """Negate x and y of the points and of the active normals/vectors, in place."""
+    arrays = [polydata.GetPoints().GetData(), polydata.GetPointData().GetNormals(),
+              polydata.GetPointData().GetVectors()]
+    for array in arrays:
+        if array is not None and array.GetNumberOfComponents() == 3:
+            values = vtk_to_numpy(array)
+            values[:, :2] *= -1
+            array.Modified()
+    polydata.GetPoints().Modified()
+
+
+def read_polydata(path: PathLike, untagged_space: str = "LPS") -> vtkPolyData:
+    """Read a mesh file as a validated, triangulated ``vtkPolyData`` in RAS mm (files tagged
+    ``SPACE=LPS``, or untagged with ``untagged_space="LPS"``, are converted). Raises
+    :class:`InputFileError` naming the file when VTK reports an error, the file holds no triangles,
+    cells refer to missing points, or coordinates are not finite."""
+    if untagged_space not in ("RAS", "LPS"):
+        raise ValueError(f"untagged_space must be 'RAS' or 'LPS', got {untagged_space!r}")
     path = require_file(path)
     suffix = _suffix(path)
     with reading(path):
@@ -92,10 +137,12 @@ def read_polydata(path: PathLike) -> vtkPolyData:
             detail = detail[:300] or f"error code {reader.GetErrorCode()}"
             raise InputFileError(path, f"VTK cannot read it ({detail})")
         polydata = vtkPolyData()
-        polydata.ShallowCopy(reader.GetOutput())
+        polydata.DeepCopy(reader.GetOutput())
         if polydata.GetNumberOfPoints() == 0:
             raise InputFileError(path, "mesh has no points")
         check_finite(vtk_to_numpy(polydata.GetPoints().GetData()), path)
+        if (_file_space(reader, polydata, suffix) or untagged_space) == "LPS":
+            _lps_to_ras(polydata)
         problem = check_cells(polydata)
         if problem:
             raise InputFileError(path, problem)
@@ -106,6 +153,7 @@ def read_polydata(path: PathLike) -> vtkPolyData:
 
 
 def _writer(suffix: str, binary: bool):
+    """A VTK writer for ``suffix`` that tags the file ``SPACE=RAS`` (``.vtp``: see write_polydata)."""
     if suffix == ".vtp":
         writer = vtkXMLPolyDataWriter()
         writer.SetDataModeToAppended() if binary else writer.SetDataModeToAscii()
@@ -113,16 +161,35 @@ def _writer(suffix: str, binary: bool):
     if suffix == ".vtk":
         writer = vtkPolyDataWriter()
         writer.SetFileVersion(42)  # readable by VTK 8 and Slicer 4 too
+        writer.SetHeader(f"CardiacMotionAtlas output. {SPACE_TAG}")
     elif suffix == ".ply":
         writer = vtkPLYWriter()
+        writer.AddComment(SPACE_TAG)
     else:
         writer = vtkSTLWriter()
+        writer.SetHeader(f"CardiacMotionAtlas output. {SPACE_TAG}")
     writer.SetFileTypeToBinary() if binary else writer.SetFileTypeToASCII()
     return writer
 
 
+def _tagged(polydata: vtkPolyData) -> vtkPolyData:
+    """A shallow copy of ``polydata`` with a ``SPACE`` = ``RAS`` string field array (``.vtp`` tag)."""
+    tagged = vtkPolyData()
+    tagged.ShallowCopy(polydata)
+    field = vtkFieldData()
+    field.ShallowCopy(polydata.GetFieldData())
+    field.RemoveArray("SPACE")
+    space = vtkStringArray()
+    space.SetName("SPACE")
+    space.InsertNextValue("RAS")
+    field.AddArray(space)
+    tagged.SetFieldData(field)
+    return tagged
+
+
 def write_polydata(polydata: vtkPolyData, path: PathLike, binary: bool = True) -> Path:
-    """Write ``polydata`` atomically; the format comes from the extension (``MESH_SUFFIXES``)."""
+    """Write ``polydata`` (RAS mm) atomically, tagged ``SPACE=RAS``; the format comes from the extension
+    (``MESH_SUFFIXES``)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in MESH_SUFFIXES:
@@ -131,7 +198,7 @@ def write_polydata(polydata: vtkPolyData, path: PathLike, binary: bool = True) -
         with _vtk_messages() as window:
             writer = _writer(suffix, binary)
             writer.SetFileName(str(tmp))
-            writer.SetInputData(polydata)
+            writer.SetInputData(_tagged(polydata) if suffix == ".vtp" else polydata)
             ok = writer.Write()
             messages = window.GetOutput()
         if ok != 1 or "ERROR" in messages:
@@ -139,9 +206,9 @@ def write_polydata(polydata: vtkPolyData, path: PathLike, binary: bool = True) -
     return path
 
 
-def _read_frame(path: Path):
+def _read_frame(path: Path, untagged_space: str = "LPS"):
     """(vertices, faces, point_data, phase or None) of one file."""
-    polydata = read_polydata(path)
+    polydata = read_polydata(path, untagged_space)
     with reading(path):
         vertices, faces, point_data = polydata_to_arrays(polydata)
         phase = None
@@ -154,11 +221,11 @@ def _read_frame(path: Path):
         return vertices, faces, point_data, phase
 
 
-def read_mesh(path: PathLike, name: Optional[str] = None) -> MeshSequence:
+def read_mesh(path: PathLike, name: Optional[str] = None, untagged_space: str = "LPS") -> MeshSequence:
     """One mesh file as a one-frame :class:`MeshSequence`; point arrays become ``(1, n[, c])`` point
     data, and a field array ``phase`` (if any) the phase."""
     path = Path(path)
-    vertices, faces, point_data, phase = _read_frame(path)
+    vertices, faces, point_data, phase = _read_frame(path, untagged_space)
     return MeshSequence(vertices[None], faces, None if phase is None else np.array([phase]),
                         name=name if name is not None else path.stem,
                         point_data={k: v[None] for k, v in point_data.items()})
@@ -196,7 +263,7 @@ def _frame_files(folder: Path) -> List[Path]:
 
 
 def read_mesh_sequence(paths: Union[PathLike, Sequence[PathLike]], phases: Optional[Sequence[float]] = None,
-                       name: Optional[str] = None) -> MeshSequence:
+                       name: Optional[str] = None, untagged_space: str = "LPS") -> MeshSequence:
     """Read frames (a list of files, or a folder of ``<name>_<nnn>.<ext>`` files) into one
     :class:`MeshSequence`. All frames must have the same vertex count and faces; phases come from
     ``phases``, else from each file's ``phase`` field, else ``index / n``."""
@@ -205,7 +272,7 @@ def read_mesh_sequence(paths: Union[PathLike, Sequence[PathLike]], phases: Optio
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputFileError(None, "read_mesh_sequence: no files given")
-    frames = [_read_frame(p) for p in paths]
+    frames = [_read_frame(p, untagged_space) for p in paths]
     vertices0, faces0 = frames[0][0], frames[0][1]
     for path, (vertices, faces, _, _) in zip(paths[1:], frames[1:]):
         if len(vertices) != len(vertices0) or not np.array_equal(faces, faces0):

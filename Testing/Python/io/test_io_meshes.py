@@ -214,3 +214,48 @@ def test_vtp_compression_header_beyond_the_file_is_refused(tmp_path):
     with pytest.raises(InputFileError) as info:
         read_mesh(path)
     assert "compressed blocks" in str(info.value)
+
+
+# --------------------------------------------------------------------------- coordinate system tags (as 3D Slicer)
+
+
+@pytest.mark.parametrize("suffix", [".vtp", ".vtk", ".ply", ".stl"])
+def test_written_files_are_tagged_ras_like_slicer_expects(tmp_path, suffix):
+    path = write_mesh(_sphere_sequence(1), tmp_path / f"m{suffix}", binary=suffix != ".stl")
+    assert b"SPACE=RAS" in path.read_bytes() or (suffix == ".vtp" and b'Name="SPACE"' in path.read_bytes())
+
+
+@pytest.mark.parametrize("header, expected_sign", [(b"SPACE=LPS", -1), (b"SPACE=RAS", 1), (b"no tag", -1)])
+def test_lps_and_untagged_files_are_converted_to_ras(tmp_path, header, expected_sign):
+    mesh = _sphere_sequence(1)
+    path = write_mesh(mesh, tmp_path / "m.vtk")
+    data = path.read_bytes().replace(b"CardiacMotionAtlas output. SPACE=RAS", b"other tool " + header, 1)
+    path.write_bytes(data)
+    back = read_mesh(path)
+    np.testing.assert_allclose(back.vertices[0, :, :2], expected_sign * mesh.vertices[0, :, :2], atol=1e-9)
+    np.testing.assert_allclose(back.vertices[0, :, 2], mesh.vertices[0, :, 2], atol=1e-9)
+    if header == b"no tag":
+        as_ras = read_mesh(path, untagged_space="RAS")
+        np.testing.assert_allclose(as_ras.vertices, mesh.vertices, atol=1e-9)
+
+
+def test_vtp_string_array_holding_more_strings_than_announced_is_refused(tmp_path):
+    path = write_mesh(_sphere_sequence(1), tmp_path / "m.vtp", binary=False)
+    text = path.read_bytes()
+    assert b"82 65 83 0" in text  # the SPACE=RAS tag, as NUL-terminated bytes
+    path.write_bytes(text.replace(b"82 65 83 0", b"82 0 83 0", 1))  # VTK itself would crash on this
+    with pytest.raises(InputFileError) as info:
+        read_mesh(path)
+    assert "string array holds 2 strings" in str(info.value)
+
+
+def test_vtp_connectivity_beyond_the_points_is_refused(tmp_path):
+    path = write_mesh(_sphere_sequence(1), tmp_path / "m.vtp", binary=False)
+    text = path.read_text()
+    start = text.index('Name="connectivity"', text.index("<Polys>"))
+    body = text.index(">", start) + 1
+    first = text[body:].split()[0]
+    path.write_text(text[:body] + text[body:].replace(first, "99999", 1))
+    with pytest.raises(InputFileError) as info:
+        read_mesh(path)
+    assert "outside" in str(info.value)
