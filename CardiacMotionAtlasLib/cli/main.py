@@ -9,11 +9,14 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from .. import __version__
 from ..errors import CardiacMotionAtlasError
-from . import phantom_cmd, study_cmd
+from . import nisf_cmd, phantom_cmd, study_cmd
+from . import atlas_cmd
 
 Command = Tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 
 COMMANDS: Dict[str, Command] = {
+    "atlas": (atlas_cmd.add_atlas_arguments, atlas_cmd.run_atlas,
+              "spatiotemporal NDF atlas of the LV: train | fit (all frames, ED+ES, ED) | mesh"),
     "demo": (phantom_cmd.add_demo_arguments, phantom_cmd.run_demo,
              "main job: synthetic cohort -> clinical indices, meshes, volume curves, report"),
     "phantom": (phantom_cmd.add_phantom_arguments, phantom_cmd.run_phantom,
@@ -21,6 +24,8 @@ COMMANDS: Dict[str, Command] = {
     "info": (study_cmd.add_info_arguments, study_cmd.run_info, "describe a study folder (any supported layout)"),
     "indices": (study_cmd.add_indices_arguments, study_cmd.run_indices,
                 "clinical indices from a study's SAX segmentations"),
+    "nisf": (nisf_cmd.add_arguments, nisf_cmd.run,
+             "NISF++: 4D intensities and labels from cine slices (train | reconstruct | sample)"),
 }
 
 

@@ -1,0 +1,191 @@
+"""Configurations of the spatiotemporal Neural Diffeomorphic Flow atlas (dataclasses; ``tiny()`` for tests).
+
+Units: SDF values, clamps and sample spreads are given in mm where the name says ``_mm``, otherwise in
+canonical units (the canonical heart frame, where the cohort fits ``[-1, 1]^3``; 1 unit ~ 60-80 mm).
+Defaults are sized for 2 CPU cores (the issue's calibration); ``large()`` is a GPU-sized variant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Tuple
+
+from .errors import AtlasConfigError
+
+ODE_METHODS = ("rk4", "euler", "midpoint", "dopri5", "bosh3", "adaptive_heun")
+"""torchdiffeq solvers accepted for ``D1`` (fixed-step ones use ``ode_steps`` steps per block)."""
+FIXED_STEP_METHODS = ("rk4", "euler", "midpoint")
+FIT_SETTINGS = ("all", "ed_es", "ed")
+"""Which frames of a new subject are observed when fitting its codes."""
+
+
+@dataclass
+class SamplingConfig:
+    """SDF samples drawn once per subject frame (RAS mm in, canonical out).
+
+    ``near_std_mm``: Gaussian offsets (mm) around points drawn uniformly over the surface, one group per
+    value; ``uniform_fraction`` of the samples are uniform in a box around the heart (1.15 x its extent).
+    """
+
+    samples_per_frame: int = 16000
+    near_std_mm: Tuple[float, ...] = (1.0, 4.0)
+    uniform_fraction: float = 0.2
+    box_margin: float = 1.15
+
+    def __post_init__(self) -> None:
+        if self.samples_per_frame < 16:
+            raise AtlasConfigError(f"samples_per_frame must be >= 16, got {self.samples_per_frame}")
+        if not 0.0 <= self.uniform_fraction < 1.0:
+            raise AtlasConfigError(f"uniform_fraction must be in [0, 1), got {self.uniform_fraction}")
+        if not self.near_std_mm or min(self.near_std_mm) <= 0:
+            raise AtlasConfigError(f"near_std_mm must be positive values, got {self.near_std_mm}")
+
+
+@dataclass
+class AtlasConfig:
+    """Network sizes, codes, ODE solver, losses and training schedule of the atlas.
+
+    ``F(p, t, c) = T(D1(p, c_p), D2(t, c_t))``: ``T`` an MLP on ``(p', cos 2 pi t', sin 2 pi t')``;
+    ``D1`` ``flow_blocks`` neural-ODE blocks, each integrating an autonomous velocity MLP of ``(x, c_p)``
+    over unit time; ``D2`` the normalised integral of ``exp(h(s))``, ``h`` a Fourier series of
+    ``time_harmonics`` harmonics whose coefficients are linear in ``c_t``.
+
+    ``template_warmup_steps``: the first steps train ``T`` (and ``D2``) with ``D1`` held at the identity, so
+    the template first learns the cohort's mean shape in the canonical frame; without it the template
+    shrinks and ``D1`` expands every subject (a scale drift the velocity penalty alone does not stop).
+    """
+
+    shape_code_dim: int = 32
+    time_code_dim: int = 8
+    code_init_std: float = 0.15
+    template_hidden: int = 192
+    template_layers: int = 5
+    template_frequencies: int = 2
+    velocity_hidden: int = 64
+    velocity_layers: int = 3
+    flow_blocks: int = 2
+    ode_method: str = "rk4"
+    ode_steps: int = 2
+    ode_rtol: float = 1e-4
+    ode_atol: float = 1e-5
+    adjoint: bool = False
+    time_harmonics: int = 4
+    time_quadrature: int = 128
+    clamp: float = 0.1
+    code_weight: float = 1e-4
+    velocity_weight: float = 0.03
+    es_alignment_weight: float = 0.1
+    template_warmup_steps: int = 150
+    steps: int = 2000
+    subjects_per_step: int = 0
+    frames_per_subject: int = 2
+    points_per_frame: int = 600
+    learning_rate: float = 1e-3
+    code_learning_rate: float = 3e-3
+    final_lr_fraction: float = 0.1
+    extent_margin: float = 0.85
+    checkpoint_every: int = 250
+    seed: int = 0
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def __post_init__(self) -> None:
+        if self.ode_method not in ODE_METHODS:
+            raise AtlasConfigError(f"unknown ode_method {self.ode_method!r}; expected one of {ODE_METHODS}")
+        for name in ("shape_code_dim", "time_code_dim", "template_hidden", "template_layers", "velocity_hidden",
+                     "velocity_layers", "flow_blocks", "ode_steps", "time_harmonics", "time_quadrature",
+                     "frames_per_subject", "points_per_frame"):
+            if getattr(self, name) < 1:
+                raise AtlasConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.template_layers < 2 or self.velocity_layers < 2:
+            raise AtlasConfigError("template_layers and velocity_layers must be >= 2")
+        if self.steps < 0 or self.subjects_per_step < 0 or self.template_frequencies < 0:
+            raise AtlasConfigError("steps, subjects_per_step and template_frequencies must be >= 0")
+        if not 0.0 < self.extent_margin <= 1.0:
+            raise AtlasConfigError(f"extent_margin must be in (0, 1], got {self.extent_margin}")
+        if self.clamp <= 0:
+            raise AtlasConfigError(f"clamp must be > 0, got {self.clamp}")
+
+    @classmethod
+    def tiny(cls) -> "AtlasConfig":
+        """Seconds on a CPU: unit tests."""
+        return cls(shape_code_dim=8, time_code_dim=2, template_hidden=64, template_layers=3, template_frequencies=1,
+                   velocity_hidden=24, velocity_layers=2, flow_blocks=1, ode_steps=2, time_harmonics=2,
+                   time_quadrature=32, steps=300, template_warmup_steps=30, frames_per_subject=2, points_per_frame=400,
+                   learning_rate=3e-3, code_learning_rate=1e-2, checkpoint_every=50,
+                   sampling=SamplingConfig(samples_per_frame=3000))
+
+    @classmethod
+    def quick(cls) -> "AtlasConfig":
+        """About one minute of training on 2 idle CPU cores (``benchmarks.atlas --quick``)."""
+        return replace(cls(), template_hidden=128, template_layers=4, shape_code_dim=16, time_code_dim=4,
+                       velocity_hidden=48, steps=600, template_warmup_steps=100, points_per_frame=500, learning_rate=2e-3,
+                       code_learning_rate=5e-3, sampling=SamplingConfig(samples_per_frame=10000))
+
+    @classmethod
+    def large(cls) -> "AtlasConfig":
+        """GPU-sized: wider networks, more points and steps."""
+        return replace(cls(), template_hidden=256, template_layers=6, velocity_hidden=128, flow_blocks=3,
+                       steps=6000, points_per_frame=2000, sampling=SamplingConfig(samples_per_frame=40000))
+
+
+@dataclass
+class FitConfig:
+    """Fitting the codes of a new subject with the networks frozen.
+
+    ``prior_weight`` scales the Gaussian prior (Mahalanobis distance to the training codes' mean and
+    variance, summed over dimensions); ``timing_weight`` scales the ES timing term ``(D2(t_ES) -
+    t'_ES)^2`` used when the ES frame is observed (``ed_es``), ``t'_ES`` being the template phase onto
+    which training subjects' ES fell.
+    """
+
+    steps: int = 300
+    learning_rate: float = 1e-2
+    points_per_frame: int = 2000
+    prior_weight: float = 1e-4
+    timing_weight: float = 0.1
+    time_prior: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.points_per_frame < 1 or self.learning_rate <= 0:
+            raise AtlasConfigError("steps must be >= 0, points_per_frame >= 1 and learning_rate > 0")
+        if self.prior_weight < 0 or self.timing_weight < 0:
+            raise AtlasConfigError("prior_weight and timing_weight must be >= 0")
+
+    @classmethod
+    def tiny(cls) -> "FitConfig":
+        return cls(steps=60, points_per_frame=800, learning_rate=2e-2)
+
+
+@dataclass
+class MeshConfig:
+    """Template meshing and temporal tracking.
+
+    ``resolution``: marching-cubes grid points per axis over the template box ``[-1, 1]^3``;
+    ``tracking_steps``: template phases per cycle at which the tracked vertices are stored (the
+    template-space motion is integrated between them with ``newton_iterations`` projections each);
+    ``smoothing_iterations``: Jacobi sweeps of the smooth tangential transport (0 = normal motion only);
+    ``level_offsets``: outward offsets (canonical units) tried in turn when the zero level set of the
+    template is not a sphere.
+    """
+
+    resolution: int = 72
+    tracking_steps: int = 48
+    newton_iterations: int = 2
+    smoothing_iterations: int = 150
+    level_offsets: Tuple[float, ...] = (0.003, 0.006, 0.01, 0.015)
+    batch_points: int = 65536
+
+    def __post_init__(self) -> None:
+        if (self.resolution < 8 or self.tracking_steps < 4 or self.newton_iterations < 0
+                or self.smoothing_iterations < 0 or self.batch_points < 1):
+            raise AtlasConfigError("resolution >= 8, tracking_steps >= 4, newton_iterations >= 0, "
+                                   "smoothing_iterations >= 0 and batch_points >= 1 required")
+
+    @classmethod
+    def tiny(cls) -> "MeshConfig":
+        return cls(resolution=28, tracking_steps=12, newton_iterations=1, smoothing_iterations=10)
+
+
+__all__ = ["ODE_METHODS", "FIXED_STEP_METHODS", "FIT_SETTINGS", "SamplingConfig", "AtlasConfig", "FitConfig",
+           "MeshConfig"]

@@ -1,0 +1,165 @@
+"""Training the atlas on a cohort (auto-decoder: networks and per-subject codes together).
+
+Each step draws ``subjects_per_step`` subjects (0 = all), ``frames_per_subject`` of their frames and
+``points_per_frame`` of each frame's precomputed SDF samples, from a generator seeded by the step index
+(so a resumed run equals an uninterrupted one), and takes one Adam step on the loss of
+:mod:`.model`. Networks and codes have their own learning rates, both decayed by a cosine schedule to
+``final_lr_fraction``. The loop, checkpoints, ``--resume``, progress and cancel are
+:func:`~CardiacMotionAtlasLib.training.run_training`'s.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from ..training.device import select_device
+from ..training.loop import make_state_fns, run_training
+from ..training.progress import CancelToken, ProgressReporter
+from ..training.seeding import make_generator, seed_everything
+from .config import AtlasConfig
+from .errors import AtlasDataError
+from .model import CHECKPOINT_KIND, Atlas, NeuralDiffeomorphicAtlas, clamped_l1
+from .sampling import SubjectData
+
+PathLike = Union[str, os.PathLike]
+
+
+def cohort_extent_factor(subjects: Sequence[SubjectData], margin: float) -> float:
+    """Factor ``k`` such that every subject's surface, in units of its size ``size_mm * k``, lies within
+    ``[-margin, margin]^3``."""
+    return float(max(np.max(s.surface_extent_mm / s.frame.size_mm) for s in subjects) / margin)
+
+
+class CohortTensors:
+    """Every subject's samples in canonical units on the device, padded to the largest frame count."""
+
+    def __init__(self, subjects: Sequence[SubjectData], extent_factor: float, device: torch.device) -> None:
+        n_points = min(s.points_mm.shape[1] for s in subjects)
+        n_frames = max(s.n_frames for s in subjects)
+        shape = (len(subjects), n_frames, n_points)
+        points = np.zeros(shape + (3,), np.float32)
+        sdf = np.zeros(shape, np.float32)
+        phases = np.zeros(shape[:2], np.float32)
+        for index, subject in enumerate(subjects):
+            scale = subject.frame.size_mm * extent_factor
+            points[index, :subject.n_frames] = subject.points_mm[:, :n_points] / scale
+            sdf[index, :subject.n_frames] = subject.sdf_mm[:, :n_points] / scale
+            phases[index, :subject.n_frames] = subject.phases
+        self.points = torch.from_numpy(points).to(device)
+        self.sdf = torch.from_numpy(sdf).to(device)
+        self.phases = torch.from_numpy(phases).to(device)
+        self.n_frames = torch.tensor([s.n_frames for s in subjects], device=device)
+        known = [s.es_phase is not None for s in subjects]
+        self.es_index = torch.tensor([i for i, k in enumerate(known) if k], dtype=torch.long, device=device)
+        self.es_phase = torch.tensor([s.es_phase for s in subjects if s.es_phase is not None], dtype=torch.float32,
+                                     device=device)
+        self.n_points = n_points
+
+    def batch(self, generator: torch.Generator, subjects: torch.Tensor, frames_per_subject: int,
+              points_per_frame: int):
+        """(points ``(B, 3)``, phases ``(B,)``, sdf ``(B,)``, subject index ``(B,)``) for the given subjects."""
+        device = self.points.device
+        n_sub = len(subjects)
+        draws = torch.rand(n_sub, frames_per_subject, generator=generator)
+        frames = (draws * self.n_frames[subjects].cpu()[:, None]).long()
+        point_index = torch.randint(0, self.n_points, (n_sub, frames_per_subject, points_per_frame),
+                                    generator=generator)
+        s = subjects.cpu()[:, None, None].expand_as(point_index).reshape(-1).to(device)
+        f = frames[:, :, None].expand_as(point_index).reshape(-1).to(device)
+        p = point_index.reshape(-1).to(device)
+        return self.points[s, f, p], self.phases[s, f], self.sdf[s, f, p], s
+
+
+def atlas_loss(module: NeuralDiffeomorphicAtlas, data: CohortTensors, subjects: torch.Tensor, points: torch.Tensor,
+               phases: torch.Tensor, sdf: torch.Tensor, index: torch.Tensor):
+    """Training loss and its parts (see :mod:`.model`)."""
+    config = module.config
+    predicted, energy = module(points, phases, module.shape_codes, module.time_codes, index)
+    sdf_term = clamped_l1(predicted, sdf, config.clamp)
+    codes = (module.shape_codes[subjects] ** 2).sum(1).mean() + (module.time_codes[subjects] ** 2).sum(1).mean()
+    velocity = energy.mean()
+    loss = sdf_term + config.code_weight * codes + config.velocity_weight * velocity
+    alignment = torch.zeros((), device=points.device)
+    if config.es_alignment_weight > 0 and len(data.es_index):
+        alignment = module.es_alignment(module.time_codes[data.es_index], data.es_phase).mean()
+        loss = loss + config.es_alignment_weight * alignment
+    return loss, {"sdf": sdf_term.detach(), "velocity": velocity.detach(), "align": alignment.detach()}
+
+
+def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] = None, *,
+                device: Union[str, torch.device, None] = "cpu", checkpoint_path: Optional[PathLike] = None,
+                resume: bool = False, progress: Optional[ProgressReporter] = None,
+                cancel: Optional[CancelToken] = None) -> Atlas:
+    """Train the atlas on ``subjects`` and return it (checkpointed at ``checkpoint_path`` every
+    ``config.checkpoint_every`` steps and at the end; ``resume`` continues from that checkpoint).
+
+    ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"`` or a ``torch.device``. The result's
+    ``training_seconds_per_step`` attribute holds the mean wall time of the steps run."""
+    config = config or AtlasConfig()
+    subjects = list(subjects)
+    if not subjects:
+        raise AtlasDataError(None, "no training subjects")
+    ids = [s.subject_id for s in subjects]
+    if len(set(ids)) != len(ids):
+        raise AtlasDataError(None, f"duplicate subject ids in the training cohort: {ids}")
+    device = select_device(device)
+    seed_everything(config.seed)
+    factor = cohort_extent_factor(subjects, config.extent_margin)
+    module = NeuralDiffeomorphicAtlas(config, len(subjects)).to(device)
+    module.extent_factor.fill_(factor)
+    data = CohortTensors(subjects, factor, device)
+
+    network_params = [p for m in module.networks() for p in m.parameters()] + [module.template_es_phase]
+    optimizer = torch.optim.Adam([
+        {"params": network_params, "lr": config.learning_rate},
+        {"params": [module.shape_codes, module.time_codes], "lr": config.code_learning_rate},
+    ])
+    total = max(config.steps, 1)
+
+    def schedule(step: int) -> float:
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        return config.final_lr_fraction + (1.0 - config.final_lr_fraction) * cosine
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    atlas = Atlas(module, ids, [s.frame.with_extent_factor(factor) for s in subjects], device,
+                  [s.es_phase for s in subjects])
+    state_dict_fn, load_state_fn = make_state_fns(module, optimizer, scheduler, extra_fn=atlas.extra)
+    per_step = max(1, min(config.subjects_per_step or len(subjects), len(subjects)))
+    timings: List[float] = []
+
+    def step_fn(step: int):
+        start = time.perf_counter()
+        generator = make_generator(config.seed, stream=step)
+        if per_step < len(subjects):
+            chosen = torch.randperm(len(subjects), generator=generator)[:per_step].to(device)
+        else:
+            chosen = torch.arange(len(subjects), device=device)
+        points, phases, sdf, index = data.batch(generator, chosen, config.frames_per_subject, config.points_per_frame)
+        module.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss, parts = atlas_loss(module, data, chosen, points, phases, sdf, index)
+        loss.backward()
+        if step < config.template_warmup_steps:  # warm-up: the template learns the mean shape, D1 stays identity
+            for parameter in module.spatial.parameters():
+                parameter.grad = None
+        optimizer.step()
+        scheduler.step()
+        timings.append(time.perf_counter() - start)
+        return {"loss": loss.detach(), "sdf_mm": parts["sdf"] * atlas.mean_scale_mm}
+
+    run_training(step_fn, total_steps=config.steps, checkpoint_path=checkpoint_path,
+                 checkpoint_every=config.checkpoint_every, state_dict_fn=state_dict_fn,
+                 load_state_fn=load_state_fn, config=config, kind=CHECKPOINT_KIND, resume=resume,
+                 progress=progress, cancel=cancel, description="train atlas")
+    module.eval()
+    atlas.training_seconds_per_step = float(np.mean(timings)) if timings else float("nan")
+    return atlas
+
+
+__all__ = ["train_atlas", "atlas_loss", "cohort_extent_factor", "CohortTensors"]

@@ -1,0 +1,306 @@
+"""Spatiotemporal Neural Diffeomorphic Flow atlas on held-out phantom subjects.
+
+    python -m CardiacMotionAtlasLib.benchmarks.atlas [--quick] [--large] [--json PATH] [--device D]
+
+Trains the atlas on a phantom cohort (SDF samples of its exact myocardium meshes, canonical frames from
+its ED label maps), fits held-out subjects from all frames / ED+ES / ED alone (networks frozen) and
+compares, in the same run, with baselines that see the same frames (:mod:`..atlas.baselines`):
+the ED mesh held static, the training cohort's mean canonical motion applied to the ED mesh, and (ED+ES,
+all frames) the observed frames' SDFs blended linearly in time.
+
+1. Surfaces: chamfer and HD95 (mm, mean +/- std over subjects x withheld frames; point-to-surface
+   distances from area-uniform samples), the same at ES, LV volume-curve error (ml) and EF error
+   (percentage points), both against the same cavity measurement on the ground-truth meshes.
+2. Correspondence against the phantom's material points: over the cycle (ED material points) and
+   across subjects (the phantom's ring parameterisation as ground truth).
+3. Topology and diffeomorphism checks. 4. Speed and memory (ratios measured in the same run).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import replace
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..atlas.baselines import cohort_mean_motion, sdf_blend_meshes
+from ..atlas.config import AtlasConfig, FitConfig, MeshConfig
+from ..atlas.evaluation import (SurfaceParameterisation, d1_jacobian_determinant, d2_folds, lv_cavity_volume_ml,
+                                temporal_correspondence_error)
+from ..atlas.fit import fit_subject
+from ..atlas.meshing import extract_template_mesh, subject_mesh_sequence, track_template
+from ..atlas.sampling import subject_from_phantom
+from ..atlas.train import train_atlas
+from ..data.mesh_sequence import MeshSequence
+from ..metrics import directed_surface_distances, mesh_topology
+from ..phantom.heart import PhantomHeart
+from ..phantom.parameters import sample_subject_parameters
+from ..training.device import describe_device, select_device
+from ..training.seeding import seed_everything
+from .common import benchmark_parser, format_table, machine_description, mean_std, write_json
+
+SETTINGS = {"all": "all frames", "ed_es": "ED+ES", "ed": "ED alone"}
+Mesh = Tuple[np.ndarray, np.ndarray]
+
+
+def sizes(quick: bool, large: bool) -> Dict:
+    if large:
+        return dict(train=16, held=4, frames=13, atlas=AtlasConfig.large(), fit=FitConfig(steps=400),
+                    mesh=MeshConfig(resolution=96, tracking_steps=64), samples=8000, grid_mm=1.5, cycle=25)
+    if quick:
+        return dict(train=6, held=2, frames=8, atlas=AtlasConfig.quick(), mesh=MeshConfig(resolution=56, tracking_steps=24),
+                    fit=FitConfig(steps=120, points_per_frame=800), samples=3000, grid_mm=2.0, cycle=25)
+    return dict(train=10, held=3, frames=10, atlas=AtlasConfig(), fit=FitConfig(steps=200, points_per_frame=1000),
+                mesh=MeshConfig(), samples=6000, grid_mm=1.5, cycle=25)
+
+
+def frames_of(mesh: MeshSequence) -> List[Mesh]:
+    return [(mesh.vertices[i], mesh.faces) for i in range(mesh.n_frames)]
+
+
+def surface_errors(meshes: Sequence[Mesh], truth: Sequence[Mesh], samples: int) -> np.ndarray:
+    """``(t, 2)``: chamfer and HD95 (mm) per frame."""
+    out = []
+    for index, (mesh, true) in enumerate(zip(meshes, truth)):
+        a = directed_surface_distances(mesh, true, samples=samples, seed=index)
+        b = directed_surface_distances(true, mesh, samples=samples, seed=index + 7)
+        out.append((0.5 * (a.mean() + b.mean()), max(np.percentile(a, 95), np.percentile(b, 95))))
+    return np.asarray(out)
+
+
+class Scores:
+    """Per (setting, method): surface errors of the withheld frames, ES errors, volume and EF errors."""
+
+    def __init__(self, samples: int) -> None:
+        self.samples = samples
+        self.entries: Dict = {}
+
+    def add(self, setting: str, method: str, meshes: Sequence[Mesh], subject: Dict) -> None:
+        """``meshes``: ED first, then the subject's evaluation phases."""
+        errors = surface_errors(meshes[1:], subject["truth"][1:], self.samples)
+        curve = np.array([lv_cavity_volume_ml(v, f, subject["frame"]) for v, f in meshes])
+        es = subject["es_index"]
+        ef, truth_ef = (100.0 * (c[0] - c[es + 1]) / c[0] for c in (curve, subject["curve"]))
+        entry = self.entries.setdefault((setting, method), {"err": [], "es": [], "vol": [], "ef": []})
+        withheld = [i for i, p in enumerate(subject["phases"]) if setting == "all" or p not in subject["observed"][setting]]
+        entry["err"].append(errors[withheld])
+        entry["es"].append(errors[es])
+        entry["vol"].append(float(np.abs(curve - subject["curve"]).mean()))
+        entry["ef"].append(float(abs(ef - truth_ef)))
+
+    def rows(self) -> List[Dict]:
+        rows = []
+        for (setting, method), e in self.entries.items():
+            errors, es = np.concatenate(e["err"]), np.stack(e["es"])
+            rows.append({"setting": SETTINGS[setting], "method": method, "chamfer_mm": mean_std(errors[:, 0]),
+                         "hd95_mm": mean_std(errors[:, 1]), "ES_chamfer_mm": mean_std(es[:, 0]),
+                         "ES_hd95_mm": mean_std(es[:, 1]), "volume_err_ml": mean_std(e["vol"]),
+                         "EF_err_pct": mean_std(e["ef"]), "chamfer_mean": float(errors[:, 0].mean()),
+                         "hd95_mean": float(errors[:, 1].mean())})
+        return rows
+
+
+def cross_subject_rows(ed: Dict[str, List[np.ndarray]], truth: List[np.ndarray], faces: np.ndarray,
+                       frames: List) -> List[Dict]:
+    """Vertex i of subject B vs the true counterpart of vertex i of subject A (phantom ring coordinates),
+    for the atlas and for 'nearest point in the canonical frame' (A's vertex moved to B by the canonical
+    frames, snapped to B's true surface)."""
+    atlas_err, nearest_err = [], []
+    for a in range(len(truth)):
+        locate = SurfaceParameterisation(truth[a], faces, 100000)
+        for b in range(len(truth)):
+            if a == b:
+                continue
+            counterpart = locate.transfer(ed["atlas"][a], truth[b])
+            atlas_err.append(np.linalg.norm(ed["atlas"][b] - counterpart, axis=1).mean())
+            moved = frames[b].to_ras(frames[a].to_canonical(ed["atlas"][a]))
+            snapped = SurfaceParameterisation(truth[b], faces, 100000).nearest(moved)
+            nearest_err.append(np.linalg.norm(snapped - counterpart, axis=1).mean())
+    return [{"correspondence": "across subjects (ED), atlas: same vertex index", "error_mm": mean_std(atlas_err)},
+            {"correspondence": "across subjects (ED), nearest point in canonical frame", "error_mm": mean_std(nearest_err)}]
+
+
+def speed_rows(atlas, fitted, motion, size, fit_seconds, cycle_seconds, train_s, template_s) -> List[Dict]:
+    device = atlas.device
+    n = 20000
+    points, phases = torch.rand(n, 3, device=device) * 1.6 - 0.8, torch.rand(n, device=device)
+    codes = fitted.shape_code[None].to(device), fitted.time_code[None].to(device)
+
+    def timed(fn, repeat=3):
+        fn()
+        start = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / repeat
+
+    with torch.no_grad():
+        full = timed(lambda: atlas.module(points, phases, *codes))
+        plain = timed(lambda: atlas.module.template(points, phases))
+    step_points = size["atlas"].points_per_frame * size["atlas"].frames_per_subject * size["train"]
+    p, t = points[:step_points].clone().requires_grad_(True), phases[:step_points]
+
+    def step(with_flow: bool):
+        out = atlas.module(p, t, *codes)[0] if with_flow else atlas.module.template(p, t)
+        out.sum().backward()
+
+    step_full, step_plain = timed(lambda: step(True)), timed(lambda: step(False))
+    resolution = size["mesh"].resolution
+    axis = np.linspace(-1, 1, resolution)
+    grid = torch.from_numpy(np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3).astype(np.float32)).to(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for chunk in torch.split(grid, 65536):
+            atlas.module(chunk, torch.zeros(len(chunk), device=device), *codes)
+    naive_frame = time.perf_counter() - start
+    cycle = size["cycle"]
+    rows = [
+        {"task": "training step (fwd+bwd), plain T MLP alone in the same run", "seconds": atlas.training_seconds_per_step,
+         "baseline_s": step_plain, "ratio": step_full / step_plain},
+        {"task": f"evaluate F on {n} points (ODE D1 + D2 + T) vs plain T", "seconds": full, "baseline_s": plain,
+         "ratio": full / plain},
+        {"task": "training, total", "seconds": train_s, "baseline_s": None, "ratio": None},
+        *({"task": f"fit one subject, {SETTINGS.get(s, s)}", "seconds": float(np.mean(v)), "baseline_s": None, "ratio": None}
+          for s, v in fit_seconds.items()),
+        {"task": f"template: march once ({resolution}^3) + track {size['mesh'].tracking_steps} phases",
+         "seconds": template_s, "baseline_s": None, "ratio": None},
+        {"task": f"subject meshes, full cycle ({cycle} phases) vs marching F per frame ({resolution}^3, 1 frame x {cycle})",
+         "seconds": float(np.mean(cycle_seconds)), "baseline_s": naive_frame * cycle,
+         "ratio": naive_frame * cycle / float(np.mean(cycle_seconds))},
+        {"task": "peak memory (MB): process RSS" + (", CUDA allocated" if device.type == "cuda" else ""),
+         "seconds": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+         "baseline_s": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None, "ratio": None},
+    ]
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = benchmark_parser(__doc__.splitlines()[0])
+    parser.add_argument("--large", action="store_true", help="GPU-sized networks and cohort")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    args = parser.parse_args(argv)
+    device, size, wall = select_device(args.device), sizes(args.quick, args.large), time.perf_counter()
+    seed_everything(args.seed)
+    n_train, n_frames = size["train"], size["frames"]
+    hearts = [PhantomHeart(sample_subject_parameters(args.seed, i)) for i in range(n_train + size["held"])]
+    train_hearts, held_hearts = hearts[:n_train], hearts[n_train:]
+    grid, midpoints = np.arange(n_frames) / n_frames, (np.arange(n_frames) + 0.5) / n_frames
+    print(f"machine: {machine_description()}; device {describe_device(device)}; load average {os.getloadavg()[0]:.1f}")
+    print(f"cohort: {n_train} training + {len(held_hearts)} held-out phantom subjects "
+          f"({', '.join(h.params.kind for h in held_hearts)}), {n_frames} frames per cycle observed")
+
+    config = replace(size["atlas"], seed=args.seed, checkpoint_every=0)
+    start = time.perf_counter()
+    train_data = [subject_from_phantom(h, grid, config.sampling, seed=i) for i, h in enumerate(train_hearts)]
+    held_data = [subject_from_phantom(h, np.sort(np.append(grid, h.es_phase)), config.sampling, seed=100 + i)
+                 for i, h in enumerate(held_hearts)]
+    data_s, start = time.perf_counter() - start, time.perf_counter()
+    atlas = train_atlas(train_data, config, device=device)
+    train_s, start = time.perf_counter() - start, time.perf_counter()
+    template_mesh = extract_template_mesh(atlas, 0.0, size["mesh"])
+    motion = track_template(atlas, size["mesh"], template_mesh)
+    template_s = time.perf_counter() - start
+    normal_motion = track_template(atlas, replace(size["mesh"], smoothing_iterations=0), template_mesh)
+    print(f"data {data_s:.0f} s, training {train_s:.0f} s ({atlas.training_seconds_per_step:.3f} s/step), "
+          f"template march + tracking {template_s:.1f} s ({len(motion.faces)} faces)\n")
+
+    scores = Scores(size["samples"])
+    fit_seconds: Dict[str, List[float]] = {"all": [], "ed_es": [], "ed_es (no timing prior)": [], "ed": []}
+    temporal: Dict[str, List[float]] = {}
+    checks = {"jacobian": [], "folds": 0, "codes": 0}
+    ed_atlas, ed_truth, cycle_seconds = [], [], []
+    for heart, data in zip(held_hearts, held_data):
+        es = float(heart.es_phase)
+        phases = np.concatenate([[0.0], np.sort(np.append(midpoints, es))])  # ED, then the evaluation phases
+        truth_mesh = heart.mesh_sequence("myocardium", phases)
+        frame = data.frame.with_extent_factor(atlas.extent_factor)
+        subject = {"truth": frames_of(truth_mesh), "frame": frame, "phases": phases[1:],
+                   "es_index": int(np.argmin(np.abs(phases[1:] - es))),
+                   "observed": {"ed_es": (0.0, es), "ed": (0.0,)}}
+        subject["curve"] = np.array([lv_cavity_volume_ml(v, f, frame) for v, f in subject["truth"]])
+        static = [subject["truth"][0]] * len(phases)
+        mean_motion = cohort_mean_motion(train_hearts, atlas.frames, truth_mesh.vertices[0], truth_mesh.faces, frame, phases)
+        for setting in SETTINGS:
+            observed = data.select([data.frame_index(p) for p in grid]) if setting == "all" else data
+            fitted = fit_subject(atlas, observed, setting, size["fit"])
+            fit_seconds[setting].append(fitted.seconds)
+            mesh = subject_mesh_sequence(atlas, fitted, phases, motion, size["mesh"])
+            scores.add(setting, "atlas (ours)", frames_of(mesh), subject)
+            checks["jacobian"].append(float(d1_jacobian_determinant(atlas, fitted.shape_code).min()))
+            checks["folds"] += d2_folds(atlas, fitted.time_code)["folds"]
+            checks["codes"] += 1
+            if setting == "ed_es":
+                ablation = fit_subject(atlas, observed, setting, replace(size["fit"], time_prior=False))
+                fit_seconds["ed_es (no timing prior)"].append(ablation.seconds)
+                scores.add(setting, "atlas, no timing prior",
+                           frames_of(subject_mesh_sequence(atlas, ablation, phases, motion, size["mesh"])), subject)
+            scores.add(setting, "static ED mesh", static, subject)
+            scores.add(setting, "cohort mean motion", frames_of(mean_motion), subject)
+            if setting != "ed":
+                blend_phases = grid if setting == "all" else subject["observed"]["ed_es"]
+                scores.add(setting, "SDF blend of observed frames",
+                           sdf_blend_meshes(heart, blend_phases, phases, size["grid_mm"]), subject)
+            if setting == "all":
+                normal = subject_mesh_sequence(atlas, fitted, phases, normal_motion, size["mesh"])
+                for name, sequence in (("atlas, smooth tangential transport (ours)", mesh),
+                                       ("atlas, normal motion only (closest point)", normal),
+                                       ("cohort mean motion on the true ED mesh", mean_motion),
+                                       ("no motion (ED mesh held still)", MeshSequence(np.stack([v for v, _ in static]), truth_mesh.faces, phases))):
+                    temporal.setdefault(name, []).append(temporal_correspondence_error(sequence, heart.positions)[1:].mean())
+                ed_atlas.append(mesh.vertices[0])
+                ed_truth.append(truth_mesh.vertices[0])
+                start = time.perf_counter()
+                subject_mesh_sequence(atlas, fitted, np.arange(size["cycle"]) / size["cycle"], motion, size["mesh"])
+                cycle_seconds.append(time.perf_counter() - start)
+                last_fit = fitted
+
+    rows = scores.rows()
+    columns = ["setting", "method", "chamfer_mm", "hd95_mm", "ES_chamfer_mm", "ES_hd95_mm", "volume_err_ml", "EF_err_pct"]
+    print(format_table(rows, columns, title="Held-out subjects: withheld frames (mean +/- std over subjects x frames; "
+                                            "ES columns: the ES frame, observed in ED+ES)"))
+    true_ef = [heart.clinical_indices()["LVEF"] for heart in held_hearts]
+    print(f"paper (UK Biobank): chamfer 1.03 / 1.24 / 1.36 mm, HD95 2.40 / 2.91 / 3.25 mm (all / ED+ES / ED); "
+          f"true LVEF of the held-out subjects: {', '.join(f'{v:.0f} %' for v in true_ef)}; volumes and EF are "
+          "measured from myocardium meshes by SAX-slice filling, errors against the same measurement on the "
+          "ground-truth meshes")
+    corr_rows = [{"correspondence": f"over the cycle (all frames fit): {name}", "error_mm": mean_std(values)}
+                 for name, values in temporal.items()]
+    corr_rows += cross_subject_rows({"atlas": ed_atlas}, ed_truth, truth_mesh.faces,
+                                    [d.frame.with_extent_factor(atlas.extent_factor) for d in held_data])
+    print()
+    print(format_table(corr_rows, title="Correspondence vs the phantom's material points (mm, mean over vertices)"))
+    topology = mesh_topology((motion.vertices[0], motion.faces))
+    topo_rows = [
+        {"check": "template mesh (shared by every subject and frame): closed / manifold / oriented",
+         "value": f"{topology.is_closed} / {topology.is_manifold} / {topology.is_consistently_oriented}"},
+        {"check": "Euler characteristic (2 = sphere) / components", "value": f"{topology.euler_characteristic} / {topology.n_components}"},
+        {"check": "vertices / faces", "value": f"{topology.n_vertices} / {topology.n_faces}"},
+        {"check": f"min det Jacobian of D1 on a 24^3 grid over [-1,1]^3 ({checks['codes']} fitted codes)",
+         "value": f"{min(checks['jacobian']):.3f}"},
+        {"check": "folded phase steps of D2 (2001-point grid, all fitted codes)", "value": str(checks["folds"])},
+        {"check": "template tracking: cycle closure error (mm)", "value": f"{motion.closure_error * atlas.mean_scale_mm:.3f}"},
+        {"check": "template surface level (mm; > 0: outward offset that closed a perforated wall)",
+         "value": f"{motion.level * atlas.mean_scale_mm:.2f}"},
+    ]
+    print()
+    print(format_table(topo_rows, title="Topology and diffeomorphism checks"))
+    speed = speed_rows(atlas, last_fit, motion, size, fit_seconds, cycle_seconds, train_s, template_s)
+    print()
+    print(format_table(speed, title=f"Speed ({describe_device(device)}; seconds unless stated; ratio = baseline/ours "
+                                     "or ours/plain)"))
+    print(f"\ntotal wall time {time.perf_counter() - wall:.0f} s")
+    if args.json:
+        write_json(args.json, rows, {"quick": args.quick, "large": args.large, "seed": args.seed,
+                                     "device": str(device), "machine": machine_description(),
+                                     "train_subjects": n_train, "held_out": len(held_hearts), "frames": n_frames},
+                   correspondence=corr_rows, topology=topo_rows, speed=speed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

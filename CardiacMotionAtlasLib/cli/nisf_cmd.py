@@ -1,0 +1,167 @@
+"""``cardiac-atlas nisf train|reconstruct|sample``: NISF++ 4D intensity and label fields from cine slices.
+
+    cardiac-atlas nisf train --data COHORT_DIR --out nisf.pt [--tiny | --config spec.json] [--steps N] [--resume]
+    cardiac-atlas nisf reconstruct --model nisf.pt --study SUBJECT_DIR --out OUT_DIR [--use-labels] [--spacing 1.25]
+    cardiac-atlas nisf sample --model nisf.pt --fit OUT_DIR/subject_fit.pt --out OUT2 [--spacing 1.0] [--phases 50]
+
+``--data`` takes study folders or folders of study folders (a phantom cohort). Every command takes
+``--device auto|cpu|cuda[:N]`` and ``--progress``; ``train`` and ``reconstruct`` take ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import List
+
+from ..errors import CineStudyError
+from ..io.layouts import detect_layout, read_study
+from .options import add_progress_argument, progress_from
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    add_progress_argument(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="nisf_command", required=True)
+    train = sub.add_parser("train", help="train NISF++ on a cohort of cine studies")
+    train.add_argument("--data", type=Path, nargs="+", required=True, help="study folders or cohort folders")
+    train.add_argument("--out", type=Path, required=True, help="checkpoint file (.pt), written atomically")
+    size = train.add_mutually_exclusive_group()
+    size.add_argument("--tiny", action="store_true", help="tiny configuration (tests, smoke runs)")
+    size.add_argument("--paper", action="store_true", help="the paper's sizes (GPU)")
+    size.add_argument("--config", type=Path, help="JSON spec of an NISFConfig")
+    train.add_argument("--steps", type=int, help="override the number of training steps")
+    train.add_argument("--seed", type=int, help="override the seed")
+    train.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    _add_device(train)
+
+    recon = sub.add_parser("reconstruct", help="fit a new subject (network frozen) and sample its 4D labels")
+    recon.add_argument("--model", type=Path, required=True, help="NISF++ checkpoint from 'nisf train'")
+    recon.add_argument("--study", type=Path, required=True, help="the subject's study folder (any layout)")
+    recon.add_argument("--out", type=Path, required=True, help="output folder")
+    recon.add_argument("--use-labels", action="store_true", help="also fit to the study's labels (Dice)")
+    recon.add_argument("--steps", type=int, help="override the number of fitting steps")
+    recon.add_argument("--no-sample", action="store_true", help="only fit (slices.json, subject_fit.pt)")
+    _add_sampling_arguments(recon)
+    recon.add_argument("--resume", action="store_true", help="continue an interrupted fit (OUT/fit_checkpoint.pt)")
+    _add_device(recon)
+
+    sample = sub.add_parser("sample", help="sample a fitted subject on any 4D grid")
+    sample.add_argument("--model", type=Path, required=True, help="NISF++ checkpoint from 'nisf train'")
+    sample.add_argument("--fit", type=Path, required=True, help="subject_fit.pt from 'nisf reconstruct'")
+    sample.add_argument("--out", type=Path, required=True, help="output folder")
+    sample.add_argument("--reference", type=Path, help="sample on the grid of this NIfTI image instead")
+    _add_sampling_arguments(sample)
+    _add_device(sample)
+
+
+def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spacing", type=float, default=1.25, help="isotropic grid spacing (mm)")
+    parser.add_argument("--phases", type=int, help="number of equally spaced phases (default: the study's frames)")
+    parser.add_argument("--meshes", action="store_true", help="also write label surfaces (VTP) per frame")
+
+
+def _study_folders(paths: List[Path]) -> List[Path]:
+    folders = []
+    for path in paths:
+        try:
+            detect_layout(path)
+            folders.append(path)
+            continue
+        except CineStudyError:
+            if not path.is_dir():
+                raise
+        children = [child for child in sorted(path.iterdir()) if child.is_dir() and not child.name.startswith(".")]
+        found = []
+        for child in children:
+            try:
+                detect_layout(child)
+                found.append(child)
+            except CineStudyError:
+                pass
+        if not found:
+            raise CineStudyError(path, "neither a study folder nor a folder of study folders")
+        folders.extend(found)
+    return folders
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..nisf import NISFConfig, train_nisf
+    from ..training import load_config_json
+
+    if args.config:
+        config = load_config_json(NISFConfig, args.config)
+    else:
+        config = NISFConfig.tiny() if args.tiny else (NISFConfig.paper() if args.paper else NISFConfig())
+    if args.steps is not None:
+        config.steps = args.steps
+    if args.seed is not None:
+        config.seed = args.seed
+    studies = [read_study(folder) for folder in _study_folders(args.data)]
+    trained = train_nisf(studies, config, checkpoint_path=args.out, resume=args.resume, device=args.device,
+                         progress=progress_from(args))
+    print(f"trained NISF++ on {len(studies)} studies, {config.steps} steps "
+          f"(loss {trained.result.metrics.get('loss', float('nan')):.4g}); checkpoint: {args.out}")
+    return 0
+
+
+def _phases(args: argparse.Namespace):
+    return None if args.phases is None else [i / args.phases for i in range(args.phases)]
+
+
+def _write(fit, args: argparse.Namespace, grid=None, phases=None) -> dict:
+    from ..nisf import write_reconstruction
+
+    phases = _phases(args) if phases is None else phases
+    return write_reconstruction(fit, args.out, spacing_mm=args.spacing, grid=grid, phases=phases,
+                                mesh_labels=(1, 2, 3) if args.meshes else (), progress=None)
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..io.atomic import atomic_write_text
+    from ..nisf import fit_subject, load_nisf, save_subject_fit
+
+    trained = load_nisf(args.model, device=args.device)
+    fit_config = trained.config.fit if args.steps is None else replace(trained.config.fit, steps=args.steps)
+    study = read_study(args.study)
+    args.out.mkdir(parents=True, exist_ok=True)
+    fit = fit_subject(trained, study, fit_config, use_labels=args.use_labels,
+                      checkpoint_path=args.out / "fit_checkpoint.pt", resume=args.resume, progress=progress_from(args))
+    if args.no_sample:
+        save_subject_fit(fit, args.out / "subject_fit.pt")
+        atomic_write_text(args.out / "slices.json", json.dumps(fit.geometry_report(), indent=2) + "\n")
+        paths = {"subject_fit": str(args.out / "subject_fit.pt"), "slices": str(args.out / "slices.json")}
+    else:
+        paths = _write(fit, args)
+    for what, path in paths.items():
+        print(f"{what}: {path}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from ..io.nifti import read_nifti
+    from ..nisf import load_nisf, load_subject_fit
+
+    trained = load_nisf(args.model, device=args.device)
+    fit = load_subject_fit(trained, args.fit)
+    grid = phases = None
+    if args.reference is not None:  # its grid, and its frames as equally spaced phases unless --phases
+        reference = read_nifti(args.reference)
+        grid = (reference.ijk_to_ras, reference.shape_zyx)
+        phases = None if args.phases is not None else list(reference.phases)
+    for what, path in _write(fit, args, grid, phases).items():
+        print(f"{what}: {path}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"train": _train, "reconstruct": _reconstruct, "sample": _sample}[args.nisf_command](args)
+
+
+__all__ = ["add_arguments", "run"]

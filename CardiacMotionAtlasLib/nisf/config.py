@@ -1,0 +1,173 @@
+"""NISF++ configuration: network, point-spread function, regularisers, training and inference.
+
+Units are part of the names: rotations in degrees, translations in mm, learning rates of the slice
+offsets in those units per Adam step (Adam moves a parameter by about ``lr`` per step whatever the size
+of its gradient, so ``lr_translation_mm=0.02`` means at most ~0.02 mm per step). Regulariser weights
+multiply mean squares in the same units (``rotation`` per deg^2, ``translation`` per mm^2), so they do
+not depend on the canonical frame's scale.
+
+Three sizes: ``NISFConfig()`` trains in minutes on a CPU, ``NISFConfig.tiny()`` in seconds (tests),
+``NISFConfig.paper()`` is the paper's (16 x 256 residual MLP, 128-d latent, K = 16 PSF samples,
+32k voxels per step: a GPU configuration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Tuple
+
+from .errors import NISFConfigError
+
+
+@dataclass
+class NetworkConfig:
+    """The shared residual ReLU MLP and its positional encoding.
+
+    ``spatial_frequencies``: sinusoidal bands ``2^k pi`` (k < n) per canonical axis x, y, z (z = SAX
+    normal). ``time_frequencies``: bands for each of ``sin(pi t'), cos(pi t')`` with ``t' = 2 phase - 1``.
+    """
+
+    hidden: int = 96
+    layers: int = 5
+    latent_dim: int = 64
+    spatial_frequencies: Tuple[int, int, int] = (6, 6, 4)
+    time_frequencies: int = 5
+    latent_init_std: float = 0.01  # N(0, 1e-4)
+
+    def validate(self) -> None:
+        if self.hidden < 1 or self.layers < 0 or self.latent_dim < 0:
+            raise NISFConfigError(f"network sizes must be positive, got {self}")
+        if len(self.spatial_frequencies) != 3 or min(self.spatial_frequencies) < 0 or self.time_frequencies < 0:
+            raise NISFConfigError(f"frequency counts must be >= 0 (3 spatial), got {self}")
+
+
+@dataclass
+class PSFConfig:
+    """Anisotropic Gaussian PSF, sigma = resolution / 2.355 (in-plane pixel size, slice thickness
+    through-plane), integrated by Monte-Carlo with ``samples`` points per voxel (antithetic pairs
+    ``+d, -d`` when ``antithetic``, which cancels the odd terms of the error)."""
+
+    enabled: bool = True
+    samples: int = 4
+    antithetic: bool = True
+
+    def validate(self) -> None:
+        if self.enabled and self.samples < 1:
+            raise NISFConfigError(f"psf.samples must be >= 1, got {self.samples}")
+        if self.enabled and self.antithetic and self.samples % 2:
+            raise NISFConfigError(f"antithetic PSF sampling needs an even sample count, got {self.samples}")
+
+
+@dataclass
+class RegularisationConfig:
+    """L2 weights (paper: weights 1e-5, latent 1e-4, rotation 1e-4, translation 1e-4, intensity 1e-2),
+    here per squared unit: network weights (sum of squares), latent (mean square), slice rotation
+    (deg^2), in-plane slice translation (mm^2), through-plane slice translation (mm^2), intensity scale
+    ``d`` (unitless^2). Rotations and through-plane shifts are weakly observable from thick slices
+    (they mostly fit the template's errors), hence their stronger priors."""
+
+    weights: float = 1e-5
+    latent: float = 1e-4
+    rotation: float = 1e-3
+    translation: float = 1e-4
+    through_plane: float = 1e-3
+    intensity: float = 1e-2
+
+
+@dataclass
+class FitConfig:
+    """Inference on a new subject: the network is frozen; the latent, a global pose (unregularised:
+    without it the per-slice offsets soak up the subject's pose), the slice offsets and the intensity
+    scales are optimised from intensities (plus Dice where labels exist when ``use_labels``)."""
+
+    steps: int = 400
+    slices_per_step: int = 16
+    points_per_slice: int = 256
+    lr_latent: float = 1e-2
+    lr_global_rotation_deg: float = 0.1
+    lr_global_translation_mm: float = 0.1
+    lr_rotation_deg: float = 0.01
+    lr_translation_mm: float = 0.03
+    lr_through_plane_mm: float = 0.01
+    lr_intensity: float = 2e-3
+    offset_warmup_fraction: float = 0.25  # slice offsets move only after the pose and latent settle
+    use_labels: bool = False
+    seed: int = 0
+
+
+@dataclass
+class NISFConfig:
+    """Everything that defines a NISF++ model and its training (see the module docstring)."""
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    psf: PSFConfig = field(default_factory=PSFConfig)
+    regularisation: RegularisationConfig = field(default_factory=RegularisationConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    # standardised frame: mm per canonical unit, and the half-size of the modelled box (canonical units)
+    frame_scale_mm: float = 75.0
+    roi_half_size: float = 1.0
+    intensity_percentile: float = 99.5  # this percentile of a subject's ROI intensities maps to 0.9
+    # training
+    steps: int = 1500
+    slices_per_step: int = 16
+    points_per_slice: int = 256
+    lr_network: float = 2e-3
+    lr_latent: float = 2e-3
+    lr_rotation_deg: float = 0.01
+    lr_translation_mm: float = 0.02
+    lr_through_plane_mm: float = 0.01
+    lr_intensity: float = 1e-3
+    final_lr_fraction: float = 0.1  # cosine decay of every learning rate down to this fraction
+    offset_warmup_fraction: float = 0.3  # slice offsets and scales start moving after this part of training
+    intensity_weight: float = 10.0  # x MSE (intensities ~[0, 1])
+    dice_weight: float = 1.0
+    cross_entropy_weight: float = 0.5
+    motion_correction: bool = True
+    intensity_scaling: bool = True
+    seed: int = 0
+    checkpoint_every: int = 250
+    sample_chunk: int = 65536
+
+    def validate(self) -> "NISFConfig":
+        self.network.validate()
+        self.psf.validate()
+        if self.frame_scale_mm <= 0 or self.roi_half_size <= 0:
+            raise NISFConfigError("frame_scale_mm and roi_half_size must be > 0")
+        if self.slices_per_step < 1 or self.points_per_slice < 1 or self.fit.slices_per_step < 1:
+            raise NISFConfigError("slices_per_step and points_per_slice must be >= 1")
+        if not 0 < self.intensity_percentile <= 100:
+            raise NISFConfigError(f"intensity_percentile must be in (0, 100], got {self.intensity_percentile}")
+        if self.sample_chunk < 1:
+            raise NISFConfigError(f"sample_chunk must be >= 1, got {self.sample_chunk}")
+        return self
+
+    @classmethod
+    def tiny(cls) -> "NISFConfig":
+        """Seconds on a CPU: for unit tests."""
+        return cls(
+            network=NetworkConfig(hidden=32, layers=2, latent_dim=8, spatial_frequencies=(4, 4, 3),
+                                  time_frequencies=2),
+            psf=PSFConfig(enabled=True, samples=2),
+            fit=FitConfig(steps=60, slices_per_step=4, points_per_slice=128),
+            steps=200, slices_per_step=4, points_per_slice=128, lr_network=5e-3, lr_latent=5e-3,
+            checkpoint_every=100, sample_chunk=4096,
+        )
+
+    @classmethod
+    def paper(cls) -> "NISFConfig":
+        """The paper's sizes (GPU): 16 x 256, latent 128, 7/5 frequencies, K = 16, 32k voxels/step."""
+        return cls(
+            network=NetworkConfig(hidden=256, layers=16, latent_dim=128, spatial_frequencies=(7, 7, 7),
+                                  time_frequencies=5),
+            psf=PSFConfig(enabled=True, samples=16),
+            fit=FitConfig(steps=2500, slices_per_step=32, points_per_slice=512),
+            steps=20000, slices_per_step=64, points_per_slice=512, lr_network=1e-3, lr_latent=1e-3,
+            checkpoint_every=1000, sample_chunk=262144,
+        )
+
+    def with_changes(self, **changes) -> "NISFConfig":
+        """A copy with top-level fields replaced (nested configs are shared, not copied)."""
+        return replace(self, **changes)
+
+
+__all__ = ["NetworkConfig", "PSFConfig", "RegularisationConfig", "FitConfig", "NISFConfig"]

@@ -1,0 +1,164 @@
+"""Inference: represent a new subject with the frozen network by optimising only its latent, a global
+pose, the slice offsets and the intensity scales, from intensities alone (or with the Dice of its
+labels too, ``use_labels``).
+
+The global pose (rotation about the LV centre + translation) is unregularised: the network's anatomy
+sits where the training subjects' frames put it, and without a pose the per-slice offsets would soak
+up the difference. Slice offsets (L2-regularised) start moving after ``offset_warmup_fraction`` of
+the steps, once pose and latent have settled. Fits go through ``run_training`` (progress, cancel,
+optional checkpoint of kind ``"nisf_fit"``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import torch
+
+from ..data.cine_study import CineStudy
+from ..errors import CheckpointError
+from ..training import load_checkpoint, make_generator, make_state_fns, run_training
+from .config import FitConfig
+from .data import SubjectData, prepare_subject
+from .errors import NISFConfigError
+from .model import SubjectFit, subject_from_meta
+from .objective import SliceBatchSampler, batch_loss
+from .slices import SliceTable, SubjectParameters
+from .train import TrainedNISF
+
+FIT_KIND = "nisf_fit"
+OPTIMISABLE = ("latent", "pose", "slices", "scales")
+
+
+def _copy_initial(params: SubjectParameters, subject: SubjectData, initial: SubjectFit) -> None:
+    """Start from ``initial``'s latent and pose, and its offsets/scales for slices of the same name."""
+    source = initial.params
+    index = {s.name: i for i, s in enumerate(initial.subject.slices)}
+    with torch.no_grad():
+        params.latents.copy_(source.latents.to(params.latents.device))
+        params.global_rotation_deg.copy_(source.global_rotation_deg.to(params.latents.device))
+        params.global_translation_mm.copy_(source.global_translation_mm.to(params.latents.device))
+        for position, slice_ in enumerate(subject.slices):
+            if slice_.name in index:
+                for name in ("slice_rotation_deg", "slice_translation_mm", "slice_through_plane_mm", "slice_intensity"):
+                    getattr(params, name)[position] = getattr(source, name)[index[slice_.name]].to(params.latents.device)
+
+
+def fit_subject(trained: TrainedNISF, study: Union[CineStudy, SubjectData], fit: Optional[FitConfig] = None, *,
+                use_labels: Optional[bool] = None, exclude_views: Sequence[str] = (),
+                motion_correction: Optional[bool] = None, intensity_scaling: Optional[bool] = None,
+                psf_enabled: Optional[bool] = None, initial: Optional[SubjectFit] = None,
+                optimise: Sequence[str] = OPTIMISABLE, only_slices: Optional[Sequence[str]] = None,
+                checkpoint_path: Optional[Union[str, Path]] = None, resume: bool = False, progress=None,
+                cancel=None) -> SubjectFit:
+    """Fit ``study`` with the network of ``trained`` frozen; returns a :class:`SubjectFit`.
+
+    ``fit`` defaults to ``trained.config.fit``; ``use_labels`` overrides ``fit.use_labels``;
+    ``motion_correction``/``intensity_scaling``/``psf_enabled`` override the model's switches (ablations).
+    ``exclude_views`` leaves views out of the fit (held-out view experiments).
+
+    Registering new slices to an existing reconstruction: ``initial`` (a :class:`SubjectFit` of the same
+    subject) supplies the starting latent, pose and the offsets/scales of slices of the same name;
+    ``optimise`` names what moves (subset of ``latent``, ``pose``, ``slices``, ``scales``);
+    ``only_slices`` (slice names) restricts the sampled voxels, hence the moving slices, to those.
+    """
+    unknown = sorted(set(optimise) - set(OPTIMISABLE))
+    if unknown:
+        raise NISFConfigError(f"cannot optimise {unknown}; choose from {OPTIMISABLE}")
+    config = trained.config
+    fit = fit or config.fit
+    labels = fit.use_labels if use_labels is None else use_labels
+    motion = config.motion_correction if motion_correction is None else motion_correction
+    scaling = config.intensity_scaling if intensity_scaling is None else intensity_scaling
+    device = trained.device
+    subject = study if isinstance(study, SubjectData) else prepare_subject(study, config, use_labels=labels,
+                                                                           exclude_views=exclude_views)
+    if labels and not subject.has_labels:
+        labels = False
+    network = trained.network
+    network.requires_grad_(False)
+    params = SubjectParameters(1, len(subject.slices), config.network.latent_dim, config.network.latent_init_std,
+                               make_generator(fit.seed, stream=10**6)).to(device)
+    if initial is not None:
+        _copy_initial(params, subject, initial)
+    table = SliceTable([subject], device)
+    sampler = SliceBatchSampler([subject], device, use_labels=labels)
+    choices = None
+    if only_slices is not None:
+        names = [s.name for s in subject.slices]
+        missing = sorted(set(only_slices) - set(names))
+        if missing:
+            raise NISFConfigError(f"{subject.source}: no slice named {missing} (slices: {names})")
+        choices = torch.as_tensor([names.index(name) for name in only_slices])
+    moving = lambda what, lr, on=True: lr if (what in optimise and on) else 0.0  # noqa: E731
+    groups = [
+        {"params": [params.latents], "lr": moving("latent", fit.lr_latent)},
+        {"params": [params.global_rotation_deg], "lr": moving("pose", fit.lr_global_rotation_deg)},
+        {"params": [params.global_translation_mm], "lr": moving("pose", fit.lr_global_translation_mm)},
+        {"params": [params.slice_rotation_deg], "lr": moving("slices", fit.lr_rotation_deg, motion)},
+        {"params": [params.slice_translation_mm], "lr": moving("slices", fit.lr_translation_mm, motion)},
+        {"params": [params.slice_through_plane_mm], "lr": moving("slices", fit.lr_through_plane_mm, motion)},
+        {"params": [params.slice_intensity], "lr": moving("scales", fit.lr_intensity, scaling)},
+    ]
+    optimizer = torch.optim.Adam(groups)
+    warmup = int(fit.offset_warmup_fraction * fit.steps)
+    decay = lambda step: 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(step / max(fit.steps, 1), 1.0)))  # noqa: E731
+    delayed = lambda step: 0.0 if step < warmup else decay(step)  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [decay, decay, decay, delayed, delayed, delayed, delayed])
+    history = {"loss": [], "mse": []}
+    state_dict_fn, load_state_fn = make_state_fns(params, optimizer, scheduler)
+
+    def step_fn(step: int):
+        generator = make_generator(fit.seed, stream=step)
+        batch = sampler.sample(generator, fit.slices_per_step, fit.points_per_slice, choices)
+        loss, parts = batch_loss(network, params, table, batch, config, generator, use_labels=labels,
+                                 motion_correction=motion, intensity_scaling=scaling, psf_enabled=psf_enabled,
+                                 regularise_network=False)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        history["loss"].append(float(loss.detach()))
+        history["mse"].append(float(parts["mse"].detach()))
+        return {"loss": loss.detach(), "mse": parts["mse"].detach()}
+
+    run_training(step_fn, total_steps=fit.steps, checkpoint_path=checkpoint_path,
+                 checkpoint_every=max(fit.steps // 4, 1) if checkpoint_path else None,
+                 state_dict_fn=state_dict_fn, load_state_fn=load_state_fn,
+                 config={"fit": fit, "subject": subject.subject_id, "use_labels": labels, "motion": motion,
+                         "optimise": list(optimise), "only_slices": None if only_slices is None else list(only_slices),
+                         "scaling": scaling, "psf": config.psf.enabled if psf_enabled is None else psf_enabled},
+                 kind=FIT_KIND, resume=resume, progress=progress, cancel=cancel,
+                 description=f"fit {subject.subject_id}")
+    params.requires_grad_(False)
+    return SubjectFit(network, subject, params, config, device, history)
+
+
+def save_subject_fit(fit: SubjectFit, path: Union[str, Path]) -> Path:
+    """Write a fitted subject (latent, pose, offsets, scales, geometry) as a ``weights_only`` checkpoint."""
+    from ..training import save_checkpoint
+
+    state = fit.state()
+    return save_checkpoint(path, model_state=state["params"], config=fit.config, step=0, kind="nisf_subject",
+                           extra={"subject": state["subject"]})
+
+
+def load_subject_fit(trained: TrainedNISF, path: Union[str, Path]) -> SubjectFit:
+    """Read a fitted subject written by :func:`save_subject_fit` for the network of ``trained``."""
+    checkpoint = load_checkpoint(path, expected_kind="nisf_subject", map_location="cpu")
+    meta = checkpoint.extra.get("subject")
+    if not isinstance(meta, dict):
+        raise CheckpointError(path, "has no subject metadata")
+    subject = subject_from_meta(meta)
+    params = SubjectParameters(1, len(subject.slices), trained.config.network.latent_dim)
+    try:
+        params.load_state_dict(checkpoint.model_state)
+    except (RuntimeError, KeyError, TypeError) as error:
+        raise CheckpointError(path, f"does not fit this model (latent size or slice count differ): {error}") from error
+    params.to(trained.device).requires_grad_(False)
+    return SubjectFit(trained.network, subject, params, trained.config, trained.device)
+
+
+__all__ = ["FIT_KIND", "OPTIMISABLE", "fit_subject", "save_subject_fit", "load_subject_fit"]

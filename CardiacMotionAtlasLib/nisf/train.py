@@ -1,0 +1,178 @@
+"""Cohort training of NISF++ (network, latents, slice offsets and intensity scales) and loading.
+
+Training runs through :func:`~CardiacMotionAtlasLib.training.run_training`: atomic ``weights_only``
+checkpoints (kind ``"nisf"``) carrying the config and the subjects' geometry, ``resume=True``
+continuing from the last one (same config and same subjects, else :class:`CheckpointError`), progress
+and cancellation. Each step's randomness comes from ``make_generator(seed, stream=step)``, so a resumed
+run equals an uninterrupted one.
+
+Schedules: every learning rate decays by a cosine to ``final_lr_fraction``; slice offsets and
+intensity scales stay frozen for the first ``offset_warmup_fraction`` of the steps (they would chase
+the noise of a network that has not yet learnt the anatomy). The training subjects' global pose stays
+the identity (it is the frame's gauge; only a new subject fits one).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import torch
+
+from ..data.cine_study import CineStudy
+from ..errors import CheckpointError
+from ..training import (
+    TrainingResult,
+    config_from_dict,
+    load_checkpoint,
+    make_generator,
+    make_state_fns,
+    run_training,
+    select_device,
+)
+from .config import NISFConfig
+from .data import SubjectData, prepare_subject
+from .model import NISFModel, SubjectFit, subject_from_meta, subject_meta
+from .objective import SliceBatchSampler, batch_loss
+from .slices import SliceTable, SubjectParameters
+
+CHECKPOINT_KIND = "nisf"
+
+
+@dataclass
+class TrainedNISF:
+    """A trained (or loaded) NISF++ model: config, network + cohort learnables, the training subjects
+    (with pixels when trained in this process, geometry only when loaded) and the checkpoint path."""
+
+    config: NISFConfig
+    model: NISFModel
+    subjects: List[SubjectData]
+    device: torch.device
+    checkpoint_path: Optional[Path] = None
+    result: Optional[TrainingResult] = None
+
+    @property
+    def network(self):
+        return self.model.network
+
+    def subject_index(self, subject_id: str) -> int:
+        for index, subject in enumerate(self.subjects):
+            if subject.subject_id == subject_id:
+                return index
+        raise KeyError(f"{subject_id!r} is not a training subject of this model")
+
+    def subject_fit(self, index: int) -> SubjectFit:
+        """Training subject ``index`` as a :class:`SubjectFit` (a copy of its learnables)."""
+        subject = self.subjects[index]
+        counts = [len(s.slices) for s in self.subjects]
+        start = sum(counts[:index])
+        cohort = self.model.params
+        params = SubjectParameters(1, counts[index], self.config.network.latent_dim).to(self.device)
+        with torch.no_grad():
+            params.latents.copy_(cohort.latents[index: index + 1])
+            params.global_rotation_deg.copy_(cohort.global_rotation_deg[index: index + 1])
+            params.global_translation_mm.copy_(cohort.global_translation_mm[index: index + 1])
+            for name in ("slice_rotation_deg", "slice_translation_mm", "slice_through_plane_mm", "slice_intensity"):
+                getattr(params, name).copy_(getattr(cohort, name)[start: start + counts[index]])
+        params.requires_grad_(False)
+        return SubjectFit(self.network, subject, params, self.config, self.device)
+
+
+def _cosine(step: int, total: int, final_fraction: float) -> float:
+    progress = min(step / max(total, 1), 1.0)
+    return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _subject_keys(subjects: Sequence[dict]) -> List[str]:
+    return [f"{s['subject_id']}:" + ",".join(sl["name"] for sl in s["slices"]) for s in subjects]
+
+
+def train_nisf(studies: Sequence[Union[CineStudy, SubjectData]], config: Optional[NISFConfig] = None, *,
+               checkpoint_path: Optional[Union[str, Path]] = None, resume: bool = False,
+               device: Union[str, torch.device, None] = "auto", progress=None, cancel=None) -> TrainedNISF:
+    """Train NISF++ on a cohort of cine studies (or already prepared subjects) and return the model.
+
+    Labels are used where the studies have them (Dice + CE); LAX frames without labels supervise
+    intensities only. ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"``.
+    """
+    config = (config or NISFConfig()).validate()
+    device = select_device(device)
+    subjects = [s if isinstance(s, SubjectData) else prepare_subject(s, config) for s in studies]
+    if not subjects:
+        raise ValueError("train_nisf needs at least one study")
+    torch.manual_seed(config.seed)
+    n_slices = sum(len(s.slices) for s in subjects)
+    model = NISFModel(config, len(subjects), n_slices, make_generator(config.seed, stream=10**6)).to(device)
+    model.params.global_rotation_deg.requires_grad_(False)
+    model.params.global_translation_mm.requires_grad_(False)
+    table = SliceTable(subjects, device)
+    sampler = SliceBatchSampler(subjects, device)
+    params = model.params
+    groups = [
+        {"params": list(model.network.parameters()), "lr": config.lr_network},
+        {"params": [params.latents], "lr": config.lr_latent},
+        {"params": [params.slice_rotation_deg], "lr": config.lr_rotation_deg},
+        {"params": [params.slice_translation_mm], "lr": config.lr_translation_mm},
+        {"params": [params.slice_through_plane_mm], "lr": config.lr_through_plane_mm},
+        {"params": [params.slice_intensity], "lr": config.lr_intensity},
+    ]
+    optimizer = torch.optim.Adam(groups)
+    warmup = int(config.offset_warmup_fraction * config.steps)
+    decay = lambda step: _cosine(step, config.steps, config.final_lr_fraction)  # noqa: E731
+    delayed = lambda step: 0.0 if step < warmup else decay(step)  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [decay, decay, delayed, delayed, delayed, delayed])
+    metas = [subject_meta(s) for s in subjects]
+    state_dict_fn, load_model_state = make_state_fns(model, optimizer, scheduler,
+                                                     extra_fn=lambda: {"subjects": metas})
+
+    def load_state_fn(checkpoint) -> None:
+        saved = checkpoint.extra.get("subjects") or []
+        if _subject_keys(saved) != _subject_keys(metas):
+            raise CheckpointError(checkpoint.path, "was trained on other subjects or slices; cannot resume "
+                                                   f"({len(saved)} saved, {len(metas)} given)")
+        load_model_state(checkpoint)
+
+    def step_fn(step: int):
+        generator = make_generator(config.seed, stream=step)
+        batch = sampler.sample(generator, config.slices_per_step, config.points_per_slice)
+        loss, parts = batch_loss(model.network, params, table, batch, config, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
+
+    model.train()
+    result = run_training(step_fn, total_steps=config.steps, checkpoint_path=checkpoint_path,
+                          checkpoint_every=config.checkpoint_every, state_dict_fn=state_dict_fn,
+                          load_state_fn=load_state_fn, config=config, kind=CHECKPOINT_KIND, resume=resume,
+                          progress=progress, cancel=cancel, description="train NISF++")
+    model.eval()
+    model.requires_grad_(False)
+    return TrainedNISF(config, model, subjects, device, None if checkpoint_path is None else Path(checkpoint_path), result)
+
+
+def load_nisf(path: Union[str, Path], device: Union[str, torch.device, None] = "auto") -> TrainedNISF:
+    """Load a NISF++ checkpoint (``weights_only=True``) written by :func:`train_nisf`."""
+    device = select_device(device)
+    checkpoint = load_checkpoint(path, expected_kind=CHECKPOINT_KIND, map_location="cpu")
+    config = config_from_dict(NISFConfig, checkpoint.config, source=path)
+    metas = checkpoint.extra.get("subjects")
+    if not isinstance(metas, list) or not metas:
+        raise CheckpointError(path, "has no training subjects in its extra data")
+    try:
+        subjects = [subject_from_meta(meta) for meta in metas]
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(path, f"invalid subject metadata ({error})") from error
+    model = NISFModel(config, len(subjects), sum(len(s.slices) for s in subjects))
+    try:
+        model.load_state_dict(checkpoint.model_state)
+    except (RuntimeError, KeyError, TypeError) as error:
+        raise CheckpointError(path, f"model state does not fit its config: {error}") from error
+    model.to(device).eval().requires_grad_(False)
+    return TrainedNISF(config, model, subjects, device, Path(path))
+
+
+__all__ = ["CHECKPOINT_KIND", "TrainedNISF", "train_nisf", "load_nisf"]
