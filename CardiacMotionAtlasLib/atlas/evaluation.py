@@ -13,7 +13,7 @@ checks of ``D1`` and ``D2``, and correspondence errors against known material po
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +25,6 @@ from ..data.displacement_field import DisplacementField
 from ..data.mesh_sequence import MeshSequence
 from ..metrics._vtk_mesh import to_polydata
 from ..metrics.jacobian import jacobian_determinant
-from .fit import FittedSubject
 from .frame import CanonicalFrame
 from .model import Atlas
 

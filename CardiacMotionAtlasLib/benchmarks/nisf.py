@@ -84,9 +84,9 @@ def configs(args, device: torch.device):
     """(CMR acquisition, NISF++ config, evaluation phases as frame indices count) for the run."""
     if args.quick:
         cmr = CMRConfig(n_frames=10, matrix=96)
-        config = NISFConfig(steps=500, slices_per_step=12, points_per_slice=192)
+        config = NISFConfig(steps=800, slices_per_step=12, points_per_slice=192)
         config.psf = replace(config.psf, samples=2)
-        config.fit = FitConfig(steps=200, slices_per_step=8, points_per_slice=192)
+        config.fit = FitConfig(steps=300, slices_per_step=12, points_per_slice=192)
     elif device.type == "cuda":
         cmr = CMRConfig(n_frames=25)
         config = NISFConfig.paper()
@@ -143,7 +143,8 @@ def motion_scores(fit, sim) -> Dict[str, float]:
     moved = with_geometries(study, corrected)
     return {"mm_before": before["mm"].mean(), "mm_after": after["mm"].mean(),
             "deg_before": before["deg"].mean(), "deg_after": after["deg"].mean(),
-            "ncc_before": ncc_along_slice_intersections(study).mean, "ncc_after": ncc_along_slice_intersections(moved).mean,
+            "ncc_before": ncc_along_slice_intersections(study).mean,
+            "ncc_after": ncc_along_slice_intersections(moved).mean,
             "dice_x_before": dice_along_intersections(study), "dice_x_after": dice_along_intersections(moved)}
 
 
@@ -166,7 +167,8 @@ def held_out_view(trained, sim, view: str = "4CH") -> Dict[str, float]:
     out = {"dice_model": float(np.mean(list(dice_per_label(labels[:, inside], given[:, inside]).values()))),
            "ncc_model": ncc(intensity[:, inside], observed[:, inside])}
     nn = resample_sax_onto_slice(study, target.image.ijk_to_ras, (ny, nx), frames, labels=True, interpolation="nearest")
-    lin = resample_sax_onto_slice(study, target.image.ijk_to_ras, (ny, nx), frames, labels=False, interpolation="linear")
+    lin = resample_sax_onto_slice(study, target.image.ijk_to_ras, (ny, nx), frames, labels=False,
+                                  interpolation="linear")
     nn = nn.reshape(len(frames), -1)
     out["dice_nn"] = float(np.mean(list(dice_per_label(nn[:, inside], given[:, inside]).values())))
     out["ncc_linear"] = ncc(lin.reshape(len(frames), -1)[:, inside], observed[:, inside])
@@ -175,13 +177,19 @@ def held_out_view(trained, sim, view: str = "4CH") -> Dict[str, float]:
 
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=None, help="training subjects (default 4, quick 4)")
+    parser.add_argument("--train", type=int, default=None, help="training subjects (default 6, quick 6)")
     parser.add_argument("--test", type=int, default=None, help="held-out test subjects (default 4, quick 2)")
     parser.add_argument("--steps", type=int, default=None, help="override training steps")
     parser.add_argument("--config", help="NISFConfig JSON spec")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-encoding-ablation", action="store_true",
+                        help="skip training a second model with the paper's 7x7x7 spatial bands")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared CPU, several threads stall each other)")
     args = parser.parse_args(argv)
-    args.train = args.train or (4 if args.quick else 6)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.train = args.train or 6
     args.test = args.test or (2 if args.quick else 4)
     device = select_device(args.device)
     torch.manual_seed(args.seed)
@@ -200,42 +208,62 @@ def main(argv=None) -> int:
     held: List[Dict] = []
     speed = {"fit_s": [], "sample_frame_s": []}
     n_ablate = 1 if args.quick else args.test
-    for index in range(min(2, args.train)):  # reference: the model on its own training subjects
+    encoding = None
+    if not args.no_encoding_ablation:  # the paper's encoding: 7 bands on every axis, z included
+        paper_bands = replace(config, network=replace(config.network, spatial_frequencies=(7, 7, 7)))
+        _log(f"training the encoding ablation (spatial bands {paper_bands.network.spatial_frequencies})")
+        encoding = train_nisf([s.study for s in sims[:args.train]], paper_bands, device=device)
+    n_reference = 1 if args.quick else min(3, args.train)
+    for index in range(n_reference):  # the models on their own training subjects: between-plane accuracy
         heart, sim = hearts[index], sims[index]
         frames = eval_frames(sim, args.quick)
         grid = heart.bounding_grid(1.25)
         truth = heart.label_volumes(*grid, [f / sim.study.n_frames for f in frames])
-        _merge(seg.setdefault("NISF++ on training subjects (reference)", {}),
+        bands = "x".join(str(v) for v in config.network.spatial_frequencies)
+        _merge(seg.setdefault(f"NISF++ training subjects, bands {bands} (reference)", {}),
                segmentation(trained.subject_fit(index), heart, sim, frames, grid, truth))
+        if encoding is not None:
+            _merge(seg.setdefault("NISF++ training subjects, bands 7x7x7 (paper)", {}),
+                   segmentation(encoding.subject_fit(index), heart, sim, frames, grid, truth))
+        for method, interpolation in (("training subjects, SAX labels nearest", "nearest"),):
+            labels = resample_sax_stack(sim.study, *grid, frames, labels=True, interpolation=interpolation)
+            _merge(seg.setdefault(method, {}), segmentation(None, heart, sim, frames, grid, truth, labels))
     for number, index in enumerate(range(args.train, args.train + args.test)):
         heart, sim = hearts[index], sims[index]
         _log(f"test subject {number + 1}/{args.test}: {heart.subject_id} ({heart.params.kind})")
         frames = eval_frames(sim, args.quick)
         grid = heart.bounding_grid(1.25)
         truth = heart.label_volumes(*grid, [f / sim.study.n_frames for f in frames])
-        for method, interpolation in (("SAX labels, nearest (SimpleITK)", "nearest"), ("SAX labels, linear (SimpleITK)", "linear")):
+        for method, interpolation in (("SAX labels, nearest (SimpleITK)", "nearest"),
+                                      ("SAX labels, linear (SimpleITK)", "linear")):
             labels = resample_sax_stack(sim.study, *grid, frames, labels=True, interpolation=interpolation)
             _merge(seg.setdefault(method, {}), segmentation(None, heart, sim, frames, grid, truth, labels))
         t0 = time.perf_counter()
         fit = fit_subject(trained, sim.study)
         speed["fit_s"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        _merge(seg.setdefault("NISF++ (intensities only)", {}), segmentation(fit, heart, sim, frames, grid, truth))
+        fit_scores = segmentation(fit, heart, sim, frames, grid, truth)
         speed["sample_frame_s"].append((time.perf_counter() - t0) / len(frames))
-        motion.append(motion_scores(fit, sim))
+        _merge(seg.setdefault("NISF++ (intensities only)", {}), fit_scores)
+        motion.append({"subject": heart.subject_id, **motion_scores(fit, sim)})
         inplane.extend(inplane_scores(fit, sim.study))
         with_labels = fit_subject(trained, sim.study, use_labels=True)
-        _merge(seg.setdefault("NISF++ (+ test SAX/LAX labels)", {}), segmentation(with_labels, heart, sim, frames, grid, truth))
+        _merge(seg.setdefault("NISF++ (+ test labels: SAX all frames, LAX ED/ES)", {}),
+               segmentation(with_labels, heart, sim, frames, grid, truth))
         if number < n_ablate:
             ablation.setdefault("full model", {k: [] for k in SEG_METRICS + ["mm_after"]})
-            _merge(ablation["full model"], {**segmentation(fit, heart, sim, frames, grid, truth),
-                                            "mm_after": [motion[-1]["mm_after"]]})
+            _merge(ablation["full model"], {**fit_scores, "mm_after": [motion[-1]["mm_after"]]})
             for name, switch in (("no motion correction", {"motion_correction": False}),
                                  ("no intensity scaling", {"intensity_scaling": False}),
                                  ("no PSF", {"psf_enabled": False})):
                 variant = fit_subject(trained, sim.study, **switch)
                 _merge(ablation.setdefault(name, {}), {**segmentation(variant, heart, sim, frames, grid, truth),
                                                        "mm_after": [motion_scores(variant, sim)["mm_after"]]})
+            if encoding is not None:
+                variant = fit_subject(encoding, sim.study)
+                _merge(ablation.setdefault("spatial bands 7x7x7 (paper encoding)", {}),
+                       {**segmentation(variant, heart, sim, frames, grid, truth),
+                        "mm_after": [motion_scores(variant, sim)["mm_after"]]})
             held.append(held_out_view(trained, sim))
     seg_rows = [_summary(method, values) for method, values in seg.items()]
     print(f"machine: {machine_description()}; device: {describe_device(device)}; train {args.train} / test "
@@ -243,7 +271,8 @@ def main(argv=None) -> int:
           f"(network {config.network.layers}x{config.network.hidden}, latent {config.network.latent_dim}, "
           f"PSF K={config.psf.samples}); fit {config.fit.steps} steps")
     print(format_table(_text_rows(seg_rows, SEG_METRICS), ["method"] + SEG_METRICS,
-                       title="(1) 3D segmentation vs analytic labels, 1.25 mm isotropic grid (mean +/- std over subjects x phases)"))
+                       title="(1) 3D segmentation vs analytic labels, 1.25 mm isotropic grid "
+                             "(mean +/- std over subjects x phases)"))
     types = sorted({r["type"] for r in inplane})
     type_rows = [_summary(t, {k: [r[k] for r in inplane if r["type"] == t and np.isfinite(r[k])]
                               for k in ("dice", "psnr", "ssim")}) for t in types]
@@ -251,9 +280,10 @@ def main(argv=None) -> int:
     print(format_table(_text_rows(type_rows, ["dice", "psnr", "ssim"]), ["method", "dice", "psnr", "ssim"],
                        title="(2) NISF++ (intensities only) on the input slices, per slice type: in-plane label Dice "
                              "vs given labels, PSNR (dB) / SSIM vs observed"))
-    motion_row = _summary("NISF++", {k: [m[k] for m in motion] for k in motion[0]})
+    motion_keys = [k for k in motion[0] if k != "subject"]
+    motion_row = _summary("NISF++", {k: [m[k] for m in motion] for k in motion_keys})
     print()
-    print(format_table(_text_rows([motion_row], list(motion[0])), ["method"] + list(motion[0]),
+    print(format_table(_text_rows([motion_row], motion_keys), ["method"] + motion_keys,
                        title="(3) motion correction: residual misalignment (mm at slice centre, deg; common offset "
                              "removed), NCC and label Dice along slice intersections"))
     held_rows = [_summary("held-out 4CH", {k: [h[k] for h in held] for k in held[0]})] if held else []
@@ -264,8 +294,10 @@ def main(argv=None) -> int:
                                  "SAX stack resampled onto it"))
     ablation_rows = [_summary(name, values) for name, values in ablation.items()]
     print()
-    print(format_table(_text_rows(ablation_rows, SEG_METRICS[:3] + ["mm_after"]), ["method"] + SEG_METRICS[:3] + ["mm_after"],
-                       title=f"(5) ablation at inference ({n_ablate} test subject(s)): Dice and residual misalignment (mm)"))
+    ablation_keys = SEG_METRICS[:3] + ["mm_after"]
+    print(format_table(_text_rows(ablation_rows, ablation_keys), ["method"] + ablation_keys,
+                       title=f"(5) ablation ({n_ablate} test subject(s)): switches at inference, and a model "
+                             "trained with the paper's 7x7x7 spatial bands; Dice and residual misalignment (mm)"))
     grid_voxels = int(np.prod(hearts[-1].bounding_grid(1.25)[1]))
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     speed_row = {"method": "NISF++", "train_s": train_s, "train_s_per_step": train_s / max(config.steps, 1),
@@ -281,7 +313,8 @@ def main(argv=None) -> int:
         write_json(args.json, seg_rows, {"quick": args.quick, "seed": args.seed, "train": args.train, "test": args.test,
                                          "cmr": cmr.to_dict(), "device": describe_device(device),
                                          "machine": machine_description()},
-                   slice_types=type_rows, slices=inplane, motion=[motion_row], held_out_view=held_rows,
+                   slice_types=type_rows, slices=inplane, motion=[motion_row], motion_subjects=motion,
+                   held_out_view=held_rows,
                    ablation=ablation_rows, speed=[speed_row])
     return 0
 

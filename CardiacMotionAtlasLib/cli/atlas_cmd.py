@@ -17,7 +17,7 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 

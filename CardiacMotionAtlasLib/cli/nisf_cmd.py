@@ -5,7 +5,8 @@
     cardiac-atlas nisf sample --model nisf.pt --fit OUT_DIR/subject_fit.pt --out OUT2 [--spacing 1.0] [--phases 50]
 
 ``--data`` takes study folders or folders of study folders (a phantom cohort). Every command takes
-``--device auto|cpu|cuda[:N]`` and ``--progress``; ``train`` and ``reconstruct`` take ``--resume``.
+``--device auto|cpu|cuda[:N]``, ``--threads N`` and ``--progress``; ``train`` and ``reconstruct`` take
+``--resume`` (continue from the last checkpoint of an interrupted run).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .options import add_progress_argument, progress_from
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (on a shared CPU, 1 is often fastest)")
     add_progress_argument(parser)
 
 
@@ -161,6 +163,10 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     return {"train": _train, "reconstruct": _reconstruct, "sample": _sample}[args.nisf_command](args)
 
 

@@ -25,7 +25,15 @@ from .model import NISFModel, SubjectFit
 from .network import NISFNetwork, SinusoidalEncoding
 from .outputs import write_reconstruction
 from .psf import blur_monte_carlo, psf_offsets, psf_sigmas_mm
-from .sampling import SampledSequence, label_meshes, predict_slice, sample_grid, sample_points, standard_grid
+from .sampling import (
+    SampledSequence,
+    keep_largest_components,
+    label_meshes,
+    predict_slice,
+    sample_grid,
+    sample_points,
+    standard_grid,
+)
 from .slices import SliceTable, SubjectParameters, rotation_from_vector_deg
 from .train import TrainedNISF, load_nisf, train_nisf
 
@@ -39,7 +47,8 @@ __all__ = [
     "NISFNetwork", "SinusoidalEncoding",
     "write_reconstruction",
     "blur_monte_carlo", "psf_offsets", "psf_sigmas_mm",
-    "SampledSequence", "label_meshes", "predict_slice", "sample_grid", "sample_points", "standard_grid",
+    "SampledSequence", "keep_largest_components", "label_meshes", "predict_slice", "sample_grid", "sample_points",
+    "standard_grid",
     "SliceTable", "SubjectParameters", "rotation_from_vector_deg",
     "TrainedNISF", "load_nisf", "train_nisf",
 ]

@@ -186,7 +186,8 @@ def prepare_subject(study: CineStudy, config: Optional[NISFConfig] = None, *, fr
             nominal_ijk_to_ras=np.asarray(slice_.image.ijk_to_ras, float).copy(), shape_yx=slice_.image.shape_zyx[1:],
             roi_pixels=pixels, phases=np.asarray(slice_.image.phases, float) % 1.0, intensities=array, labels=labels))
     if not prepared:
-        raise NISFInputError(source, f"no slice crosses the modelled box (+/-{config.roi_half_size * config.frame_scale_mm:.0f} mm "
+        half_mm = config.roi_half_size * config.frame_scale_mm
+        raise NISFInputError(source, f"no slice crosses the modelled box (+/-{half_mm:.0f} mm "
                                      "around the LV centre found from the slice geometry)")
     values = np.concatenate([s.intensities.ravel() for s in prepared])
     level = float(np.percentile(values, config.intensity_percentile))

@@ -119,7 +119,8 @@ def _line_through(slice_a: CineSlice, matrix_a: np.ndarray, slice_b: CineSlice, 
         return None
     direction = cross / np.linalg.norm(cross)
     system = np.stack([normal_a, normal_b, direction])
-    rhs = np.array([normal_a @ matrix_a[:3, 3], normal_b @ matrix_b[:3, 3], direction @ (0.5 * (matrix_a[:3, 3] + matrix_b[:3, 3]))])
+    middle = 0.5 * (matrix_a[:3, 3] + matrix_b[:3, 3])
+    rhs = np.array([normal_a @ matrix_a[:3, 3], normal_b @ matrix_b[:3, 3], direction @ middle])
     point = np.linalg.solve(system, rhs)
     step = float(min(np.linalg.norm(matrix_a[:3, 0]), np.linalg.norm(matrix_b[:3, 0])))
     ny, nx = slice_a.image.shape_zyx[1:]
@@ -223,5 +224,6 @@ def inplane_scores(fit: SubjectFit, study: CineStudy, psf_samples: Optional[int]
     return rows
 
 
-__all__ = ["segmentation_scores", "study_geometries", "inplane_scores", "CLASS_NAMES", "resample_sax_stack", "resample_sax_onto_slice", "rigid_alignment", "residual_misalignment",
+__all__ = ["segmentation_scores", "study_geometries", "inplane_scores", "CLASS_NAMES", "resample_sax_stack",
+           "resample_sax_onto_slice", "rigid_alignment", "residual_misalignment",
            "dice_along_intersections", "with_geometries"]

@@ -43,7 +43,8 @@ def _copy_initial(params: SubjectParameters, subject: SubjectData, initial: Subj
         for position, slice_ in enumerate(subject.slices):
             if slice_.name in index:
                 for name in ("slice_rotation_deg", "slice_translation_mm", "slice_through_plane_mm", "slice_intensity"):
-                    getattr(params, name)[position] = getattr(source, name)[index[slice_.name]].to(params.latents.device)
+                    value = getattr(source, name)[index[slice_.name]]
+                    getattr(params, name)[position] = value.to(params.latents.device)
 
 
 def fit_subject(trained: TrainedNISF, study: Union[CineStudy, SubjectData], fit: Optional[FitConfig] = None, *,

@@ -27,7 +27,8 @@ from .slices import SliceTable, SubjectParameters, corrected_slice_geometries, s
 class NISFModel(nn.Module):
     """The shared network and the training cohort's learnables (``params``; ``n_slices`` slices in all)."""
 
-    def __init__(self, config: NISFConfig, n_subjects: int, n_slices: int, generator: Optional[torch.Generator] = None) -> None:
+    def __init__(self, config: NISFConfig, n_subjects: int, n_slices: int,
+                 generator: Optional[torch.Generator] = None) -> None:
         super().__init__()
         self.network = NISFNetwork(config.network)
         self.params = SubjectParameters(n_subjects, n_slices, config.network.latent_dim,
@@ -98,7 +99,8 @@ class SubjectFit:
 
     def template_points(self, points_ras: np.ndarray) -> torch.Tensor:
         """Network-space points of RAS points ``(N, 3)`` (float32 tensor on ``device``)."""
-        canonical = torch.as_tensor(self.subject.frame.to_canonical(points_ras), dtype=torch.float32, device=self.device)
+        canonical = torch.as_tensor(self.subject.frame.to_canonical(points_ras), dtype=torch.float32,
+                                    device=self.device)
         return self.params.template_points(0, canonical, self.subject.frame.scale_mm)
 
     @property

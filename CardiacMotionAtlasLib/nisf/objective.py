@@ -12,7 +12,7 @@ slice-centre labels, so they are predicted at the voxel centre, without PSF) + t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +86,8 @@ def soft_dice_loss(logits: torch.Tensor, labels: torch.Tensor, classes=(1, 2, 3)
 def batch_loss(network: NISFNetwork, params: SubjectParameters, table: SliceTable, batch: Batch,
                config: NISFConfig, generator: torch.Generator, *, use_labels: bool = True,
                motion_correction: Optional[bool] = None, intensity_scaling: Optional[bool] = None,
-               psf_enabled: Optional[bool] = None, regularise_network: bool = True) -> (torch.Tensor, Dict[str, torch.Tensor]):
+               psf_enabled: Optional[bool] = None,
+               regularise_network: bool = True) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """The loss of one batch and its parts (see the module docstring)."""
     motion = config.motion_correction if motion_correction is None else motion_correction
     scaling = config.intensity_scaling if intensity_scaling is None else intensity_scaling

@@ -32,7 +32,8 @@ class SampledSequence:
     labels: Optional[ImageSequence]
 
 
-def standard_grid(fit: SubjectFit, spacing_mm: float, half_size: Optional[float] = None) -> Tuple[np.ndarray, Tuple[int, int, int]]:
+def standard_grid(fit: SubjectFit, spacing_mm: float,
+                  half_size: Optional[float] = None) -> Tuple[np.ndarray, Tuple[int, int, int]]:
     """An isotropic grid aligned with the subject's standardised frame covering ``[-h, h]^3`` canonical
     (``h`` = the modelled box): (IJK->RAS, (z, y, x) shape)."""
     frame = fit.subject.frame
@@ -53,7 +54,8 @@ def _phases(fit: SubjectFit, phases: Optional[Sequence[float]]) -> np.ndarray:
 
 @torch.no_grad()
 def sample_points(fit: SubjectFit, points_ras: np.ndarray, phases: Sequence[float], *, chunk: Optional[int] = None,
-                  want_intensity: bool = True, want_labels: bool = True) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+                  want_intensity: bool = True,
+                  want_labels: bool = True) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """Intensities (normalised canonical units) and labels at RAS points ``(N, 3)`` for each phase:
     ``((t, N) float32, (t, N) uint8)``; points outside the modelled box get 0."""
     phases = np.asarray(list(phases), float).reshape(-1)
@@ -80,11 +82,29 @@ def sample_points(fit: SubjectFit, points_ras: np.ndarray, phases: Sequence[floa
     return intensity, labels
 
 
-def sample_grid(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int], phases: Optional[Sequence[float]] = None,
+def keep_largest_components(labels: np.ndarray, classes: Sequence[int] = (1, 2, 3)) -> np.ndarray:
+    """In a ``(z, y, x)`` label map, keep only the largest connected component (6-connectivity) of each
+    class; smaller islands become background. Returns a new array."""
+    from scipy import ndimage
+
+    out = labels.copy()
+    for label in classes:
+        components, count = ndimage.label(labels == label)
+        if count > 1:
+            sizes = np.bincount(components.ravel())
+            sizes[0] = 0
+            out[(components != 0) & (components != int(np.argmax(sizes)))] = 0
+    return out
+
+
+def sample_grid(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int],
+                phases: Optional[Sequence[float]] = None,
                 *, chunk: Optional[int] = None, want_intensity: bool = True, want_labels: bool = True,
-                progress=None, name: str = "") -> SampledSequence:
+                largest_component: bool = True, progress=None, name: str = "") -> SampledSequence:
     """Sample a 4D grid (``ijk_to_ras`` 4x4 RAS mm, ``shape_zyx``, ``phases``; default: the study's
-    frames) of intensities (stored units) and labels, chunk by chunk (bounded memory)."""
+    frames) of intensities (stored units) and labels, chunk by chunk (bounded memory). With
+    ``largest_component`` each class keeps its largest connected component per frame (the heart is
+    one piece; islands are extrapolation far from the slices)."""
     nz, ny, nx = (int(v) for v in shape_zyx)
     phases = _phases(fit, phases)
     chunk = int(chunk or fit.config.sample_chunk)
@@ -107,9 +127,12 @@ def sample_grid(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int
         if progress is not None:
             progress(min(start + block, total) / total, f"sampled {min(start + block, total)}/{total} voxels")
     shape = (len(phases), nz, ny, nx)
+    if labels is not None and largest_component:
+        labels = np.stack([keep_largest_components(frame.reshape(shape[1:])) for frame in labels])
     cycle = fit.subject.cycle_length_s
     out_intensity = None if intensity is None else ImageSequence(
-        (intensity * fit.subject.intensity_norm).reshape(shape), ijk_to_ras, phases, cycle, name=name or "nisf_intensity")
+        (intensity * fit.subject.intensity_norm).reshape(shape), ijk_to_ras, phases, cycle,
+        name=name or "nisf_intensity")
     out_labels = None if labels is None else ImageSequence(labels.reshape(shape), ijk_to_ras, phases, cycle,
                                                            name=(name + "_labels") if name else "nisf_labels")
     return SampledSequence(out_intensity, out_labels)
@@ -140,11 +163,14 @@ def predict_slice(fit: SubjectFit, slice_position: int, frames: Optional[Sequenc
         values, logits = fit.network(centre, phase, fit.latent)
         out_labels[row] = logits.argmax(1).to(torch.uint8).cpu().numpy()
         if samples:
-            offsets = psf_offsets(fit.table.sigmas_mm[ids].cpu(), samples, antithetic=config.psf.antithetic and samples % 2 == 0,
+            antithetic = config.psf.antithetic and samples % 2 == 0
+            offsets = psf_offsets(fit.table.sigmas_mm[ids].cpu(), samples, antithetic=antithetic,
                                   generator=generator).to(fit.device)
-            points = fit.params.slice_points(fit.table, ids.repeat_interleave(samples), ijk.repeat_interleave(samples, 0),
-                                             offsets.reshape(-1, 3), motion_correction=motion_correction)
-            values = fit.network.intensity(points, phase.repeat_interleave(samples), fit.latent).reshape(n, samples).mean(1)
+            points = fit.params.slice_points(fit.table, ids.repeat_interleave(samples),
+                                             ijk.repeat_interleave(samples, 0), offsets.reshape(-1, 3),
+                                             motion_correction=motion_correction)
+            values = fit.network.intensity(points, phase.repeat_interleave(samples), fit.latent)
+            values = values.reshape(n, samples).mean(1)
         out_intensity[row] = (values / scale).float().cpu().numpy()
     return out_intensity, out_labels
 
@@ -156,7 +182,8 @@ def scatter_roi(slice_shape_yx: Tuple[int, int], roi_pixels: np.ndarray, values:
     return out.reshape((values.shape[0],) + tuple(slice_shape_yx))
 
 
-def label_meshes(labels: ImageSequence, label: int = 2, frames: Optional[Sequence[int]] = None) -> List[Tuple[np.ndarray, np.ndarray]]:
+def label_meshes(labels: ImageSequence, label: int = 2,
+                 frames: Optional[Sequence[int]] = None) -> List[Tuple[np.ndarray, np.ndarray]]:
     """Marching-cubes surfaces of ``labels == label`` per frame: ``[(vertices (n, 3) RAS mm, faces (m, 3))]``
     (empty arrays for a frame without that label)."""
     from skimage.measure import marching_cubes
@@ -174,5 +201,6 @@ def label_meshes(labels: ImageSequence, label: int = 2, frames: Optional[Sequenc
     return meshes
 
 
-__all__ = ["SampledSequence", "standard_grid", "sample_points", "sample_grid", "predict_slice", "scatter_roi",
+__all__ = ["SampledSequence", "standard_grid", "sample_points", "sample_grid", "keep_largest_components",
+           "predict_slice", "scatter_roi",
            "label_meshes"]

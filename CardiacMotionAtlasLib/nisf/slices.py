@@ -160,7 +160,8 @@ def corrected_slice_geometries(subject: SubjectData, offsets_canonical: np.ndarr
     canonical offset matrices ``offsets_canonical`` ``(S, 4, 4)``. Returns ``[(4, 4)]``."""
     to_canonical = subject.frame.ras_to_canonical
     to_ras = subject.frame.canonical_to_ras
-    return [to_ras @ offset @ to_canonical @ s.nominal_ijk_to_ras for s, offset in zip(subject.slices, offsets_canonical)]
+    return [to_ras @ offset @ to_canonical @ s.nominal_ijk_to_ras
+            for s, offset in zip(subject.slices, offsets_canonical)]
 
 
 def slice_rigid_transforms_ras(subject: SubjectData, offsets_canonical: np.ndarray) -> List[np.ndarray]:

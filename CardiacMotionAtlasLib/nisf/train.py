@@ -151,7 +151,8 @@ def train_nisf(studies: Sequence[Union[CineStudy, SubjectData]], config: Optiona
                           progress=progress, cancel=cancel, description="train NISF++")
     model.eval()
     model.requires_grad_(False)
-    return TrainedNISF(config, model, subjects, device, None if checkpoint_path is None else Path(checkpoint_path), result)
+    path = None if checkpoint_path is None else Path(checkpoint_path)
+    return TrainedNISF(config, model, subjects, device, path, result)
 
 
 def load_nisf(path: Union[str, Path], device: Union[str, torch.device, None] = "auto") -> TrainedNISF:

@@ -6,6 +6,16 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True, scope="package")
+def _one_torch_thread():
+    """One intra-op thread: these tests run many small batches, which several threads (on a shared
+    machine, or beside another pytest-xdist worker) slow down many times over instead of speeding up."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def nisf_hearts():
     from CardiacMotionAtlasLib.phantom.heart import PhantomHeart
@@ -26,10 +36,22 @@ def tiny_trained(nisf_sims, tmp_path_factory):
     """A tiny model trained on the first simulated study (with a checkpoint)."""
     from CardiacMotionAtlasLib.nisf import NISFConfig, train_nisf
 
-    torch.set_num_threads(2)
     path = tmp_path_factory.mktemp("nisf") / "nisf.pt"
     config = NISFConfig.tiny()
     config.steps = 60
     config.checkpoint_every = 30
-    trained = train_nisf([nisf_sims[0].study], config, checkpoint_path=path, device="cpu")
+    losses = []
+
+    class Record:
+        def start(self, total, description="", *, initial=0):
+            pass
+
+        def update(self, step, **metrics):
+            losses.append(metrics["loss"])
+
+        def close(self):
+            pass
+
+    trained = train_nisf([nisf_sims[0].study], config, checkpoint_path=path, device="cpu", progress=Record())
+    trained.losses = losses
     return trained

@@ -45,7 +45,8 @@ def test_zero_offsets_give_the_input_geometry(tiny_cine):
     network = NISFNetwork(config.network)
     params = SubjectParameters(1, len(subject.slices), config.network.latent_dim)
     fit = SubjectFit(network, subject, params, config, torch.device("cpu"))
-    for slice_, corrected, transform in zip(subject.slices, fit.corrected_geometries(), fit.slice_rigid_transforms_ras()):
+    pairs = zip(subject.slices, fit.corrected_geometries(), fit.slice_rigid_transforms_ras())
+    for slice_, corrected, transform in pairs:
         assert np.allclose(corrected, slice_.nominal_ijk_to_ras, atol=1e-9)
         assert np.allclose(transform, np.eye(4), atol=1e-12)
     # the torch mapping of pixels equals the header geometry followed by the frame
@@ -134,7 +135,8 @@ def test_mismatched_frames_raise_a_clear_error(tiny_cine):
     broken = study.slices[-1]
     broken.image.array = broken.image.array[:-1]
     broken.image.phases = broken.image.phases[:-1]
-    with pytest.raises(NISFInputError, match=rf"{broken.image.name}: {study.n_frames - 1} frames, expected {study.n_frames}"):
+    expected = rf"{broken.image.name}: {study.n_frames - 1} frames, expected {study.n_frames}"
+    with pytest.raises(NISFInputError, match=expected):
         prepare_subject(study, NISFConfig.tiny())
 
 
@@ -184,3 +186,15 @@ def test_prepared_subject_is_normalised_and_cropped(tiny_cine):
             assert labelled.tolist() == sorted({0, tiny_cine.study.es_frame})
     unlabelled = prepare_subject(tiny_cine.study, config, use_labels=False, exclude_views=("4CH",))
     assert not unlabelled.has_labels and all(s.view != "4CH" for s in unlabelled.slices)
+
+
+def test_keep_largest_components_removes_islands():
+    from CardiacMotionAtlasLib.nisf import keep_largest_components
+
+    labels = np.zeros((10, 10, 10), np.uint8)
+    labels[1:5, 1:5, 1:5] = 2  # the myocardium
+    labels[7:9, 7:9, 7:9] = 2  # an island far away
+    labels[2:4, 2:4, 2:4] = 1  # blood pool inside (one piece)
+    cleaned = keep_largest_components(labels)
+    assert (cleaned == 2).sum() == (labels == 2).sum() - 8 and (cleaned[7:9, 7:9, 7:9] == 0).all()
+    assert np.array_equal(cleaned == 1, labels == 1)
