@@ -1,7 +1,7 @@
 """Device choice: the one place that decides between CUDA and CPU.
 
 Every model and tensor factory in the library takes a ``device`` argument filled from
-:func:`select_device`; nothing hard-codes ``.cuda()``.
+:func:`select_device`; no code path moves tensors to a fixed GPU.
 """
 
 from __future__ import annotations
