@@ -21,7 +21,6 @@ from typing import List
 
 import numpy as np
 
-from ..errors import InputFileError
 from .options import add_progress_argument, progress_from
 
 
@@ -72,35 +71,10 @@ def add_atlas_arguments(parser: argparse.ArgumentParser) -> None:
     _add_device(mesh)
 
 
-def _read_labels(path: Path):
-    """(ImageSequence, phases or None, ES frame or None) from a label file or a phantom subject folder."""
-    from ..io.itk_images import read_itk_image
-    from ..io.nifti import is_nifti_path, read_nifti
-
-    es_frame, phases = None, None
-    if path.is_dir():
-        sidecar = path / "phantom.json"
-        file = path / "ground_truth" / "labels_iso.nii.gz"
-        if not file.is_file():
-            raise InputFileError(path, "not a label file nor a phantom subject folder (no ground_truth/labels_iso.nii.gz)")
-        if sidecar.is_file():
-            try:
-                info = json.loads(sidecar.read_text())
-                phases, es_frame = info["gt_phases"], int(info["gt_es_index"])
-            except (ValueError, KeyError, TypeError) as error:
-                raise InputFileError(sidecar, f"unreadable phantom sidecar ({error})") from error
-        path = file
-    reader = read_nifti if is_nifti_path(path) else read_itk_image
-    labels = reader(path, labels=True, require_labels=True)
-    return labels, phases, es_frame
-
-
 def _subject_from_labels(path: Path, sampling, seed: int):
-    from ..atlas.sampling import subject_from_labels
+    from ..atlas.inputs import subject_from_label_input
 
-    labels, phases, es_frame = _read_labels(path)
-    name = path.name if path.is_dir() else labels.name
-    return subject_from_labels(labels, sampling, seed=seed, es_frame=es_frame, subject_id=name, phases=phases)
+    return subject_from_label_input(path, sampling, seed)
 
 
 def _phantom_subject(index: int, seed: int, frames: int, sampling, with_es: bool = True):

@@ -43,13 +43,26 @@ def run_phantom(args: argparse.Namespace) -> int:
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..pipelines.synthetic_cohort import STAGES
+
     _add_cohort_arguments(parser, default_subjects=6)
+    parser.add_argument("--stages", nargs="*", choices=STAGES, default=list(STAGES),
+                        help="method stages to run after the indices (default: all; none: indices only)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from ..pipelines.synthetic_cohort import run_synthetic_cohort
 
-    report = run_synthetic_cohort(args.out, cohort_config_from(args), progress_from(args))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.subjects < 3 and args.stages:
+        raise SystemExit("--subjects must be >= 3 with method stages (train on all but one, hold one out)")
+    report = run_synthetic_cohort(args.out, cohort_config_from(args), progress_from(args), stages=args.stages,
+                                  size="tiny" if args.tiny else "quick", device=args.device)
     print(report.read_text())
     print(f"results written to {args.out.resolve()} (report: {report.resolve()})")
     return 0

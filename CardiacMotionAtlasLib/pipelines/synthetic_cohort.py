@@ -5,6 +5,10 @@
 3. Measures clinical indices from the SAX segmentations (disk summation) and from the ground-truth
    meshes, and compares both with the phantom's analytic indices.
 4. Writes ``indices.csv``, ``volume_curves.png`` and ``report.md`` into the output folder.
+5. Runs the method stages on the cohort, each training on all subjects but the last and applying the
+   model to that held-out subject (see each stage's module): ``atlas`` (NDF atlas, whole cycle from the
+   ED frame alone, :mod:`.demo_atlas`) and ``nisf`` (NISF++ 4D labels from the cine slices,
+   :mod:`.demo_nisf`). Their sections are appended to ``report.md``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import csv
 import io as _io
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -90,9 +94,31 @@ def _report(rows: List[Dict], out: Path, config: CohortConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+STAGES = ("atlas", "nisf")
+"""Method stages of the main job, in the order they run."""
+
+
+def _run_stages(stages: Sequence[str], folders: List[Path], out: Path, size: str, device: str,
+                progress: ProgressReporter) -> List[str]:
+    """Run the method stages; returns their report lines."""
+    lines: List[str] = []
+    for stage in stages:
+        if stage == "atlas":
+            from .demo_atlas import atlas_report_lines, run_atlas_demo
+            lines += atlas_report_lines(run_atlas_demo(folders, out, size=size, device=device, progress=progress))
+        elif stage == "nisf":
+            from .demo_nisf import nisf_report_lines, run_nisf_demo
+            lines += nisf_report_lines(run_nisf_demo(folders, out, size=size, device=device, progress=progress))
+        else:
+            raise ValueError(f"unknown main-job stage {stage!r} (known: {', '.join(STAGES)})")
+    return lines
+
+
 def run_synthetic_cohort(out: Path, config: Optional[CohortConfig] = None,
-                         progress: Optional[ProgressReporter] = None) -> Path:
-    """Run the main job into ``out``; returns the report path."""
+                         progress: Optional[ProgressReporter] = None, stages: Sequence[str] = STAGES,
+                         size: str = "quick", device: str = "auto") -> Path:
+    """Run the main job into ``out``; returns the report path. ``stages``: method stages to run after
+    the indices (any of :data:`STAGES`); ``size``: ``"quick"`` or ``"tiny"`` models."""
     out = Path(out)
     config = config or CohortConfig()
     progress = progress or NullProgress()
@@ -108,9 +134,13 @@ def run_synthetic_cohort(out: Path, config: Optional[CohortConfig] = None,
     for row in rows:
         curves[row["lv_curve"].name] = row["lv_curve"]
     plot_volume_curves(curves, out / "volume_curves.png", title="LV volume from SAX segmentations")
+    unknown = [stage for stage in stages if stage not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown main-job stage(s) {unknown} (known: {', '.join(STAGES)})")
+    stage_lines = _run_stages(stages, folders, out, size, device, progress)
     report = out / "report.md"
-    atomic_write_text(report, _report(rows, out, config))
+    atomic_write_text(report, _report(rows, out, config) + ("\n" + "\n".join(stage_lines) if stage_lines else ""))
     return report
 
 
-__all__ = ["INDEX_NAMES", "measure_subject", "run_synthetic_cohort"]
+__all__ = ["INDEX_NAMES", "STAGES", "measure_subject", "run_synthetic_cohort"]

@@ -74,7 +74,8 @@ def test_cohort_is_resumable_and_leaves_no_partial_files(tmp_path):
 
 def test_main_job_writes_report_indices_and_plot(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--tiny", "--subjects", "2", "--no-ct", "--progress", "none"]) == 0
+    assert main(["demo", "--out", str(out), "--tiny", "--subjects", "2", "--no-ct", "--progress", "none",
+                 "--stages"]) == 0
     assert (out / "report.md").read_text().startswith("# CardiacMotionAtlas")
     assert (out / "volume_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = list(csv.DictReader((out / "indices.csv").open()))
@@ -90,3 +91,29 @@ def test_cli_reports_bad_input_with_the_path(tmp_path, capsys):
     missing = tmp_path / "nope"
     assert main(["info", str(missing)]) == 2
     assert str(missing) in capsys.readouterr().err
+
+
+def test_main_job_method_stages_write_held_out_subject_outputs(tmp_path):
+    from CardiacMotionAtlasLib.io.meshes import read_mesh_sequence
+    from CardiacMotionAtlasLib.io.nifti import read_nifti
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--tiny", "--subjects", "3", "--no-ct", "--progress", "none",
+                 "--device", "cpu"]) == 0
+    report = (out / "report.md").read_text()
+    assert "## NDF atlas" in report and "## NISF++" in report
+    held = out / "cohort" / "phantom002"
+    # atlas: a full cycle of meshes for the held-out subject, one shared vertex set and face list
+    meshes = read_mesh_sequence(out / "atlas" / "meshes")
+    assert meshes.n_frames == 25 and np.isfinite(meshes.vertices).all()
+    assert np.linalg.norm(meshes.vertices - meshes.vertices[:1], axis=-1).max() > 0.5  # it moves (mm)
+    fit = json.loads((out / "atlas" / "atlas_fit.json").read_text())
+    assert fit["subject"] == "phantom002" and fit["setting"] == "ed"
+    # NISF++: 4D labels on the subject's ground-truth grid and phases
+    truth = read_nifti(held / "ground_truth" / "labels_iso.nii.gz", labels=True)
+    labels = read_nifti(out / "nisf" / "labels.nii.gz", labels=True)
+    assert labels.array.shape == truth.array.shape
+    assert np.allclose(labels.ijk_to_ras, truth.ijk_to_ras, atol=1e-4)
+    assert set(np.unique(labels.array)) <= {0, 1, 2, 3} and (labels.array == 2).any()
+    scores = json.loads((out / "nisf" / "nisf_reconstruction.json").read_text())
+    assert scores["nisf"]["dice_LV"] > 0.5
