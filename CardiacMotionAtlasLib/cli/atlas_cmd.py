@@ -140,7 +140,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from ..atlas.config import FitConfig, MeshConfig
     from ..atlas.evaluation import cavity_volume_curve
     from ..atlas.fit import fit_subject
-    from ..atlas.meshing import subject_mesh_sequence
+    from ..atlas.meshing import subject_mesh_sequence, template_mesh_sequence, track_template
     from ..atlas.model import Atlas
     from ..io.atomic import atomic_write_text
 
@@ -157,8 +157,10 @@ def run_fit(args: argparse.Namespace) -> int:
     codes = fitted.save(args.out / f"{fitted.subject_id}_codes.pt", config)
     phases = np.arange(args.phases) / args.phases
     mesh_config = MeshConfig() if args.resolution is None else MeshConfig(resolution=args.resolution)
-    mesh = subject_mesh_sequence(atlas, fitted, phases, config=mesh_config)
+    motion = track_template(atlas, mesh_config)
+    mesh = subject_mesh_sequence(atlas, fitted, phases, motion, mesh_config)
     paths = _write_meshes(mesh, args.out / "meshes")
+    _write_meshes(template_mesh_sequence(atlas, phases, motion, mesh_config), args.out / "template")
     curve = cavity_volume_curve(mesh, fitted.frame)
     plot_volume_curves(VolumeCurve(phases, curve, f"{fitted.subject_id} LV (atlas, {args.setting})"),
                        args.out / "volume_curve.png")

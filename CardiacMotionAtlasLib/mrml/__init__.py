@@ -47,6 +47,8 @@ from .transforms import (
     matrix_to_linear_transform_node,
     slice_transforms_to_nodes,
 )
+from .method_outputs import load_atlas_fit_outputs, load_nisf_outputs
+from .method_runs import MethodInputError, MethodRun
 from .volumes import (
     create_sequence_browser,
     image_sequence_to_browser,
@@ -62,6 +64,8 @@ __all__ = [
     "CineStudyNodes",
     "CohortRun",
     "MRMLBridgeError",
+    "MethodInputError",
+    "MethodRun",
     "PhantomSubjectNodes",
     "StandaloneScene",
     "VolumeCurvePlot",
@@ -76,6 +80,8 @@ __all__ = [
     "image_sequence_to_sequence_node",
     "labels_to_segmentation_node",
     "linear_transform_node_to_matrix",
+    "load_atlas_fit_outputs",
+    "load_nisf_outputs",
     "load_scene_bundle",
     "matrix_to_linear_transform_node",
     "mesh_sequence_to_sequence_node",

@@ -89,17 +89,24 @@ def library_root() -> Path:
     return Path(CardiacMotionAtlasLib.__file__).resolve().parent.parent
 
 
-def subcommand_reports_progress(name: str) -> bool:
-    """Whether the CLI sub-command ``name`` has the ``--progress`` option (the long-running ones do;
-    ``info`` does not). Unknown names give False (the child then reports the usage error)."""
+def subcommand_reports_progress(name: Union[str, Sequence[str]]) -> bool:
+    """Whether the CLI sub-command ``name`` (or the command line ``[name, sub-name, ...]``, e.g.
+    ``["atlas", "fit", ...]``) has the ``--progress`` option (the long-running ones do; ``info`` does
+    not). Unknown names give False (the child then reports the usage error)."""
     import argparse
 
     from ..cli.main import COMMANDS
 
-    if name not in COMMANDS:
+    words = [name] if isinstance(name, str) else [str(w) for w in name]
+    if not words or words[0] not in COMMANDS:
         return False
     parser = argparse.ArgumentParser(add_help=False)
-    COMMANDS[name][0](parser)
+    COMMANDS[words[0]][0](parser)
+    for word in words[1:]:  # descend into nested sub-commands (atlas fit, nisf reconstruct, ...)
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers or word not in subparsers[0].choices:
+            break
+        parser = subparsers[0].choices[word]
     return any("--progress" in action.option_strings for action in parser._actions)
 
 
@@ -112,7 +119,7 @@ def cli_command(args: Sequence[str], python_executable: Optional[str] = None,
     if not args:
         raise MRMLBridgeError("no CLI arguments given (expected a sub-command such as 'phantom')")
     if progress_lines is None:
-        progress_lines = subcommand_reports_progress(args[0])
+        progress_lines = subcommand_reports_progress(args)
     if progress_lines and not any(a == "--progress" or a.startswith("--progress=") for a in args):
         args += ["--progress", "lines"]
     return [python_executable or default_python_executable(), "-m", CLI_MODULE, *args]

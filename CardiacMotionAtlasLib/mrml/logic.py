@@ -16,6 +16,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Unio
 
 from .background import BackgroundCLIRun, CLIRunResult, DoneCallback, ProgressCallback, run_cli_in_background
 from .cine import CineStudyNodes, cine_study_to_nodes
+from .method_runs import (INPUT_DIR, OUTPUT_DIR, MethodInputError, MethodRun, absolute, cine_study_input,
+                          labels_input, start_method_run, write_labels_input, write_study_input)
 from .common import set_attribute
 from .models import configure_model_display, mesh_sequence_to_sequence_node
 from .segmentations import labels_to_segmentation_node
@@ -223,6 +225,88 @@ class CardiacMotionAtlasLogic:
         return cohort
 
 
+    # ------------------------------------------------------------------ method runs
+    def _start(self, method: str, args: List[str], loader, prepare, on_progress, on_done, wait, work_dir,
+               dispatch) -> MethodRun:
+        return start_method_run(method, args, loader, prepare=prepare, on_progress=on_progress, on_done=on_done,
+                                wait=wait, work_dir=work_dir, dispatch=dispatch,
+                                python_executable=self.python_executable, force_cpu=self.force_cpu)
+
+    def run_atlas_fit(self, scene: Any, atlas_checkpoint: PathLike, labels: Any, setting: str = "all", *,
+                      steps: Optional[int] = None, phases: int = 25, resolution: Optional[int] = None,
+                      device: str = "auto", on_progress: Optional[ProgressCallback] = None,
+                      on_done: Optional[Callable[[MethodRun], None]] = None, wait: bool = False,
+                      work_dir: Optional[PathLike] = None, dispatch: str = "poll") -> MethodRun:
+        """Fit a subject to the NDF atlas (networks frozen) from ``labels`` (a label-map sequence node,
+        an ImageSequence, a label file or a phantom subject folder) observing ``setting`` (``all``,
+        ``ed_es`` or ``ed``), then load its mesh sequence, the template and the volume curve (see
+        :func:`~CardiacMotionAtlasLib.mrml.method_outputs.load_atlas_fit_outputs`)."""
+        from .method_outputs import load_atlas_fit_outputs
+
+        if setting not in ("all", "ed_es", "ed"):
+            raise MethodInputError(f"unknown setting {setting!r}: use all, ed_es or ed")
+        checkpoint = Path(atlas_checkpoint)
+        if not checkpoint.is_file():
+            raise MethodInputError(f"{checkpoint}: no atlas checkpoint (train one, or pick one from the registry)")
+        source = labels_input(labels, setting)
+        args = ["atlas", "fit", "--atlas", absolute(checkpoint), "--setting", setting, "--phases", str(int(phases)),
+                "--device", device, "--out", OUTPUT_DIR]
+        if steps is not None:
+            args += ["--steps", str(int(steps))]
+        if resolution is not None:
+            args += ["--resolution", str(int(resolution))]
+
+        def prepare(folder: Path) -> None:
+            args.extend(["--labels", absolute(source) if isinstance(source, Path) else
+                         write_labels_input(source, folder)])
+
+        return self._start_with_late_args("atlas", args, lambda out: load_atlas_fit_outputs(scene, out), prepare,
+                                          on_progress, on_done, wait, work_dir, dispatch)
+
+    def run_nisf_reconstruction(self, scene: Any, model_checkpoint: PathLike, study: Any, *,
+                                spacing_mm: float = 1.25, phases: Optional[int] = None, steps: Optional[int] = None,
+                                use_labels: bool = False, device: str = "auto",
+                                on_progress: Optional[ProgressCallback] = None,
+                                on_done: Optional[Callable[[MethodRun], None]] = None, wait: bool = False,
+                                work_dir: Optional[PathLike] = None, dispatch: str = "poll") -> MethodRun:
+        """Reconstruct a subject's 4D intensities and labels with NISF++ from its cine slices (``study``: the
+        cine browser node of a loaded study, a CineStudy or a study folder), then load the super-resolved
+        sequences, the ED segmentation and the corrected slice planes (see
+        :func:`~CardiacMotionAtlasLib.mrml.method_outputs.load_nisf_outputs`)."""
+        from .method_outputs import load_nisf_outputs
+
+        checkpoint = Path(model_checkpoint)
+        if not checkpoint.is_file():
+            raise MethodInputError(f"{checkpoint}: no NISF++ checkpoint (train one, or pick one from the registry)")
+        if spacing_mm <= 0:
+            raise MethodInputError(f"grid spacing must be > 0 mm, got {spacing_mm}")
+        source = cine_study_input(study)
+        args = ["nisf", "reconstruct", "--model", absolute(checkpoint), "--out", OUTPUT_DIR, "--spacing",
+                str(float(spacing_mm)), "--device", device, "--study"]
+        if phases is not None:
+            args[-1:-1] = ["--phases", str(int(phases))]
+        if steps is not None:
+            args[-1:-1] = ["--steps", str(int(steps))]
+        if use_labels:
+            args[-1:-1] = ["--use-labels"]
+
+        def prepare(folder: Path) -> None:
+            args.append(absolute(source) if isinstance(source, Path) else write_study_input(source, folder))
+
+        return self._start_with_late_args("nisf", args, lambda out: load_nisf_outputs(scene, out), prepare,
+                                          on_progress, on_done, wait, work_dir, dispatch)
+
+    def _start_with_late_args(self, method, args, loader, prepare, on_progress, on_done, wait, work_dir,
+                              dispatch) -> MethodRun:
+        """Like :meth:`_start`, for commands whose input path exists only once the work folder does."""
+        import tempfile
+
+        folder = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="CardiacMotionAtlas-run-"))
+        (folder / INPUT_DIR).mkdir(parents=True, exist_ok=True)
+        prepare(folder)
+        return self._start(method, args, loader, None, on_progress, on_done, wait, folder, dispatch)
+
+
 # ---------------------------------------------------------------------------------------- subject hierarchy
 def place_in_folder(scene: Any, nodes: Iterable[Any], folder_name: str, parent_item: Optional[int] = None) -> int:
     """Put ``nodes`` under a subject-hierarchy folder ``folder_name`` (created under ``parent_item``,
@@ -254,4 +338,4 @@ def _subject_nodes(nodes: PhantomSubjectNodes) -> List[Any]:
             nodes.indices_table, plot.table, plot.chart, *plot.series]
 
 
-__all__ = ["CardiacMotionAtlasLogic", "CohortRun", "PhantomSubjectNodes", "place_in_folder"]
+__all__ = ["CardiacMotionAtlasLogic", "CohortRun", "MethodRun", "MethodInputError", "PhantomSubjectNodes", "place_in_folder"]
