@@ -84,7 +84,7 @@ def run_nisf_demo(cohort_folders: Sequence[Path], out: Path, size: str = "quick"
     base_scores = _mean_scores(baseline, truth.array, truth.ijk_to_ras)
     result = {"subject": study.subject_id, "train_subjects": len(studies), "steps": config.steps,
               "fit_steps": config.fit.steps, "frames": len(phases), "spacing_mm": float(truth.spacing[0]),
-              "nisf": scores, "sax_nearest": base_scores, **paths}
+              "nisf": scores, "sax_nearest": base_scores, "checkpoint": str(checkpoint), **paths}
     atomic_write_text(out / "nisf_reconstruction.json", json.dumps(result, indent=1))
     return result
 

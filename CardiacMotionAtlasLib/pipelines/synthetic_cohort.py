@@ -95,22 +95,32 @@ def _report(rows: List[Dict], out: Path, config: CohortConfig) -> str:
 
 
 STAGES = ("atlas", "nisf")
+MODEL_REGISTRY = "models.json"
 """Method stages of the main job, in the order they run."""
 
 
 def _run_stages(stages: Sequence[str], folders: List[Path], out: Path, size: str, device: str,
                 progress: ProgressReporter) -> List[str]:
     """Run the method stages; returns their report lines."""
+    from ..registry import register_checkpoint
+
     lines: List[str] = []
+    source = f"CardiacMotionAtlas main job ({size}) on the synthetic cohort, trained on {len(folders) - 1} subjects"
     for stage in stages:
         if stage == "atlas":
             from .demo_atlas import atlas_report_lines, run_atlas_demo
-            lines += atlas_report_lines(run_atlas_demo(folders, out, size=size, device=device, progress=progress))
+            result = run_atlas_demo(folders, out, size=size, device=device, progress=progress)
+            lines += atlas_report_lines(result)
+            register_checkpoint(out / MODEL_REGISTRY, f"phantom-atlas-{size}", "atlas", result["checkpoint"], source)
         elif stage == "nisf":
             from .demo_nisf import nisf_report_lines, run_nisf_demo
-            lines += nisf_report_lines(run_nisf_demo(folders, out, size=size, device=device, progress=progress))
+            result = run_nisf_demo(folders, out, size=size, device=device, progress=progress)
+            lines += nisf_report_lines(result)
+            register_checkpoint(out / MODEL_REGISTRY, f"phantom-nisf-{size}", "nisf", result["checkpoint"], source)
         else:
             raise ValueError(f"unknown main-job stage {stage!r} (known: {', '.join(STAGES)})")
+    if stages:
+        lines += [f"Trained models are listed (with sha256) in `{out / MODEL_REGISTRY}`.", ""]
     return lines
 
 

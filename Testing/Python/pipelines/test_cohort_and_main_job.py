@@ -117,3 +117,8 @@ def test_main_job_method_stages_write_held_out_subject_outputs(tmp_path):
     assert set(np.unique(labels.array)) <= {0, 1, 2, 3} and (labels.array == 2).any()
     scores = json.loads((out / "nisf" / "nisf_reconstruction.json").read_text())
     assert scores["nisf"]["dice_LV"] > 0.5
+    # the trained models are registered with their checksums
+    from CardiacMotionAtlasLib.registry import resolve_checkpoint
+
+    assert resolve_checkpoint(out / "models.json", "phantom-atlas-tiny", "atlas") == (out / "atlas" / "atlas.pt")
+    assert resolve_checkpoint(out / "models.json", "phantom-nisf-tiny", "nisf") == (out / "nisf" / "nisf.pt")
