@@ -20,7 +20,7 @@ from typing import Annotated, Optional
 import qt
 import slicer
 import vtk
-from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -62,6 +62,11 @@ def _ensureLibraryImportable():
         sys.path.append(checkoutRoot)
 
 
+def _isSet(path) -> bool:
+    """A path parameter that the user filled in (unset ones read as '' or '.')."""
+    return path is not None and str(path) not in ("", ".")
+
+
 #
 # CardiacMotionAtlas
 #
@@ -78,10 +83,11 @@ class CardiacMotionAtlas(ScriptedLoadableModule):
             "3D+t cardiac shape and motion modelling from cine CMR and cardiac CT: a spatiotemporal "
             "neural distance field atlas, NISF++ 4D reconstruction from cine slices, CardioMorphNet motion "
             "estimation with uncertainty, and generative CT motion synthesis.<br>"
-            "This release loads the built-in synthetic 4D phantom (cine slices, ground-truth meshes, "
-            "displacement field, segmentation, clinical indices, volume curves) and cine studies from disk "
-            "as MRML nodes; the methods arrive in later releases. The same pipelines run without Slicer "
-            "through the library's command line."
+            "Load the built-in synthetic 4D phantom or cine studies from disk, then run the methods in a "
+            "background process (GPU when present) with progress and Cancel: atlas fit and motion recovery "
+            "(mesh sequences with dense correspondence, template, volume curves) and NISF++ reconstruction "
+            "(super-resolved 4D intensities and labels, corrected slice planes). The same pipelines run "
+            "without Slicer through the library's command line."
         )
         self.parent.acknowledgementText = _(
             "The methods follow published work on spatiotemporal neural distance field atlases, neural "
@@ -103,6 +109,10 @@ class CardiacMotionAtlasParameterNode:
     tinyPhantom - small fast images (8 frames, 48x48) instead of the realistic protocol.
     studyFolder - a study folder (UK Biobank-style, ACDC, M&Ms or DICOM).
     cohortSubjects - subjects of a background phantom cohort run.
+    modelRegistry - a JSON model registry (name, method, checkpoint, sha256).
+    atlasCheckpoint, atlasLabels, atlasSetting, atlasFitSteps - atlas fit: checkpoint, label-map sequence
+        (2 = LV myocardium), observed frames (all, ed_es, ed), optimisation steps.
+    nisfCheckpoint, nisfStudy, nisfSpacing - NISF++: checkpoint, cine study browser, output grid spacing (mm).
     """
 
     phantomSeed: Annotated[int, WithinRange(0, 1000000)] = 0
@@ -110,6 +120,14 @@ class CardiacMotionAtlasParameterNode:
     tinyPhantom: bool = True
     studyFolder: pathlib.Path
     cohortSubjects: Annotated[int, WithinRange(1, 1000)] = 1
+    modelRegistry: pathlib.Path
+    atlasCheckpoint: pathlib.Path
+    atlasLabels: slicer.vtkMRMLSequenceNode
+    atlasSetting: Annotated[str, Choice(["all", "ed_es", "ed"])] = "all"
+    atlasFitSteps: Annotated[int, WithinRange(10, 100000)] = 200
+    nisfCheckpoint: pathlib.Path
+    nisfStudy: slicer.vtkMRMLSequenceBrowserNode
+    nisfSpacing: Annotated[float, WithinRange(0.5, 10.0)] = 1.25
 
 
 #
@@ -127,6 +145,7 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._cohortRun = None
+        self._methodRun = None
         self._pollTimer = None
 
     def setup(self) -> None:
@@ -146,6 +165,9 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.ui.generateCohortButton.connect("clicked(bool)", self.onGenerateCohortButton)
         self.ui.cancelRunButton.connect("clicked(bool)", self.onCancelRunButton)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
+        self.ui.useRegistryButton.connect("clicked(bool)", self.onUseRegistryButton)
+        self.ui.runAtlasFitButton.connect("clicked(bool)", self.onRunAtlasFitButton)
+        self.ui.runNisfButton.connect("clicked(bool)", self.onRunNisfButton)
 
         self._pollTimer = qt.QTimer()
         self._pollTimer.setInterval(100)
@@ -203,11 +225,16 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.ui.installDependenciesButton.enabled = bool(missing)
 
     def _updateButtons(self, caller=None, event=None) -> None:
-        running = self._cohortRun is not None
-        folder = self._parameterNode.studyFolder if self._parameterNode else None
+        running = self._cohortRun is not None or self._methodRun is not None
+        node = self._parameterNode
+        folder = node.studyFolder if node else None
         self.ui.loadPhantomButton.enabled = not running
-        self.ui.loadStudyButton.enabled = not running and folder is not None and str(folder) not in ("", ".")
+        self.ui.loadStudyButton.enabled = not running and _isSet(folder)
         self.ui.generateCohortButton.enabled = not running
+        self.ui.useRegistryButton.enabled = not running and node is not None and _isSet(node.modelRegistry)
+        # the Logic refuses bad input with a clear message; buttons only need the obvious fields set
+        self.ui.runAtlasFitButton.enabled = not running and node is not None and _isSet(node.atlasCheckpoint)
+        self.ui.runNisfButton.enabled = not running and node is not None and _isSet(node.nisfCheckpoint)
 
     def _setRunning(self, running: bool) -> None:
         self.ui.cancelRunButton.enabled = running
@@ -241,6 +268,52 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         """Deliver the background run's callbacks in the GUI thread (they may touch widgets and the scene)."""
         if self._cohortRun is not None:
             self._cohortRun.run.dispatch_pending()
+        if self._methodRun is not None:
+            self._methodRun.run.dispatch_pending()
+
+    def onUseRegistryButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to read the model registry."), waitCursor=True):
+            found = self.logic.checkpointsFromRegistry(self._parameterNode.modelRegistry)
+            if "atlas" in found:
+                self._parameterNode.atlasCheckpoint = found["atlas"]
+            if "nisf" in found:
+                self._parameterNode.nisfCheckpoint = found["nisf"]
+            self.ui.runStatusLabel.text = _("registry: {methods}").format(methods=", ".join(sorted(found)) or "-")
+
+    def _startMethodRun(self, start) -> None:
+        """Start a method run (``start(progress, done)`` returns a MethodRun); input errors show at once."""
+        with slicer.util.tryWithErrorDisplay(_("Cannot start the run."), waitCursor=True):
+            self.ui.runStatusLabel.text = _("starting...")
+            self._methodRun = start(self.onRunProgress, self.onMethodRunDone)
+            self._setRunning(True)
+            self._pollTimer.start()
+
+    def onRunAtlasFitButton(self) -> None:
+        node = self._parameterNode
+        self._startMethodRun(lambda progress, done: self.logic.fitAtlas(
+            node.atlasCheckpoint, node.atlasLabels, node.atlasSetting, steps=node.atlasFitSteps,
+            progressCallback=progress, doneCallback=done))
+
+    def onRunNisfButton(self) -> None:
+        node = self._parameterNode
+        self._startMethodRun(lambda progress, done: self.logic.reconstructNisf(
+            node.nisfCheckpoint, node.nisfStudy, spacingMm=node.nisfSpacing, progressCallback=progress,
+            doneCallback=done))
+
+    def onMethodRunDone(self, methodRun) -> None:
+        self._pollTimer.stop()
+        if methodRun.ok:
+            self.ui.runStatusLabel.text = _("done: {method}").format(method=methodRun.method)
+            self.logic.showMethodResult(methodRun)
+        elif methodRun.result is not None and methodRun.result.cancelled:
+            self.ui.runStatusLabel.text = _("cancelled (scene unchanged)")
+        else:
+            self.ui.runStatusLabel.text = _("failed")
+            slicer.util.errorDisplay(_("The {method} run failed.").format(method=methodRun.method),
+                                     detailedText=methodRun.error_message())
+        methodRun.run.cleanup()
+        self._methodRun = None
+        self._setRunning(False)
 
     def onRunProgress(self, fraction: float, message: str) -> None:
         self.ui.runProgressBar.value = int(round(100 * fraction))
@@ -266,6 +339,9 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         if self._cohortRun is not None:
             self.ui.runStatusLabel.text = _("cancelling...")
             self._cohortRun.run.cancel()
+        if self._methodRun is not None:
+            self.ui.runStatusLabel.text = _("cancelling...")
+            self._methodRun.cancel()
 
     def onInstallDependenciesButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to install the Python packages."), waitCursor=True):
@@ -321,7 +397,52 @@ class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
                                                  on_progress=progressCallback, on_done=doneCallback,
                                                  wait=waitForCompletion, dispatch="poll")
 
+    # ------------------------------------------------------------------ methods (background runs)
+    def checkpointsFromRegistry(self, registry) -> dict:
+        """``method -> checkpoint path`` of the first model of each method in a registry (sha256 verified)."""
+        from CardiacMotionAtlasLib.registry import list_models, resolve_checkpoint
+
+        found = {}
+        for name, model in sorted(list_models(pathlib.Path(registry)).items()):
+            if model.method not in found:
+                found[model.method] = resolve_checkpoint(pathlib.Path(registry), name, model.method)
+        return found
+
+    def fitAtlas(self, checkpoint, labels, setting: str = "all", steps: Optional[int] = None, progressCallback=None,
+                 doneCallback=None, waitForCompletion: bool = False, scene=None):
+        """Atlas fit in a background process (see ``CardiacMotionAtlasLib.mrml.logic``); returns a MethodRun
+        whose ``nodes`` hold the mesh sequence, template and volume curve once done."""
+        if not _isSet(checkpoint):
+            raise ValueError(_("Choose an atlas checkpoint first."))
+        return self.core.run_atlas_fit(scene or slicer.mrmlScene, pathlib.Path(checkpoint), labels, setting,
+                                       steps=steps, on_progress=progressCallback, on_done=doneCallback,
+                                       wait=waitForCompletion, dispatch="poll")
+
+    def reconstructNisf(self, checkpoint, study, spacingMm: float = 1.25, progressCallback=None, doneCallback=None,
+                        waitForCompletion: bool = False, scene=None):
+        """NISF++ reconstruction in a background process; returns a MethodRun (sequences, segmentation,
+        corrected slice planes in ``nodes`` once done)."""
+        if not _isSet(checkpoint):
+            raise ValueError(_("Choose a NISF++ checkpoint first."))
+        return self.core.run_nisf_reconstruction(scene or slicer.mrmlScene, pathlib.Path(checkpoint), study,
+                                                 spacing_mm=spacingMm, on_progress=progressCallback,
+                                                 on_done=doneCallback, wait=waitForCompletion, dispatch="poll")
+
     # ------------------------------------------------------------------ views (GUI only)
+    def showMethodResult(self, methodRun) -> None:
+        """Show a method's result: its label/intensity volumes in the slice views, its plot chart."""
+        if slicer.app.layoutManager() is None:
+            return
+        nodes = methodRun.nodes
+        browser = nodes.get("browser")
+        if "intensity_sequence" in nodes and browser is not None:
+            slicer.util.setSliceViewerLayers(background=browser.GetProxyNode(nodes["intensity_sequence"]),
+                                             label=browser.GetProxyNode(nodes["label_sequence"]), fit=True)
+        if "volume_curves" in nodes:
+            slicer.modules.plots.logic().ShowChartInLayout(nodes["volume_curves"].chart)
+        if browser is not None:
+            slicer.modules.sequences.showSequenceBrowser(browser)
+
     def showSubject(self, nodes) -> None:
         """Show a phantom subject: first SAX slice with its labels, the plot chart, the 3D content."""
         self.showStudy(nodes.cine)

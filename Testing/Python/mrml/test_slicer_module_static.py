@@ -20,7 +20,8 @@ LIBRARY = ROOT / "CardiacMotionAtlasLib"
 # parameter type -> widget classes whose parameterNodeWrapper GUI connector handles it
 CONNECTABLE = {"int": {"QSpinBox", "ctkSliderWidget", "QSlider"}, "float": {"QDoubleSpinBox", "ctkSliderWidget"},
                "bool": {"QCheckBox", "QPushButton"}, "str": {"QLineEdit", "QComboBox"},
-               "pathlib.Path": {"ctkPathLineEdit"}}
+               "pathlib.Path": {"ctkPathLineEdit"}, "slicer.vtkMRMLSequenceNode": {"qMRMLNodeComboBox"},
+               "slicer.vtkMRMLSequenceBrowserNode": {"qMRMLNodeComboBox"}}
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,9 @@ def test_ui_parameters_match_the_parameter_node(module_tree, ui_widgets):
     for name, (type_source, bounds) in fields.items():
         widget_class, element = bound[name]
         assert widget_class in CONNECTABLE[type_source], f"{name}: {type_source} cannot bind to {widget_class}"
+        if widget_class == "qMRMLNodeComboBox":  # the combo offers exactly the parameter's node class
+            types = [t.text for t in element.iter("string") if t.text and t.text.startswith("vtkMRML")]
+            assert types == [type_source.split(".")[-1]], name
         if bounds is not None and widget_class == "QSpinBox":
             numbers = {p.get("name"): int(p.find("number").text) for p in element.findall("property")
                        if p.find("number") is not None}
@@ -92,7 +96,8 @@ def test_ui_file_is_a_loadable_qmrml_widget(ui_widgets):
     top = root.find("widget")
     assert top.get("class") == "qMRMLWidget"
     declared = {c.find("class").text for c in root.iter("customwidget")}
-    qt_classes = {"QLabel", "QPushButton", "QSpinBox", "QCheckBox", "QProgressBar", "QWidget"}
+    qt_classes = {"QLabel", "QPushButton", "QSpinBox", "QDoubleSpinBox", "QComboBox", "QCheckBox", "QProgressBar",
+                  "QWidget"}
     used = {cls for cls, _, _ in widgets.values()}
     assert used - qt_classes <= declared, f"custom widgets not declared: {used - qt_classes - declared}"
     names = [w.get("name") for w in root.iter("widget")]
@@ -110,7 +115,8 @@ def test_module_structure_and_logic_delegation(module_tree):
         assert name in classes and base in [ast.unparse(b) for b in classes[name].bases], name
     source = MODULE_FILE.read_text()
     assert "from CardiacMotionAtlasLib.mrml.logic import CardiacMotionAtlasLogic" in source
-    for call in ("load_phantom_subject", "load_study", "generate_phantom_cohort"):
+    for call in ("load_phantom_subject", "load_study", "generate_phantom_cohort", "run_atlas_fit",
+                 "run_nisf_reconstruction"):
         assert f"self.core.{call}(" in source
     # the library is imported lazily (missing packages must not break loading the module)
     top_level_imports = [ast.unparse(n) for n in module_tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
