@@ -505,6 +505,8 @@ class CardiacMotionAtlasTest(ScriptedLoadableModuleTest):
         self.test_LibraryIsInstalled()
         self.setUp()
         self.test_LoadPhantomSubject()
+        self.setUp()
+        self.test_MethodRuns()
 
     def test_LibraryIsInstalled(self):
         self.delayDisplay("Checking the CardiacMotionAtlasLib installation")
@@ -516,19 +518,34 @@ class CardiacMotionAtlasTest(ScriptedLoadableModuleTest):
         self.assertTrue(logic.torchStatus())
         self.delayDisplay("Test passed")
 
+    def _requirePackages(self, logic):
+        if logic.missingPythonPackages() or importlib.util.find_spec("torch") is None:
+            self.skipTest(f"missing Python packages: {logic.missingPythonPackages() or ['torch']}")
+
     def test_LoadPhantomSubject(self):
+        """The same check as the pytest suite (CardiacMotionAtlasLib.mrml.selftest)."""
         self.delayDisplay("Loading a tiny phantom subject")
         logic = CardiacMotionAtlasLogic()
-        if logic.missingPythonPackages():
-            self.skipTest(f"missing Python packages: {logic.missingPythonPackages()}")
-        nodes = logic.loadPhantomSubject(0, 0, tiny=True)
-        from CardiacMotionAtlasLib.mrml import cine_study_from_browser, table_node_to_indices
+        self._requirePackages(logic)
+        from CardiacMotionAtlasLib.mrml.selftest import check_phantom_subject
 
-        study = cine_study_from_browser(nodes.browser)
-        self.assertGreater(len(study.slices), 8)
-        self.assertEqual(study.n_frames, 8)
-        self.assertEqual(nodes.segmentation.GetSegmentation().GetNumberOfSegments(), 3)
-        self.assertAlmostEqual(table_node_to_indices(nodes.indices_table)[0]["LVEDV"],
-                               nodes.volume_curves.table.GetTable().GetValue(0, 1).ToDouble(), places=6)
+        nodes = check_phantom_subject(slicer.mrmlScene)
         logic.showSubject(nodes)
+        self.delayDisplay("Test passed")
+
+    def test_MethodRuns(self):
+        """Tiny atlas and NISF++ models, then atlas fit and NISF++ reconstruction in background PythonSlicer
+        processes, loaded back into the scene (the same check as the pytest suite)."""
+        import tempfile
+
+        self.delayDisplay("Training tiny models and running the methods in the background")
+        logic = CardiacMotionAtlasLogic()
+        self._requirePackages(logic)
+        from CardiacMotionAtlasLib.mrml.selftest import check_method_runs, train_tiny_models
+
+        with tempfile.TemporaryDirectory() as folder:
+            models = train_tiny_models(pathlib.Path(folder) / "models")
+            results = check_method_runs(slicer.mrmlScene, models, pathlib.Path(folder) / "runs",
+                                        python_executable=shutil.which("PythonSlicer"))
+            logic.showMethodResult(results["nisf"])
         self.delayDisplay("Test passed")

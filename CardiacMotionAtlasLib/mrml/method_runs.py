@@ -54,7 +54,7 @@ class MethodRun:
     def error_message(self) -> str:
         if self.load_error:
             return self.load_error
-        return self.result.error_message() if self.result is not None else "not finished"
+        return self.result.error_message if self.result is not None else "not finished"
 
 
 def start_method_run(method: str, args: Sequence[str], load_outputs: Callable[[Path], Dict[str, Any]], *,

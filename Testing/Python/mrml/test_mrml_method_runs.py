@@ -30,40 +30,21 @@ from CardiacMotionAtlasLib.mrml.volumes import add_volume_node  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny_atlas(tmp_path_factory):
-    """A tiny atlas trained on 3 phantom subjects (checkpoint path)."""
-    import torch
+def tiny_models(tmp_path_factory):
+    """Tiny atlas and NISF++ checkpoints (the same ones the module's Slicer self-test trains)."""
+    from CardiacMotionAtlasLib.mrml.selftest import train_tiny_models
 
-    from CardiacMotionAtlasLib.atlas.config import AtlasConfig
-    from CardiacMotionAtlasLib.atlas.sampling import subject_from_phantom
-    from CardiacMotionAtlasLib.atlas.train import train_atlas
-    from CardiacMotionAtlasLib.phantom.heart import PhantomHeart
-
-    torch.set_num_threads(1)
-    config = AtlasConfig.tiny()
-    subjects = [subject_from_phantom(PhantomHeart.from_seed(0, i), np.arange(4) / 4, config.sampling, seed=i)
-                for i in range(3)]
-    path = tmp_path_factory.mktemp("atlas") / "atlas.pt"
-    train_atlas(subjects, config, device="cpu", checkpoint_path=path)
-    return path
+    return train_tiny_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
-def tiny_nisf(tmp_path_factory):
-    """A tiny NISF++ model trained on 2 tiny phantom studies (checkpoint path)."""
-    import torch
+def tiny_atlas(tiny_models):
+    return tiny_models["atlas"]
 
-    from CardiacMotionAtlasLib.nisf import NISFConfig, train_nisf
-    from CardiacMotionAtlasLib.phantom.cmr import CMRConfig, simulate_cine
-    from CardiacMotionAtlasLib.phantom.heart import PhantomHeart
 
-    torch.set_num_threads(1)
-    studies = [simulate_cine(PhantomHeart.from_seed(0, i), CMRConfig.tiny(), seed=i).study for i in (1, 2)]
-    path = tmp_path_factory.mktemp("nisf") / "nisf.pt"
-    config = NISFConfig.tiny()
-    config.steps = 60
-    train_nisf(studies, config, checkpoint_path=path, device="cpu")
-    return path
+@pytest.fixture(scope="module")
+def tiny_nisf(tiny_models):
+    return tiny_models["nisf"]
 
 
 @pytest.fixture
@@ -165,3 +146,12 @@ def test_cancelled_atlas_fit_changes_nothing(scene, logic, tiny_atlas, phantom_h
     assert done == [run] and run.nodes == {}
     assert scene.GetNumberOfNodes() == before
     assert not (run.output_dir / "meshes").exists()
+
+
+def test_slicer_self_test_checks_pass_on_plain_mrml(scene, tiny_models, tmp_path):
+    """The functions the module's ScriptedLoadableModuleTest runs inside Slicer, run here on slicer-core."""
+    from CardiacMotionAtlasLib.mrml.selftest import check_method_runs, check_phantom_subject
+
+    check_phantom_subject(scene)
+    results = check_method_runs(scene, tiny_models, tmp_path, python_executable=sys.executable)
+    assert results["atlas"].ok and results["nisf"].ok
