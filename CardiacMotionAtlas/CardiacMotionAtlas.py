@@ -162,6 +162,7 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
 
         self.ui.loadPhantomButton.connect("clicked(bool)", self.onLoadPhantomButton)
         self.ui.loadStudyButton.connect("clicked(bool)", self.onLoadStudyButton)
+        self.ui.loadCtButton.connect("clicked(bool)", self.onLoadCtButton)
         self.ui.generateCohortButton.connect("clicked(bool)", self.onGenerateCohortButton)
         self.ui.cancelRunButton.connect("clicked(bool)", self.onCancelRunButton)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
@@ -230,6 +231,7 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         folder = node.studyFolder if node else None
         self.ui.loadPhantomButton.enabled = not running
         self.ui.loadStudyButton.enabled = not running and _isSet(folder)
+        self.ui.loadCtButton.enabled = not running and _isSet(folder)
         self.ui.generateCohortButton.enabled = not running
         self.ui.useRegistryButton.enabled = not running and node is not None and _isSet(node.modelRegistry)
         # the Logic refuses bad input with a clear message; buttons only need the obvious fields set
@@ -254,6 +256,12 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         with slicer.util.tryWithErrorDisplay(_("Failed to load the study."), waitCursor=True):
             nodes = self.logic.loadStudy(self._parameterNode.studyFolder)
             self.logic.showStudy(nodes)
+
+    def onLoadCtButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the CT phases."), waitCursor=True):
+            nodes = self.logic.loadCT(self._parameterNode.studyFolder)
+            if slicer.app.layoutManager() is not None:
+                slicer.util.setSliceViewerLayers(background=nodes.browser.GetProxyNode(nodes.image_sequence), fit=True)
 
     def onGenerateCohortButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to start the background run."), waitCursor=True):
@@ -387,6 +395,12 @@ class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
         if not folder or str(folder) in ("", "."):
             raise ValueError(_("Choose a study folder first."))
         return self.core.load_study(scene or slicer.mrmlScene, pathlib.Path(folder))
+
+    def loadCT(self, filesOrFolder, phases=None, labelFiles=None, scene=None):
+        """CT phase volumes (files, or a folder with ct_*.nii.gz) as a volume sequence; returns ``CTPhaseNodes``."""
+        if not _isSet(filesOrFolder):
+            raise ValueError(_("Choose a folder with CT phase volumes first."))
+        return self.core.load_ct(scene or slicer.mrmlScene, filesOrFolder, phases=phases, label_files=labelFiles)
 
     def generatePhantomCohort(self, subjects: int = 1, tiny: bool = True, progressCallback=None, doneCallback=None,
                               waitForCompletion: bool = False, scene=None):

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Unio
 
 from .background import BackgroundCLIRun, CLIRunResult, DoneCallback, ProgressCallback, run_cli_in_background
 from .cine import CineStudyNodes, cine_study_to_nodes
+from .ct import CTPhaseNodes, ct_phases_to_nodes, phantom_ct_files, read_ct_phases
 from .method_runs import (INPUT_DIR, OUTPUT_DIR, MethodInputError, MethodRun, absolute, cine_study_input,
                           labels_input, start_method_run, write_labels_input, write_study_input)
 from .common import set_attribute
@@ -164,6 +165,26 @@ class CardiacMotionAtlasLogic:
         place_in_folder(scene, [nodes.browser, *nodes.all_sequences(),
                                 *[nodes.browser.GetProxyNode(s) for s in nodes.all_sequences()]],
                         study.subject_id)
+        return nodes
+
+    def load_ct(self, scene: Any, files: Any, phases: Optional[Sequence[float]] = None,
+                label_files: Optional[Sequence[PathLike]] = None, name: str = "CT") -> CTPhaseNodes:
+        """CT phase volumes (3D NIfTI/NRRD in HU, one per phase; or a phantom subject folder holding
+        ``ct_ED``/``ct_ES``) as a volume sequence indexed by phase, with a browser; with label files also a
+        label sequence and a segmentation of the first phase. All phases must share one grid; a 4D cine
+        file is refused with a message."""
+        if isinstance(files, (str, os.PathLike)) and Path(files).is_dir():
+            found = phantom_ct_files(files)
+            files, phases = found["images"], found["phases"]
+            label_files = label_files or found["labels"] or None
+            name = f"{Path(found['images'][0]).parent.name} CT" if name == "CT" else name
+        elif isinstance(files, (str, os.PathLike)):
+            files = [files]
+        image, labels = read_ct_phases(list(files), phases, label_files, name)
+        nodes = ct_phases_to_nodes(scene, image, labels, name)
+        nodes.files = [Path(f) for f in files]
+        place_in_folder(scene, [n for n in (nodes.image_sequence, nodes.label_sequence, nodes.segmentation,
+                                            nodes.browser) if n is not None], name)
         return nodes
 
     # ------------------------------------------------------------------ background runs
