@@ -9,6 +9,12 @@ In 3D Slicer without a window::
 
 or in plain Python with ``slicer-core``: ``python -m CardiacMotionAtlasLib.mrml.batch --input ... --output ...``.
 
+With ``--models models.json`` (a model registry, e.g. the main job's) every subject also goes through the
+methods, each in a background CLI process exactly as from the GUI: NISF++ reconstructs its 4D intensities
+and labels from the cine slices (``--nisf-spacing`` mm), then the atlas is fitted to those labels
+(``--atlas-setting all|ed_es|ed``; without NISF++ to the SAX label stack) and its mesh sequence, template
+and volume curve join the bundle.
+
 Idempotent: a subject whose ``<subject>.mrb`` exists is skipped; bundles are written to a temporary
 name and renamed; a subject that fails is recorded in the summary with its error and the batch goes on.
 """
@@ -32,7 +38,7 @@ from .logic import CardiacMotionAtlasLogic
 from .scene import create_standalone_scene, save_scene_bundle
 from .tables import clinical_indices_to_table_node
 
-SUMMARY_COLUMNS = ["subject", "status", "seconds", "error", "LVEDV", "LVESV", "LVEF", "RVEDV", "RVESV", "RVEF", "LVM"]
+SUMMARY_COLUMNS = ["subject", "status", "seconds", "error", "nisf", "atlas", "LVEDV", "LVESV", "LVEF", "RVEDV", "RVESV", "RVEF", "LVM"]
 
 
 def study_folders(input_dir: Path) -> List[Path]:
@@ -43,8 +49,36 @@ def study_folders(input_dir: Path) -> List[Path]:
     return sorted(p for p in input_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def process_subject(folder: Path, output_dir: Path, logic: CardiacMotionAtlasLogic) -> Dict:
-    """Load one study into a fresh scene, add its indices table and save ``<subject>.mrb``."""
+def _run_methods(scene, folder: Path, study, logic: CardiacMotionAtlasLogic, models: Dict[str, Path], work: Path,
+                 atlas_setting: str, nisf_spacing: float, row: Dict) -> None:
+    """NISF++ then atlas fit for one subject (see the module docstring); raises on a failed run."""
+    from ..pipelines.sax_stack import sax_stack
+
+    labels_source = None
+    if "nisf" in models:
+        run = logic.run_nisf_reconstruction(scene, models["nisf"], folder, spacing_mm=nisf_spacing, wait=True,
+                                            work_dir=work / "nisf")
+        if not run.ok:
+            raise CardiacMotionAtlasError(f"NISF++ failed: {run.error_message()}")
+        labels_source = run.output_dir / "labels.nii.gz"
+        row["nisf"] = "ok"
+    if "atlas" in models:
+        if labels_source is None:
+            if not study.sax or any(s.labels is None for s in study.sax):
+                raise CardiacMotionAtlasError(f"{folder}: no labels for the atlas fit (no NISF++ model, no SAX labels)")
+            labels_source = sax_stack(study, labels=True)
+        run = logic.run_atlas_fit(scene, models["atlas"], labels_source, atlas_setting, wait=True,
+                                  work_dir=work / "atlas")
+        if not run.ok:
+            raise CardiacMotionAtlasError(f"atlas fit failed: {run.error_message()}")
+        row["atlas"] = "ok"
+
+
+def process_subject(folder: Path, output_dir: Path, logic: CardiacMotionAtlasLogic,
+                    models: Optional[Dict[str, Path]] = None, atlas_setting: str = "all",
+                    nisf_spacing: float = 2.0) -> Dict:
+    """Load one study into a fresh scene, add its indices table (and the method results with ``models``:
+    ``method -> checkpoint``) and save ``<subject>.mrb``."""
     from ..analysis.clinical_indices import clinical_indices_from_labels
     from ..io.layouts import read_study
     from ..pipelines.sax_stack import sax_stack
@@ -61,6 +95,9 @@ def process_subject(folder: Path, output_dir: Path, logic: CardiacMotionAtlasLog
             clinical_indices_to_table_node(scene, indices, name=f"{study.subject_id} clinical indices",
                                            subject_ids=[study.subject_id])
             row.update(indices.as_dict())
+        if models:
+            with tempfile.TemporaryDirectory(prefix=f".{folder.name}.runs.", dir=output_dir) as work:
+                _run_methods(scene, folder, study, logic, models, Path(work), atlas_setting, nisf_spacing, row)
         destination = output_dir / f"{folder.name}.mrb"
         # MRML names the bundle's inner folder after the file, so write the real name in a private
         # temporary folder next to the destination, then rename (same file system: atomic)
@@ -72,7 +109,19 @@ def process_subject(folder: Path, output_dir: Path, logic: CardiacMotionAtlasLog
         app.close()
 
 
-def process_folder(input_dir: Path, output_dir: Path, progress=None) -> List[Dict]:
+def models_from_registry(registry: Path) -> Dict[str, Path]:
+    """``method -> checkpoint`` (first registered model of each method, sha256 verified)."""
+    from ..registry import list_models, resolve_checkpoint
+
+    found: Dict[str, Path] = {}
+    for name, model in sorted(list_models(registry).items()):
+        if model.method in ("nisf", "atlas") and model.method not in found:
+            found[model.method] = resolve_checkpoint(registry, name, model.method)
+    return found
+
+
+def process_folder(input_dir: Path, output_dir: Path, progress=None, models: Optional[Dict[str, Path]] = None,
+                   atlas_setting: str = "all", nisf_spacing: float = 2.0) -> List[Dict]:
     """Process every study folder; returns the summary rows (also written to ``summary.csv``)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +136,8 @@ def process_folder(input_dir: Path, output_dir: Path, progress=None) -> List[Dic
             row = {"subject": folder.name, "status": "skipped (done)"}
         else:
             try:
-                row = {**process_subject(folder, output_dir, logic), "status": "ok"}
+                row = {**process_subject(folder, output_dir, logic, models, atlas_setting, nisf_spacing),
+                       "status": "ok"}
             except Exception as error:  # noqa: BLE001 - one bad subject must not stop the cohort
                 row = {"subject": folder.name, "status": "failed", "error": f"{type(error).__name__}: {error}"}
         row["seconds"] = round(time.perf_counter() - start, 2)
@@ -111,9 +161,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, required=True, help="folder of study folders")
     parser.add_argument("--output", type=Path, required=True, help="where the .mrb bundles and summary.csv go")
+    parser.add_argument("--models", type=Path, help="model registry (JSON): also run NISF++ and the atlas fit")
+    parser.add_argument("--atlas-setting", choices=("all", "ed_es", "ed"), default="all")
+    parser.add_argument("--nisf-spacing", type=float, default=2.0, help="NISF++ output grid spacing (mm)")
     parser.add_argument("--progress", default="auto", choices=("auto", "bar", "lines", "none"))
     args = parser.parse_args(argv)
-    rows = process_folder(args.input, args.output, make_progress_reporter(args.progress))
+    models = models_from_registry(args.models) if args.models else None
+    rows = process_folder(args.input, args.output, make_progress_reporter(args.progress), models,
+                          args.atlas_setting, args.nisf_spacing)
     failed = [r for r in rows if r["status"] == "failed"]
     print(f"{len(rows) - len(failed)} of {len(rows)} subjects done; summary: {args.output / 'summary.csv'}")
     for row in failed:

@@ -47,8 +47,9 @@ def check_phantom_subject(scene: Any) -> Any:
     return nodes
 
 
-def train_tiny_models(folder: Path) -> Dict[str, Path]:
-    """Tiny atlas and NISF++ checkpoints trained in seconds on phantom subjects (for the method checks)."""
+def train_tiny_models(folder: Path, nisf_steps: int = 60) -> Dict[str, Path]:
+    """Tiny atlas and NISF++ checkpoints trained in seconds on phantom subjects (for the method checks;
+    ``nisf_steps`` >= 200 gives labels good enough to fit the atlas to)."""
     import torch
 
     from ..atlas.config import AtlasConfig
@@ -69,7 +70,7 @@ def train_tiny_models(folder: Path) -> Dict[str, Path]:
         train_atlas(subjects, atlas_config, device="cpu", checkpoint_path=folder / "atlas.pt")
         studies = [simulate_cine(PhantomHeart.from_seed(0, i), CMRConfig.tiny(), seed=i).study for i in (1, 2)]
         nisf_config = NISFConfig.tiny()
-        nisf_config.steps = 60
+        nisf_config.steps = nisf_steps
         train_nisf(studies, nisf_config, checkpoint_path=folder / "nisf.pt", device="cpu")
     finally:
         torch.set_num_threads(threads)

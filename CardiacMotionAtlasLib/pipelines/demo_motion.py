@@ -2,12 +2,12 @@
 cohort (``phantom.cohort.write_cohort`` folders) and applied to the held-out last subject.
 
 To stay within ~3 minutes on one CPU thread the sequences are reduced (in-plane pixels of ~4 mm, a
-~130 mm crop around the heart, 8 frames with ED and ES kept) and the model is small and briefly trained:
+~125 mm crop around the heart, 8 frames with ED and ES kept) and the model is small and briefly trained:
 a demonstration of the outputs, not of the accuracy (see ``benchmarks/motion.py`` for that). Outputs
 (all written atomically into ``out``): ``dvf/ed_to_frameNN.nii.gz`` (+ ``_uncertainty``), 
 ``uncertainty.nii.gz``, ``displacement_std.nii.gz``, ``warped_labels.nii.gz``, ``indices.csv/json``,
 ``strain.csv``, ``volumes.csv``, ``volume_curves.png``, ``summary.json`` and the checkpoint
-``motion_model.pt`` (a rerun resumes from it).
+``motion_model.pt`` (a rerun resumes from it; one of another configuration is replaced).
 """
 
 from __future__ import annotations
@@ -19,21 +19,22 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..errors import CheckpointError
 from ..io.atomic import atomic_write_text
 from ..io.layout_ukbb import read_ukbb_study
 from ..motion import MotionConfig, estimate_motion, sequence_from_study, train_motion, write_motion_outputs
 from ..motion.data import MotionSequence, evenly_spaced_frames, resample_sequence
 from ..motion.errors import MotionInputError
 
-DEMO_CONFIG = MotionConfig(seg_steps=40, steps=60, seg_batch=2, posterior_samples=8, checkpoint_every=20)
-TARGET_PIXEL_MM, CROP_MM, FRAMES = 4.0, 130.0, 8
+DEMO_CONFIG = MotionConfig(seg_steps=40, steps=100, seg_batch=2, posterior_samples=8, checkpoint_every=20)
+TARGET_PIXEL_MM, CROP_MM, FRAMES = 4.0, 125.0, 8
 
 
 def _reduced(folder: Path) -> MotionSequence:
     sequence = sequence_from_study(read_ukbb_study(folder), DEMO_CONFIG.intensity_percentile, ed_es_only=True)
     pixel = float(sequence.spacing[0])
     factor = max(1, int(round(TARGET_PIXEL_MM / pixel)))
-    crop = int(8 * round(CROP_MM / (pixel * factor) / 8))
+    crop = int(4 * round(CROP_MM / (pixel * factor) / 4))
     frames = evenly_spaced_frames(sequence.n_frames, FRAMES, sequence.ed_frame, sequence.es_frame)
     return resample_sequence(sequence, factor, crop, frames)
 
@@ -57,8 +58,13 @@ def run_motion_demo(cohort_folders: List[Path], out: Path, progress=None, device
     start = time.perf_counter()
     train = [_reduced(folder) for folder in folders[:-1]]
     held_out = _reduced(folders[-1])
-    trained = train_motion(train, DEMO_CONFIG, checkpoint_path=out / "motion_model.pt", resume=True, device=device,
-                           progress=progress)
+    checkpoint = out / "motion_model.pt"
+    try:
+        trained = train_motion(train, DEMO_CONFIG, checkpoint_path=checkpoint, resume=True, device=device,
+                               progress=progress)
+    except CheckpointError:  # a checkpoint of another demo version or cohort: train afresh (atomic overwrite)
+        trained = train_motion(train, DEMO_CONFIG, checkpoint_path=checkpoint, resume=False, device=device,
+                               progress=progress)
     train_s = time.perf_counter() - start
     t0 = time.perf_counter()
     estimate = estimate_motion(trained, held_out)

@@ -101,7 +101,7 @@ def test_main_job_method_stages_write_held_out_subject_outputs(tmp_path):
     assert main(["demo", "--out", str(out), "--tiny", "--subjects", "3", "--no-ct", "--progress", "none",
                  "--device", "cpu"]) == 0
     report = (out / "report.md").read_text()
-    assert "## NDF atlas" in report and "## NISF++" in report
+    assert "## NDF atlas" in report and "## NISF++" in report and "## Generative CT motion" in report
     held = out / "cohort" / "phantom002"
     # atlas: a full cycle of meshes for the held-out subject, one shared vertex set and face list
     meshes = read_mesh_sequence(out / "atlas" / "meshes")
@@ -122,3 +122,10 @@ def test_main_job_method_stages_write_held_out_subject_outputs(tmp_path):
 
     assert resolve_checkpoint(out / "models.json", "phantom-atlas-tiny", "atlas") == (out / "atlas" / "atlas.pt")
     assert resolve_checkpoint(out / "models.json", "phantom-nisf-tiny", "nisf") == (out / "nisf" / "nisf.pt")
+    # synth: annotated CT pairs of the held-out subject, flow and frames on one grid
+    summary = json.loads((out / "synth" / "summary.json").read_text())
+    assert summary["held_out_subject"] == "phantom002" and len(summary["pairs"]) == 3
+    for sample in summary["pairs"]:
+        generated = read_nifti(sample["files"]["generated"])
+        assert sample["annotation_max_error_hu"] < 1e-2
+        assert np.isfinite(generated.array).all() and generated.n_frames == 1

@@ -1,0 +1,121 @@
+"""Configuration of the systole-conditioned CT motion CVAE (Zuler et al.) and its PWC-style pyramid.
+
+Working resolution: the networks see a cube of ``working_size`` voxels of ``working_voxel_mm`` (mm)
+centred on the heart, resampled from the CT frame (default 32 voxels of 4.5 mm = 144 mm, enough for
+both ventricles and cheap on a CPU). Flows inside the networks are voxel displacements of that grid;
+written pairs carry them resampled to the frame's own grid in RAS mm.
+
+Three sizes: ``SynthConfig()`` trains in minutes on 1-2 CPU threads, ``SynthConfig.tiny()`` in
+seconds (tests), ``SynthConfig.large()`` (2 mm, 80^3, wider networks) is a GPU configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Tuple
+
+from .errors import SynthesisError
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentations, drawn per sample: Gaussian intensity noise (HU), a random translation
+    (working voxels, uniform in ``[-shift_vox, shift_vox]`` per axis) and an isotropic zoom (factor
+    uniform in ``[1 - zoom, 1 + zoom]``). Shifts and zooms move frames and flow consistently."""
+
+    enabled: bool = True
+    noise_hu: float = 15.0
+    shift_vox: float = 2.0
+    zoom: float = 0.08
+
+
+@dataclass
+class SynthConfig:
+    """Everything the trainers and the sampler need; stored in every checkpoint.
+
+    Units: ``working_voxel_mm`` mm; ``hu_scale`` HU (frames enter the networks as
+    ``clip(HU, -hu_clip, hu_clip) / hu_scale``); ``flow_scale_vox`` working voxels (flows enter the
+    CVAE divided by it); ``flow_clip_mm``: every flow (training target and sample) is clipped to
+    ``[-flow_clip_mm, flow_clip_mm]`` per RAS component (the paper clips flows to a fixed bound too).
+    Loss: ``recon_weight * MSE + kl_weight * KL`` with the paper's 0.95 / 0.05; ``MSE`` is the mean squared
+    endpoint error (working voxels^2, summed over the 3 components) and the KL is averaged over latent
+    dimensions (nats per dimension),
+    Adam, gradient-norm clipping at ``grad_clip``. Optionally the KL weight ramps linearly from 0 over
+    the first ``kl_warmup_fraction`` of the CVAE steps (KL annealing; off by default: on the phantom it
+    made the posterior collapse more, not less). ``kl_free_nats`` > 0 applies "free bits": each latent
+    dimension's batch-mean KL counts as at least that many nats (0: the plain KL).
+    """
+
+    seed: int = 0
+    working_voxel_mm: float = 4.5
+    working_size: int = 32
+    hu_clip: float = 1024.0
+    hu_scale: float = 512.0
+    flow_clip_mm: float = 36.0
+    flow_scale_vox: float = 4.0
+    # pyramid + PWC flow estimator
+    pyramid_channels: Tuple[int, ...] = (8, 16, 24)
+    search_radius: int = 2
+    estimator_hidden: int = 32
+    estimator_steps: int = 300
+    estimator_lr: float = 2e-3
+    # CVAE
+    cvae_channels: Tuple[int, ...] = (16, 24, 32)
+    latent_dim: int = 16
+    cvae_steps: int = 400
+    cvae_lr: float = 1e-3
+    recon_weight: float = 0.95
+    kl_weight: float = 0.05
+    kl_warmup_fraction: float = 0.0
+    kl_free_nats: float = 0.0
+    grad_clip: float = 0.75
+    batch_size: int = 2
+    checkpoint_every: int = 100
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    @classmethod
+    def tiny(cls) -> "SynthConfig":
+        return cls(working_voxel_mm=8.0, working_size=16, pyramid_channels=(4, 6, 8), search_radius=1,
+                   estimator_hidden=8, estimator_steps=8, cvae_channels=(4, 6, 8), latent_dim=4, cvae_steps=8,
+                   checkpoint_every=4, batch_size=2)
+
+    @classmethod
+    def large(cls) -> "SynthConfig":
+        return cls(working_voxel_mm=2.0, working_size=80, pyramid_channels=(16, 32, 64, 96),
+                   estimator_hidden=64, estimator_steps=4000, cvae_channels=(32, 48, 64, 96), latent_dim=32,
+                   cvae_steps=6000, batch_size=4, checkpoint_every=500, flow_scale_vox=8.0)
+
+    @property
+    def levels(self) -> int:
+        return len(self.pyramid_channels)
+
+    @property
+    def working_fov_mm(self) -> float:
+        return self.working_voxel_mm * self.working_size
+
+    def validate(self) -> "SynthConfig":
+        if self.working_voxel_mm <= 0 or self.working_size < 4:
+            raise SynthesisError(f"working grid must be >= 4 voxels of positive size, got "
+                                 f"{self.working_size} x {self.working_voxel_mm} mm")
+        if self.working_size % (2 ** self.levels):
+            raise SynthesisError(f"working_size {self.working_size} must be divisible by 2^levels = "
+                                 f"{2 ** self.levels} ({self.levels} pyramid levels)")
+        if len(self.cvae_channels) != self.levels:
+            raise SynthesisError(f"cvae_channels {self.cvae_channels} needs one entry per pyramid level "
+                                 f"({self.levels})")
+        if min(self.pyramid_channels) < 1 or min(self.cvae_channels) < 1 or self.latent_dim < 1:
+            raise SynthesisError("channel counts and latent_dim must be >= 1")
+        if self.search_radius < 0 or self.flow_clip_mm <= 0 or self.flow_scale_vox <= 0 or self.hu_scale <= 0:
+            raise SynthesisError("search_radius >= 0, flow_clip_mm, flow_scale_vox and hu_scale > 0 are required")
+        if self.estimator_steps < 0 or self.cvae_steps < 0 or self.batch_size < 1:
+            raise SynthesisError("step counts must be >= 0 and batch_size >= 1")
+        if self.kl_free_nats < 0:
+            raise SynthesisError(f"kl_free_nats must be >= 0, got {self.kl_free_nats}")
+        if not 0.0 <= self.kl_warmup_fraction <= 1.0:
+            raise SynthesisError(f"kl_warmup_fraction must lie in [0, 1], got {self.kl_warmup_fraction}")
+        if self.grad_clip <= 0 or self.recon_weight < 0 or self.kl_weight < 0:
+            raise SynthesisError("grad_clip must be > 0 and loss weights >= 0")
+        return self
+
+
+__all__ = ["AugmentConfig", "SynthConfig"]

@@ -1,0 +1,198 @@
+"""Training pairs on the working grid: phantom ES/ED pairs with their exact flows, pairs of user frames
+annotated by SimpleITK diffeomorphic demons (the paper's "flow field annotation process"), the
+augmentations, and random smooth B-spline fields (the hand-crafted baseline generator).
+
+Every flow here follows :mod:`.grid`: working-grid voxels ``(di, dj, dk)`` on the ED grid with
+``ED(p) = ES(p + w(p))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from ..geometry.warp import identity_grid, ras_to_voxel_displacement
+from ..phantom.ct import CTConfig, simulate_ct
+from ..phantom.heart import PhantomHeart
+from .config import AugmentConfig, SynthConfig
+from .errors import SynthesisError
+from .grid import as_frame, normalise_hu, resample
+
+
+@dataclass
+class FlowPair:
+    """One CT phase pair on one grid. ``es``/``ed``: HU ``(z, y, x)``; ``flow_vox``: ``(3, z, y, x)``
+    voxel pull flow with ``ed(p) ~ es(p + w(p))``; labels ``uint8`` (0 bg, 1 LV, 2 myo, 3 RV) or None."""
+
+    subject_id: str
+    es: np.ndarray
+    ed: np.ndarray
+    flow_vox: np.ndarray
+    ijk_to_ras: np.ndarray
+    labels_es: Optional[np.ndarray] = None
+    labels_ed: Optional[np.ndarray] = None
+    es_phase: float = 0.35
+
+    @property
+    def flow_mm(self) -> np.ndarray:
+        """RAS mm flow ``(3, z, y, x)``."""
+        return np.einsum("ab,b...->a...", self.ijk_to_ras[:3, :3], self.flow_vox).astype(np.float32)
+
+
+def working_ct_config(config: SynthConfig, noise_hu: float = 20.0) -> CTConfig:
+    """A CT simulation whose grid *is* the working grid (centred on the heart)."""
+    return CTConfig(voxel_mm=config.working_voxel_mm, fov_mm=config.working_fov_mm, noise_hu=noise_hu)
+
+
+def phantom_pair(heart: PhantomHeart, config: SynthConfig, seed: int = 0) -> FlowPair:
+    """ES/ED CT frames of a phantom heart on the working grid and the exact ED-grid flow ED->ES
+    (material at ``p`` at ED is at ``p + w(p)`` at ES, so ``ED(p) = ES(p + w(p))``)."""
+    ct = simulate_ct(heart, [0.0, heart.es_phase], working_ct_config(config), seed=seed)
+    flow = ct.flow(0.0, heart.es_phase)
+    flow_vox = ras_to_voxel_displacement(flow.vectors, ct.image.ijk_to_ras)
+    return FlowPair(heart.subject_id, ct.image.array[1], ct.image.array[0], flow_vox.astype(np.float32),
+                    ct.image.ijk_to_ras, ct.labels.array[1], ct.labels.array[0], float(heart.es_phase))
+
+
+def phantom_pairs(hearts: Sequence[PhantomHeart], config: SynthConfig, seed: int = 0) -> List[FlowPair]:
+    return [phantom_pair(heart, config, seed) for heart in hearts]
+
+
+def _sitk(volume: np.ndarray) -> sitk.Image:
+    return sitk.GetImageFromArray(np.ascontiguousarray(volume, dtype=np.float32))  # spacing 1: voxel units
+
+
+def annotate_flow_demons(ed: np.ndarray, es: np.ndarray, iterations: int = 60, smoothing_vox: float = 1.5,
+                         levels: int = 3, hu_window: float = 1024.0) -> np.ndarray:
+    """Flow ``(3, z, y, x)`` (voxels, ED grid, ``ED(p) ~ ES(p + w(p))``) between two frames of one grid
+    by multi-resolution SimpleITK diffeomorphic demons (fixed ED, moving ES) on HU clipped to
+    ``+-hu_window``; for data without ground-truth flows."""
+    ed, _ = as_frame(ed, np.eye(4), "ED frame")
+    es, _ = as_frame(es, np.eye(4), "ES frame")
+    if ed.shape != es.shape:
+        raise SynthesisError(f"demons annotation: ED grid {ed.shape} != ES grid {es.shape}")
+    fixed = _sitk(np.clip(ed, -hu_window, hu_window) / hu_window)
+    moving = _sitk(np.clip(es, -hu_window, hu_window) / hu_window)
+    field = None
+    for level in reversed(range(levels)):
+        factor = 2 ** level
+        f_level = sitk.Shrink(fixed, [factor] * 3) if factor > 1 else fixed
+        m_level = sitk.Shrink(moving, [factor] * 3) if factor > 1 else moving
+        if min(f_level.GetSize()) < 4:
+            continue
+        demons = sitk.DiffeomorphicDemonsRegistrationFilter()
+        demons.SetNumberOfIterations(iterations)
+        demons.SetStandardDeviations(smoothing_vox)
+        demons.SetSmoothDisplacementField(True)
+        if field is None:
+            field = demons.Execute(f_level, m_level)
+        else:
+            initial = sitk.Resample(field, f_level, sitk.Transform(), sitk.sitkLinear, 0.0, field.GetPixelID())
+            field = demons.Execute(f_level, m_level, initial)
+    array = sitk.GetArrayFromImage(field)  # (z, y, x, 3): physical = fine voxels, components (x, y, z)
+    return np.moveaxis(array, -1, 0).astype(np.float32)
+
+
+def annotated_pair(ed: np.ndarray, es: np.ndarray, ijk_to_ras: np.ndarray, subject_id: str = "subject",
+                   **demons_options) -> FlowPair:
+    """A :class:`FlowPair` for frames without flows, annotated by :func:`annotate_flow_demons`."""
+    flow = annotate_flow_demons(ed, es, **demons_options)
+    return FlowPair(subject_id, np.asarray(es, np.float32), np.asarray(ed, np.float32), flow, np.asarray(ijk_to_ras, float))
+
+
+def pair_from_frames(ed: np.ndarray, es: np.ndarray, ijk_to_ras: np.ndarray, config: SynthConfig,
+                     labels_ed: Optional[np.ndarray] = None, subject_id: str = "subject",
+                     **demons_options) -> FlowPair:
+    """User CT frames (HU, one shared grid, any spacing) -> a working-grid :class:`FlowPair`: both frames
+    resampled into the working cube around the heart (label centroid, else the grid centre), the flow
+    annotated by :func:`annotate_flow_demons`."""
+    from .grid import heart_centre, working_grid
+
+    ed, matrix = as_frame(ed, ijk_to_ras, f"{subject_id} ED frame")
+    es, matrix_es = as_frame(es, ijk_to_ras, f"{subject_id} ES frame")
+    if ed.shape != es.shape:
+        raise SynthesisError(f"{subject_id}: ED grid {ed.shape} != ES grid {es.shape}")
+    work_matrix, work_shape = working_grid(heart_centre(ed, matrix, labels_ed), config)
+    stacked = torch.as_tensor(np.stack([ed, es]))[:, None]
+    ed_w, es_w = resample(stacked, matrix, work_matrix, work_shape)[:, 0].numpy()
+    return annotated_pair(ed_w, es_w, work_matrix, subject_id, **demons_options)
+
+
+def random_bspline_flow(shape: Sequence[int], amplitude_vox: float, rng: np.random.Generator,
+                        mesh_size: int = 3) -> np.ndarray:
+    """A random smooth cubic B-spline field ``(3, z, y, x)`` (voxels): control-point displacements
+    ~ ``N(0, amplitude_vox^2)`` on a ``mesh_size``^3 mesh (SimpleITK), the classic hand-crafted flow."""
+    reference = _sitk(np.zeros(tuple(shape), np.float32))
+    transform = sitk.BSplineTransformInitializer(reference, [int(mesh_size)] * 3, 3)
+    params = rng.normal(0.0, amplitude_vox, len(transform.GetParameters()))
+    transform.SetParameters(params.tolist())
+    field = sitk.TransformToDisplacementField(transform, sitk.sitkVectorFloat64, reference.GetSize(),
+                                              reference.GetOrigin(), reference.GetSpacing(), reference.GetDirection())
+    return np.moveaxis(sitk.GetArrayFromImage(field), -1, 0).astype(np.float32)
+
+
+@dataclass
+class PairTensors:
+    """Stacked pairs on a device: normalised frames ``(N, 1, n, n, n)``, voxel flows ``(N, 3, ...)``."""
+
+    es: torch.Tensor
+    ed: torch.Tensor
+    flow: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.es.shape[0])
+
+
+def stack_pairs(pairs: Sequence[FlowPair], config: SynthConfig, device: Union[str, torch.device] = "cpu") -> PairTensors:
+    """Pairs -> tensors (working grid required); flows clipped to ``flow_clip_mm``."""
+    from .grid import clip_flow_vox
+
+    if not pairs:
+        raise SynthesisError("no training pairs")
+    n = config.working_size
+    for pair in pairs:
+        for what, volume in (("ES", pair.es), ("ED", pair.ed)):
+            as_frame(volume, pair.ijk_to_ras, f"{pair.subject_id} {what} frame")
+        if pair.es.shape != (n, n, n) or pair.ed.shape != (n, n, n) or pair.flow_vox.shape != (3, n, n, n):
+            raise SynthesisError(f"{pair.subject_id}: pair grid {pair.es.shape}/{pair.flow_vox.shape} is not the "
+                                 f"working grid ({n}^3); resample it first")
+        if not np.all(np.isfinite(pair.flow_vox)):
+            raise SynthesisError(f"{pair.subject_id}: flow contains NaN/inf")
+    es = normalise_hu(torch.as_tensor(np.stack([p.es for p in pairs]), device=device)[:, None], config)
+    ed = normalise_hu(torch.as_tensor(np.stack([p.ed for p in pairs]), device=device)[:, None], config)
+    flow = clip_flow_vox(torch.as_tensor(np.stack([p.flow_vox for p in pairs]), device=device), config)
+    return PairTensors(es.float(), ed.float(), flow.float())
+
+
+def augment(es: torch.Tensor, ed: torch.Tensor, flow: torch.Tensor, options: AugmentConfig, hu_scale: float,
+            generator: torch.Generator):
+    """Random zoom + shift ``A p = c + s (p - c) + t`` applied to both frames and the flow (then
+    ``w'(p) = w(A p) / s`` keeps ``ED' = ES' o (id + w')``), and independent Gaussian HU noise."""
+    if not options.enabled:
+        return es, ed, flow
+    n, device, dtype = es.shape[0], es.device, es.dtype
+    u = lambda *shape: torch.rand(shape, generator=generator, device=generator.device).to(device, dtype)  # noqa: E731
+    scale = 1.0 + options.zoom * (2 * u(n) - 1)
+    shift = options.shift_vox * (2 * u(n, 3) - 1)
+    shape = es.shape[2:]
+    centre = torch.tensor([(s - 1) / 2 for s in shape[::-1]], device=device, dtype=dtype).view(1, 3, 1, 1, 1)
+    points = identity_grid(shape, device, dtype)
+    mapped = centre + scale.view(n, 1, 1, 1, 1) * (points - centre) + shift.view(n, 3, 1, 1, 1)
+    sizes = torch.tensor(shape[::-1], device=device, dtype=dtype).view(1, 3, 1, 1, 1)
+    grid = (mapped * 2.0 / (sizes - 1) - 1.0).permute(0, 2, 3, 4, 1)
+    sample = lambda x: torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border",  # noqa: E731
+                                                       align_corners=True)
+    es, ed = sample(es), sample(ed)
+    flow = sample(flow) / scale.view(n, 1, 1, 1, 1)
+    noise = options.noise_hu / hu_scale
+    es = es + noise * torch.randn(es.shape, generator=generator, device=generator.device).to(device, dtype)
+    ed = ed + noise * torch.randn(ed.shape, generator=generator, device=generator.device).to(device, dtype)
+    return es, ed, flow
+
+
+__all__ = ["FlowPair", "PairTensors", "annotate_flow_demons", "annotated_pair", "augment", "phantom_pair",
+           "pair_from_frames", "phantom_pairs", "random_bspline_flow", "stack_pairs", "working_ct_config"]

@@ -1,0 +1,191 @@
+"""Training: (1) the PWC-style flow estimator on CT phase pairs with ground-truth (or demons) flows, whose
+pyramid is then frozen; (2) the CVAE on the same pairs, conditioned on the frozen pyramid.
+
+Both stages run through :func:`~CardiacMotionAtlasLib.training.run_training`: atomic ``weights_only``
+checkpoints (kinds ``"ct_flow_estimator"`` and ``"ct_cvae"``; the CVAE checkpoint holds the whole
+:class:`SynthesisModel`, estimator included, so it alone is needed to sample), ``resume=True``,
+progress and cancellation. Step ``s`` draws its batch and augmentations from
+``make_generator(seed, stream=s)``, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import torch
+
+from .. import __version__ as LIBRARY_VERSION
+from ..errors import CheckpointError
+from ..training import (TrainingResult, config_from_dict, load_checkpoint, make_generator, make_state_fns,
+                        run_training, select_device)
+from .config import SynthConfig
+from .cvae import SynthesisModel, cvae_loss
+from .data import FlowPair, PairTensors, augment, stack_pairs
+from .pyramid import FlowEstimator, estimator_loss
+
+ESTIMATOR_KIND = "ct_flow_estimator"
+CVAE_KIND = "ct_cvae"
+PathLike = Union[str, Path]
+DeviceLike = Union[str, torch.device, None]
+
+
+def _cosine(total: int, final_fraction: float = 0.1):
+    return lambda step: final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
+
+
+def _as_tensors(pairs: Union[Sequence[FlowPair], PairTensors], config: SynthConfig, device: torch.device) -> PairTensors:
+    if isinstance(pairs, PairTensors):
+        return PairTensors(pairs.es.to(device), pairs.ed.to(device), pairs.flow.to(device))
+    return stack_pairs(pairs, config, device)
+
+
+def _batch(data: PairTensors, config: SynthConfig, step: int):
+    generator = make_generator(config.seed, stream=step)
+    index = torch.randint(len(data), (config.batch_size,), generator=generator).to(data.es.device)
+    return augment(data.es[index], data.ed[index], data.flow[index], config.augment, config.hu_scale, generator), generator
+
+
+def model_fingerprint(module: torch.nn.Module) -> str:
+    """First 12 hex digits of the SHA-256 of a module's parameters and buffers (a model version)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def train_flow_estimator(pairs: Union[Sequence[FlowPair], PairTensors], config: Optional[SynthConfig] = None, *,
+                         steps: Optional[int] = None, checkpoint_path: Optional[PathLike] = None, resume: bool = False,
+                         device: DeviceLike = "auto", progress=None, cancel=None,
+                         description: str = "train flow estimator") -> FlowEstimator:
+    """Train a 3D PWC flow estimator (``ED(p) = ES(p + w(p))``) on working-grid pairs; returns it in
+    eval mode. ``steps`` overrides ``config.estimator_steps``."""
+    config = (config or SynthConfig()).validate()
+    device = select_device(device)
+    data = _as_tensors(pairs, config, device)
+    total = config.estimator_steps if steps is None else int(steps)
+    torch.manual_seed(config.seed)
+    estimator = FlowEstimator(config.pyramid_channels, config.search_radius, config.estimator_hidden).to(device)
+    optimizer = torch.optim.Adam(estimator.parameters(), lr=config.estimator_lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(total))
+    state_dict_fn, load_state_fn = make_state_fns(estimator, optimizer, scheduler)
+
+    def step_fn(step: int):
+        (es, ed, flow), _ = _batch(data, config, step)
+        flows, full = estimator(ed, es)
+        loss = estimator_loss(flows, full, flow)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(estimator.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        return {"epe_loss": loss.detach()}
+
+    estimator.train()
+    run_training(step_fn, total_steps=total, checkpoint_path=checkpoint_path, checkpoint_every=config.checkpoint_every,
+                 state_dict_fn=state_dict_fn, load_state_fn=load_state_fn, config=config, kind=ESTIMATOR_KIND,
+                 resume=resume, progress=progress, cancel=cancel, description=description)
+    return estimator.eval().requires_grad_(False)
+
+
+@dataclass
+class TrainedSynthesis:
+    """A trained (or loaded) synthesis model: config, estimator + CVAE, device, checkpoint, version."""
+
+    config: SynthConfig
+    model: SynthesisModel
+    device: torch.device
+    checkpoint_path: Optional[Path] = None
+    result: Optional[TrainingResult] = None
+    step: int = 0
+
+    @property
+    def model_version(self) -> str:
+        """``ct_cvae/<library version>/step<N>/<weights fingerprint>``: stored with every sample."""
+        return f"{CVAE_KIND}/{LIBRARY_VERSION}/step{self.step}/{model_fingerprint(self.model)}"
+
+
+def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEstimator,
+               config: Optional[SynthConfig] = None, *, checkpoint_path: Optional[PathLike] = None,
+               resume: bool = False, device: DeviceLike = "auto", progress=None, cancel=None) -> TrainedSynthesis:
+    """Train the CVAE with the estimator's pyramid frozen (its weights never change); returns the model."""
+    config = (config or SynthConfig()).validate()
+    device = select_device(device)
+    data = _as_tensors(pairs, config, device)
+    torch.manual_seed(config.seed + 1)
+    model = SynthesisModel(config).to(device)
+    model.estimator.load_state_dict(estimator.state_dict())
+    model.estimator.eval().requires_grad_(False)
+    optimizer = torch.optim.Adam(model.cvae.parameters(), lr=config.cvae_lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(config.cvae_steps))
+    state_dict_fn, load_model = make_state_fns(model, optimizer, scheduler)
+    frozen = model_fingerprint(model.estimator)
+
+    def load_state_fn(checkpoint) -> None:
+        load_model(checkpoint)
+        if model_fingerprint(model.estimator) != frozen:
+            raise CheckpointError(checkpoint.path, "was trained with another flow estimator; cannot resume")
+
+    def step_fn(step: int):
+        (es, _, flow), generator = _batch(data, config, step)
+        features = model.condition(es)
+        predicted, mu, logvar = model.cvae(flow, es, features, generator=generator)
+        warmup = config.kl_warmup_fraction * config.cvae_steps
+        loss, mse, kl = cvae_loss(predicted, flow, mu, logvar, config, min(1.0, (step + 1) / warmup) if warmup else 1.0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.cvae.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        return {"loss": loss.detach(), "mse": mse.detach(), "kl": kl.detach()}
+
+    model.cvae.train()
+    result = run_training(step_fn, total_steps=config.cvae_steps, checkpoint_path=checkpoint_path,
+                          checkpoint_every=config.checkpoint_every, state_dict_fn=state_dict_fn,
+                          load_state_fn=load_state_fn, config=config, kind=CVAE_KIND, resume=resume,
+                          progress=progress, cancel=cancel, description="train CT motion CVAE")
+    model.eval().requires_grad_(False)
+    path = None if checkpoint_path is None else Path(checkpoint_path)
+    trained = TrainedSynthesis(config, model, device, path, step=result.step)
+    trained.result = result
+    return trained
+
+
+def train_synthesis(pairs: Sequence[FlowPair], config: Optional[SynthConfig] = None, *,
+                    out_dir: Optional[PathLike] = None, resume: bool = False, device: DeviceLike = "auto",
+                    progress=None, cancel=None) -> TrainedSynthesis:
+    """Both stages; checkpoints ``out_dir/estimator.pt`` and ``out_dir/synth.pt`` (the one to sample from)."""
+    config = (config or SynthConfig()).validate()
+    out = None if out_dir is None else Path(out_dir)
+    estimator = train_flow_estimator(pairs, config, checkpoint_path=None if out is None else out / "estimator.pt",
+                                     resume=resume, device=device, progress=progress, cancel=cancel)
+    return train_cvae(pairs, estimator, config, checkpoint_path=None if out is None else out / "synth.pt",
+                      resume=resume, device=device, progress=progress, cancel=cancel)
+
+
+def load_synthesis(path: PathLike, device: DeviceLike = "auto") -> TrainedSynthesis:
+    """Load a ``synth.pt`` written by :func:`train_cvae` (``weights_only=True``)."""
+    device = select_device(device)
+    checkpoint = load_checkpoint(path, expected_kind=CVAE_KIND, map_location="cpu")
+    config = config_from_dict(SynthConfig, checkpoint.config, source=path)
+    model = SynthesisModel(config)
+    try:
+        model.load_state_dict(checkpoint.model_state)
+    except (RuntimeError, KeyError, TypeError) as error:
+        raise CheckpointError(path, f"model state does not fit its config: {error}") from error
+    model.to(device).eval().requires_grad_(False)
+    return TrainedSynthesis(config, model, device, Path(path), step=checkpoint.step)
+
+
+def estimate_flow(estimator: FlowEstimator, ed: torch.Tensor, es: torch.Tensor) -> torch.Tensor:
+    """Full-resolution voxel flow ``(N, 3, n, n, n)`` for normalised working-grid frames, no gradients."""
+    with torch.no_grad():
+        return estimator(ed, es)[1]
+
+
+__all__ = ["CVAE_KIND", "ESTIMATOR_KIND", "TrainedSynthesis", "estimate_flow", "load_synthesis", "model_fingerprint",
+           "train_cvae", "train_flow_estimator", "train_synthesis"]
