@@ -113,6 +113,7 @@ class CardiacMotionAtlasParameterNode:
     atlasCheckpoint, atlasLabels, atlasSetting, atlasFitSteps - atlas fit: checkpoint, label-map sequence
         (2 = LV myocardium), observed frames (all, ed_es, ed), optimisation steps.
     nisfCheckpoint, nisfStudy, nisfSpacing - NISF++: checkpoint, cine study browser, output grid spacing (mm).
+    synthCheckpoint, synthFrame, synthLabels, synthSamples - CT synthesis: CVAE, ES CT volume, its labels, samples.
     """
 
     phantomSeed: Annotated[int, WithinRange(0, 1000000)] = 0
@@ -128,6 +129,10 @@ class CardiacMotionAtlasParameterNode:
     nisfCheckpoint: pathlib.Path
     nisfStudy: slicer.vtkMRMLSequenceBrowserNode
     nisfSpacing: Annotated[float, WithinRange(0.5, 10.0)] = 1.25
+    synthCheckpoint: pathlib.Path
+    synthFrame: slicer.vtkMRMLScalarVolumeNode
+    synthLabels: slicer.vtkMRMLLabelMapVolumeNode
+    synthSamples: Annotated[int, WithinRange(1, 100)] = 3
 
 
 #
@@ -169,6 +174,7 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.ui.useRegistryButton.connect("clicked(bool)", self.onUseRegistryButton)
         self.ui.runAtlasFitButton.connect("clicked(bool)", self.onRunAtlasFitButton)
         self.ui.runNisfButton.connect("clicked(bool)", self.onRunNisfButton)
+        self.ui.runSynthButton.connect("clicked(bool)", self.onRunSynthButton)
 
         self._pollTimer = qt.QTimer()
         self._pollTimer.setInterval(100)
@@ -237,6 +243,7 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         # the Logic refuses bad input with a clear message; buttons only need the obvious fields set
         self.ui.runAtlasFitButton.enabled = not running and node is not None and _isSet(node.atlasCheckpoint)
         self.ui.runNisfButton.enabled = not running and node is not None and _isSet(node.nisfCheckpoint)
+        self.ui.runSynthButton.enabled = not running and node is not None and _isSet(node.synthCheckpoint)
 
     def _setRunning(self, running: bool) -> None:
         self.ui.cancelRunButton.enabled = running
@@ -286,6 +293,8 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
                 self._parameterNode.atlasCheckpoint = found["atlas"]
             if "nisf" in found:
                 self._parameterNode.nisfCheckpoint = found["nisf"]
+            if "synth" in found:
+                self._parameterNode.synthCheckpoint = found["synth"]
             self.ui.runStatusLabel.text = _("registry: {methods}").format(methods=", ".join(sorted(found)) or "-")
 
     def _startMethodRun(self, start) -> None:
@@ -307,6 +316,12 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self._startMethodRun(lambda progress, done: self.logic.reconstructNisf(
             node.nisfCheckpoint, node.nisfStudy, spacingMm=node.nisfSpacing, progressCallback=progress,
             doneCallback=done))
+
+    def onRunSynthButton(self) -> None:
+        node = self._parameterNode
+        self._startMethodRun(lambda progress, done: self.logic.synthesizeCT(
+            node.synthCheckpoint, node.synthFrame, node.synthLabels, samples=node.synthSamples,
+            progressCallback=progress, doneCallback=done))
 
     def onMethodRunDone(self, methodRun) -> None:
         self._pollTimer.stop()
@@ -442,6 +457,16 @@ class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
                                                  spacing_mm=spacingMm, on_progress=progressCallback,
                                                  on_done=doneCallback, wait=waitForCompletion, dispatch="poll")
 
+    def synthesizeCT(self, checkpoint, frame, labels=None, samples: int = 3, progressCallback=None,
+                     doneCallback=None, waitForCompletion: bool = False, scene=None):
+        """CT motion synthesis in a background process; returns a MethodRun (generated frames, flows as
+        grid transforms, sample table in ``nodes``; annotated pairs in ``output_dir``)."""
+        if not _isSet(checkpoint):
+            raise ValueError(_("Choose a CT synthesis model first."))
+        return self.core.run_ct_synthesis(scene or slicer.mrmlScene, pathlib.Path(checkpoint), frame, labels,
+                                          n=samples, on_progress=progressCallback, on_done=doneCallback,
+                                          wait=waitForCompletion, dispatch="poll")
+
     # ------------------------------------------------------------------ views (GUI only)
     def showMethodResult(self, methodRun) -> None:
         """Show a method's result: its label/intensity volumes in the slice views, its plot chart."""
@@ -449,6 +474,8 @@ class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
             return
         nodes = methodRun.nodes
         browser = nodes.get("browser")
+        if "generated_sequence" in nodes and browser is not None:
+            slicer.util.setSliceViewerLayers(background=browser.GetProxyNode(nodes["generated_sequence"]), fit=True)
         if "intensity_sequence" in nodes and browser is not None:
             slicer.util.setSliceViewerLayers(background=browser.GetProxyNode(nodes["intensity_sequence"]),
                                              label=browser.GetProxyNode(nodes["label_sequence"]), fit=True)

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
+import numpy as np
+
 from .background import BackgroundCLIRun, CLIRunResult, DoneCallback, ProgressCallback, run_cli_in_background
 from .cine import CineStudyNodes, cine_study_to_nodes
 from .ct import CTPhaseNodes, ct_phases_to_nodes, phantom_ct_files, read_ct_phases
 from .method_runs import (INPUT_DIR, OUTPUT_DIR, MethodInputError, MethodRun, absolute, cine_study_input,
-                          labels_input, start_method_run, write_labels_input, write_study_input)
+                          ct_frame_input, labels_input, start_method_run, write_image_input, write_labels_input,
+                          write_study_input)
 from .common import set_attribute
 from .models import configure_model_display, mesh_sequence_to_sequence_node
 from .segmentations import labels_to_segmentation_node
@@ -315,6 +318,49 @@ class CardiacMotionAtlasLogic:
             args.append(absolute(source) if isinstance(source, Path) else write_study_input(source, folder))
 
         return self._start_with_late_args("nisf", args, lambda out: load_nisf_outputs(scene, out), prepare,
+                                          on_progress, on_done, wait, work_dir, dispatch)
+
+    def run_ct_synthesis(self, scene: Any, model_checkpoint: PathLike, frame: Any, labels: Any = None, *,
+                         n: int = 3, mode: str = "random", seed: int = 0, es_phase: float = 0.35,
+                         device: str = "auto", on_progress: Optional[ProgressCallback] = None,
+                         on_done: Optional[Callable[[MethodRun], None]] = None, wait: bool = False,
+                         work_dir: Optional[PathLike] = None, dispatch: str = "poll") -> MethodRun:
+        """Sample ``n`` flows with the CT motion CVAE conditioned on ``frame`` (the ES-phase CT: a scalar
+        volume node, an ImageSequence or a NIfTI file; ``labels``: its label map node/file, optional), warp
+        it into generated ED frames and load them (see
+        :func:`~CardiacMotionAtlasLib.mrml.method_outputs.load_synth_outputs`); the annotated pairs stay in
+        ``run.output_dir`` for export."""
+        from ..data.image_sequence import ImageSequence
+        from .method_outputs import load_synth_outputs
+
+        checkpoint = Path(model_checkpoint)
+        if not checkpoint.is_file():
+            raise MethodInputError(f"{checkpoint}: no CT synthesis checkpoint (synth.pt from 'cardiac-atlas synth train')")
+        if n < 1 or mode not in ("random", "line", "grid"):
+            raise MethodInputError(f"need n >= 1 and mode random|line|grid, got n={n}, mode={mode!r}")
+        image = ct_frame_input(frame)
+        label_image = None
+        if labels is not None:
+            if isinstance(labels, (str, os.PathLike, ImageSequence)):
+                label_image = labels
+            elif hasattr(labels, "IsA") and labels.IsA("vtkMRMLLabelMapVolumeNode"):
+                from .volumes import volume_node_ijk_to_ras, volume_node_to_array
+
+                label_image = ImageSequence(volume_node_to_array(labels)[None], volume_node_ijk_to_ras(labels),
+                                            np.zeros(1), name=labels.GetName())
+            else:
+                raise MethodInputError("labels must be a label-map volume node or a NIfTI file")
+        args = ["synth", "sample", "--model", absolute(checkpoint), "--out", OUTPUT_DIR, "--n", str(int(n)),
+                "--mode", mode, "--seed", str(int(seed)), "--es-phase", str(float(es_phase)), "--device", device]
+
+        def prepare(folder: Path) -> None:
+            args.extend(["--frame", absolute(image) if isinstance(image, Path) else
+                         write_image_input(image, folder, "ct_frame")])
+            if label_image is not None:
+                args.extend(["--labels", absolute(Path(label_image)) if not isinstance(label_image, ImageSequence)
+                             else write_image_input(label_image, folder, "ct_labels", labels=True)])
+
+        return self._start_with_late_args("synth", args, lambda out: load_synth_outputs(scene, out), prepare,
                                           on_progress, on_done, wait, work_dir, dispatch)
 
     def _start_with_late_args(self, method, args, loader, prepare, on_progress, on_done, wait, work_dir,

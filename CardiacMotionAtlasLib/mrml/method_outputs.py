@@ -88,4 +88,56 @@ def load_nisf_outputs(scene: Any, folder: Path, name: str = "") -> Dict[str, Any
     return nodes
 
 
-__all__ = ["load_atlas_fit_outputs", "load_nisf_outputs"]
+def load_synth_outputs(scene: Any, folder: Path, name: str = "CT synthesis") -> Dict[str, Any]:
+    """Nodes of a ``synth sample`` output folder (``pair_<i>/``): ``generated_sequence`` (generated ED
+    frames, index = sample number), ``label_sequence`` (their warped labels, when given), ``browser``,
+    ``flows`` (one grid transform per sample: placed under it, the conditioning ES frame lands on the
+    generated frame's grid as Slicer resamples it) and ``table`` (latent norm, max flow, folding)."""
+    from ..io.displacement_io import read_displacement_field
+    from ..io.nifti import read_nifti
+    from .tables import _double_column, _string_column
+    from .transforms import displacement_field_to_grid_transform_node
+    from .volumes import new_volume_node
+
+    folder = Path(folder)
+    pairs = sorted(p for p in folder.glob("pair_*") if (p / "pair.json").is_file())
+    if not pairs:
+        raise MRMLBridgeError(f"{folder}: no complete pair_*/pair.json")
+    nodes: Dict[str, Any] = {"flows": {}}
+    generated = scene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{name} generated ED")
+    generated.SetIndexName("sample")
+    labels_sequence = None
+    stats = {"sample": [], "latent_norm": [], "max_flow_mm": [], "negative_jacobian_pct": []}
+    for index, pair in enumerate(pairs):
+        record = json.loads((pair / "pair.json").read_text())
+        files = record["files"]
+        frame = read_nifti(pair / files["generated"])
+        generated.SetDataNodeAtValue(new_volume_node(frame.array[0], frame.ijk_to_ras, False,
+                                                     f"{name} generated ED {index}"), str(index))
+        if "labels_generated" in files:
+            if labels_sequence is None:
+                labels_sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{name} generated ED labels")
+                labels_sequence.SetIndexName("sample")
+            labelled = read_nifti(pair / files["labels_generated"], labels=True)
+            labels_sequence.SetDataNodeAtValue(new_volume_node(labelled.array[0], labelled.ijk_to_ras, True,
+                                                               f"{name} labels {index}"), str(index))
+        flow = read_displacement_field(pair / files["flow"])
+        nodes["flows"][pair.name] = displacement_field_to_grid_transform_node(scene, flow, f"{name} {pair.name} flow")
+        stats["sample"].append(pair.name)
+        stats["latent_norm"].append(float(np.linalg.norm(record["latent"])))
+        stats["max_flow_mm"].append(float(record["stats"].get("max_flow_mm", np.nan)))
+        stats["negative_jacobian_pct"].append(100.0 * float(record["stats"].get("negative_jacobian_fraction", np.nan)))
+    nodes["generated_sequence"] = generated
+    sequences = [generated] + ([labels_sequence] if labels_sequence is not None else [])
+    if labels_sequence is not None:
+        nodes["label_sequence"] = labels_sequence
+    nodes["browser"] = create_sequence_browser(scene, sequences, f"{name} samples")
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{name} samples")
+    table.AddColumn(_string_column("sample", stats.pop("sample")))
+    for column, values in stats.items():
+        table.AddColumn(_double_column(column, values))
+    nodes["table"] = table
+    return nodes
+
+
+__all__ = ["load_atlas_fit_outputs", "load_nisf_outputs", "load_synth_outputs"]

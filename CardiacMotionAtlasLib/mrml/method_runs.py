@@ -158,6 +158,49 @@ def cine_study_input(source: Any):
     return study
 
 
+def ct_frame_input(source: Any, ijk_to_ras=None):
+    """A 3D CT frame as an ImageSequence (one frame) from a scalar volume node, an ImageSequence, or a
+    NIfTI path (returned as is)."""
+    import numpy as np
+
+    from ..data.image_sequence import ImageSequence
+
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise MethodInputError(f"{path}: no such CT frame file")
+        return path
+    if isinstance(source, ImageSequence):
+        image = source
+    elif source is not None and hasattr(source, "IsA") and source.IsA("vtkMRMLScalarVolumeNode") \
+            and not source.IsA("vtkMRMLLabelMapVolumeNode"):
+        from .volumes import volume_node_ijk_to_ras, volume_node_to_array
+
+        image = ImageSequence(volume_node_to_array(source)[None].astype(np.float32), volume_node_ijk_to_ras(source),
+                              np.zeros(1), name=source.GetName())
+    elif source is not None and hasattr(source, "IsA") and (source.IsA("vtkMRMLSequenceNode")
+                                                            or source.IsA("vtkMRMLSequenceBrowserNode")):
+        raise MethodInputError(f"{source.GetName()!r} is a sequence: CT motion synthesis is conditioned on one 3D "
+                               f"CT frame (the ES phase); select that volume")
+    else:
+        raise MethodInputError("no CT frame selected: choose the ES-phase CT volume")
+    if image.n_frames != 1 or min(image.shape_zyx) < 8:
+        raise MethodInputError(f"{image.name or 'frame'}: shape {image.array.shape} is not one 3D CT volume "
+                               f"(cine slices are 2D+t: use NISF++ or the atlas for CMR)")
+    if not np.all(np.isfinite(image.array)):
+        raise MethodInputError(f"{image.name or 'frame'}: contains NaN or infinite values")
+    return image
+
+
+def write_image_input(image, work_dir: Path, name: str, labels: bool = False) -> str:
+    """Write an ImageSequence into the work folder as NIfTI; returns the relative path."""
+    from ..io.nifti import write_nifti
+
+    relative = f"{INPUT_DIR}/{name}.nii.gz"
+    write_nifti(image, work_dir / relative, labels=labels)
+    return relative
+
+
 def write_labels_input(labels, work_dir: Path) -> str:
     """Write labels into the work folder; returns the path relative to it."""
     from ..io.nifti import write_nifti
@@ -180,6 +223,7 @@ def absolute(path: Path) -> str:
     return str(Path(path).resolve())
 
 
-__all__ = ["MethodInputError", "MethodRun", "start_method_run", "labels_input", "cine_study_input",
+__all__ = ["MethodInputError", "MethodRun", "start_method_run", "labels_input", "cine_study_input", "ct_frame_input",
+           "write_image_input",
            "write_labels_input", "write_study_input", "INPUT_DIR", "OUTPUT_DIR"]
 
