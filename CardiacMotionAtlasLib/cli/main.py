@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from .. import __version__
 from ..errors import CardiacMotionAtlasError
 from . import nisf_cmd, phantom_cmd, study_cmd
-from . import atlas_cmd, synth_cmd
+from . import atlas_cmd, motion_cmd, synth_cmd
 
 Command = Tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 
@@ -24,6 +24,7 @@ COMMANDS: Dict[str, Command] = {
     "info": (study_cmd.add_info_arguments, study_cmd.run_info, "describe a study folder (any supported layout)"),
     "indices": (study_cmd.add_indices_arguments, study_cmd.run_indices,
                 "clinical indices from a study's SAX segmentations"),
+    "motion": (motion_cmd.add_arguments, motion_cmd.run, "CardioMorphNet dense motion with uncertainty: train | estimate"),
     "synth": (synth_cmd.add_arguments, synth_cmd.run,
               "generative CT motion: train the CVAE | sample annotated CT frame pairs"),
     "nisf": (nisf_cmd.add_arguments, nisf_cmd.run,

@@ -30,8 +30,8 @@ DEMO_CONFIG = MotionConfig(seg_steps=40, steps=100, seg_batch=2, posterior_sampl
 TARGET_PIXEL_MM, CROP_MM, FRAMES = 4.0, 125.0, 8
 
 
-def _reduced(folder: Path) -> MotionSequence:
-    sequence = sequence_from_study(read_ukbb_study(folder), DEMO_CONFIG.intensity_percentile, ed_es_only=True)
+def _reduced(folder: Path, config: MotionConfig = DEMO_CONFIG) -> MotionSequence:
+    sequence = sequence_from_study(read_ukbb_study(folder), config.intensity_percentile, ed_es_only=True)
     pixel = float(sequence.spacing[0])
     factor = max(1, int(round(TARGET_PIXEL_MM / pixel)))
     crop = int(4 * round(CROP_MM / (pixel * factor) / 4))
@@ -46,24 +46,27 @@ def _truth(folder: Path) -> Optional[Dict[str, float]]:
     return {k: float(v) for k, v in json.loads(sidecar.read_text()).get("clinical_indices", {}).items()}
 
 
-def run_motion_demo(cohort_folders: List[Path], out: Path, progress=None, device: str = "cpu") -> dict:
+def run_motion_demo(cohort_folders: List[Path], out: Path, progress=None, device: str = "cpu",
+                    size: str = "quick") -> dict:
     """Train on ``cohort_folders[:-1]``, estimate the motion of ``cohort_folders[-1]``, write the outputs
     into ``out``; returns key numbers (indices with 95 % bounds, analytic indices when the folder is a
-    phantom subject, timings) and the file paths. ``progress``: a ProgressReporter for the training."""
+    phantom subject, timings) and the file paths. ``progress``: a ProgressReporter for the training;
+    ``size``: ``"quick"`` (:data:`DEMO_CONFIG`) or ``"tiny"`` (``MotionConfig.tiny()``, tests)."""
+    config = MotionConfig.tiny() if size == "tiny" else DEMO_CONFIG
     folders = [Path(f) for f in cohort_folders]
     if len(folders) < 2:
         raise MotionInputError(None, f"the motion demo needs >= 2 subject folders (train + held-out), got {len(folders)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    train = [_reduced(folder) for folder in folders[:-1]]
-    held_out = _reduced(folders[-1])
+    train = [_reduced(folder, config) for folder in folders[:-1]]
+    held_out = _reduced(folders[-1], config)
     checkpoint = out / "motion_model.pt"
     try:
-        trained = train_motion(train, DEMO_CONFIG, checkpoint_path=checkpoint, resume=True, device=device,
+        trained = train_motion(train, config, checkpoint_path=checkpoint, resume=True, device=device,
                                progress=progress)
     except CheckpointError:  # a checkpoint of another demo version or cohort: train afresh (atomic overwrite)
-        trained = train_motion(train, DEMO_CONFIG, checkpoint_path=checkpoint, resume=False, device=device,
+        trained = train_motion(train, config, checkpoint_path=checkpoint, resume=False, device=device,
                                progress=progress)
     train_s = time.perf_counter() - start
     t0 = time.perf_counter()
@@ -89,4 +92,26 @@ def run_motion_demo(cohort_folders: List[Path], out: Path, progress=None, device
     return {**summary, "paths": paths}
 
 
-__all__ = ["DEMO_CONFIG", "run_motion_demo"]
+def motion_report_lines(result: dict) -> List[str]:
+    """Markdown lines for the main job's report."""
+    names = ("LVEDV", "LVESV", "LVEF", "RVEDV", "RVESV", "RVEF", "LVM")
+    truth = result.get("truth_indices") or {}
+    bounds = result.get("index_bounds95", {})
+    rows = []
+    for name in names:
+        if name in result["indices"]:
+            low, high = bounds.get(name, (float("nan"), float("nan")))
+            rows.append(f"| {name} | {result['indices'][name]:.1f} | {low:.1f} - {high:.1f} | "
+                        f"{truth.get(name, float('nan')):.1f} |")
+    strain = ", ".join(f"{k} {v:.1f} %" for k, v in result.get("peak_strain_percent", {}).items())
+    return ["## CardioMorphNet: motion of a held-out subject", "",
+            f"Trained on {len(result['train_subjects'])} subjects (ED/ES labels; {result['train_s']:.0f} s), estimated "
+            f"for {result['subject_id']} in {result['estimate_s']:.1f} s on a reduced grid ({result['pixel_mm']:.1f} mm "
+            f"pixels, {result['frames']} frames). This short demo training shows the outputs, not the accuracy "
+            f"(see the motion benchmark).", "",
+            "| index | estimated | 95 % posterior interval | truth |", "|---|---|---|---|", *rows, "",
+            f"Peak strain: {strain}. DVFs (`dvf/`, grid transforms in Slicer), uncertainty, warped labels, strain "
+            f"and the volume curves: `{Path(result['paths']['summary']).parent}`.", ""]
+
+
+__all__ = ["DEMO_CONFIG", "run_motion_demo", "motion_report_lines"]

@@ -101,7 +101,18 @@ def test_main_job_method_stages_write_held_out_subject_outputs(tmp_path):
     assert main(["demo", "--out", str(out), "--tiny", "--subjects", "3", "--no-ct", "--progress", "none",
                  "--device", "cpu"]) == 0
     report = (out / "report.md").read_text()
-    assert "## NDF atlas" in report and "## NISF++" in report and "## Generative CT motion" in report
+    for section in ("## NDF atlas", "## NISF++", "## CardioMorphNet", "## Generative CT motion"):
+        assert section in report
+    # motion: DVFs readable as displacement fields on the held-out subject's SAX grid, indices with bounds
+    from CardiacMotionAtlasLib.io.displacement_io import read_displacement_field
+
+    motion = json.loads((out / "motion" / "summary.json").read_text())
+    assert motion["subject_id"] == "phantom002"
+    dvfs = sorted((out / "motion" / "dvf").glob("ed_to_frame*.nii.gz"))
+    fields = [p for p in dvfs if "uncertainty" not in p.name]
+    assert fields and np.isfinite(read_displacement_field(fields[-1]).vectors).all()
+    low, high = motion["index_bounds95"]["LVEF"]
+    assert low <= motion["indices"]["LVEF"] <= high
     held = out / "cohort" / "phantom002"
     # atlas: a full cycle of meshes for the held-out subject, one shared vertex set and face list
     meshes = read_mesh_sequence(out / "atlas" / "meshes")

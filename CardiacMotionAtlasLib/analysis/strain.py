@@ -1,0 +1,108 @@
+"""Myocardial strain (radial, circumferential, longitudinal) in the LV's local frame, in %.
+
+Lagrangian engineering strain relative to ED: for a unit direction ``d`` at an ED material point,
+``strain = |F d| - 1`` with ``F = I + grad u`` the deformation gradient of the ED -> t motion. Directions
+in the LV frame (long axis ``l``, centre ``c``): radial ``r`` = the part of ``p - c`` perpendicular to
+``l``, normalised; circumferential ``l x r``; longitudinal ``l``. Global strain = mean over the ED
+myocardium. Two sources:
+
+- :func:`strain_from_displacement`: ``F`` by central finite differences of a dense RAS mm field
+  ``(T, 3, z, y, x)`` on its voxel grid (the estimated DVFs);
+- :func:`analytic_strain`: ``F d`` by central differences of an exact motion ``positions(points, phase)``
+  (the phantom's :meth:`PhantomHeart.positions`), step ``h_mm``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import CardiacMotionAtlasError
+from ..geometry.affine import apply_affine
+
+STRAIN_NAMES = ("radial", "circumferential", "longitudinal")
+
+
+def lv_directions(points_ras: np.ndarray, centre_ras: np.ndarray, long_axis: np.ndarray) -> np.ndarray:
+    """Unit radial, circumferential and longitudinal directions at RAS points: ``(n, 3, 3)`` (axis 1 in
+    the order of :data:`STRAIN_NAMES`)."""
+    axis = np.asarray(long_axis, float)
+    norm = np.linalg.norm(axis)
+    if not np.isfinite(norm) or norm == 0:
+        raise CardiacMotionAtlasError(f"long axis {long_axis} is not a direction")
+    axis = axis / norm
+    offset = np.asarray(points_ras, float) - np.asarray(centre_ras, float)
+    radial = offset - (offset @ axis)[:, None] * axis
+    length = np.linalg.norm(radial, axis=1, keepdims=True)
+    radial = np.where(length > 1e-9, radial / np.maximum(length, 1e-9), 0.0)
+    circumferential = np.cross(axis, radial)
+    longitudinal = np.broadcast_to(axis, radial.shape)
+    return np.stack([radial, circumferential, longitudinal], axis=1)
+
+
+def lv_frame_from_labels(labels_zyx: np.ndarray, ijk_to_ras: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``(centre_ras, long_axis)`` of an ED label map on a SAX grid: the centroid of LV blood pool +
+    myocardium (labels 1, 2) and the grid's k axis (the SAX stack's normal, parallel to the long axis)."""
+    k, j, i = np.nonzero(np.isin(labels_zyx, (1, 2)))
+    if k.size == 0:
+        raise CardiacMotionAtlasError("no LV (labels 1, 2) in the ED labels: cannot place the LV frame")
+    centre = apply_affine(ijk_to_ras, np.stack([i, j, k], 1).astype(float)).mean(0)
+    axis = np.asarray(ijk_to_ras, float)[:3, 2]
+    return centre, axis / np.linalg.norm(axis)
+
+
+def deformation_gradients(displacement_ras: np.ndarray, ijk_to_ras: np.ndarray) -> np.ndarray:
+    """``F = I + du/dx`` (RAS) of fields ``(T, 3, z, y, x)`` (mm) by central differences: ``(T, z, y, x, 3, 3)``."""
+    field = np.asarray(displacement_ras, float)
+    if field.ndim == 4:
+        field = field[None]
+    if field.ndim != 5 or field.shape[1] != 3:
+        raise CardiacMotionAtlasError(f"displacement must be (T, 3, z, y, x), got {field.shape}")
+    grads = []
+    for axis in (4, 3, 2):  # d/di, d/dj, d/dk (voxels)
+        grads.append(np.gradient(field, axis=axis) if field.shape[axis] > 1 else np.zeros_like(field))
+    d_ijk = np.stack(grads, axis=2)  # (T, 3 comps, 3 ijk, z, y, x)
+    inverse = np.linalg.inv(np.asarray(ijk_to_ras, float)[:3, :3])  # d ijk / d ras
+    d_ras = np.einsum("tcazyx,ab->tzyxcb", d_ijk, inverse)
+    return d_ras + np.eye(3)
+
+
+def strain_from_displacement(displacement_ras: np.ndarray, ijk_to_ras: np.ndarray, myocardium: np.ndarray,
+                             centre_ras: np.ndarray, long_axis: np.ndarray) -> Dict[str, np.ndarray]:
+    """Global radial / circumferential / longitudinal strain (%) per frame, ``{name: (T,)}``, of ED -> t
+    fields ``(T, 3, z, y, x)`` (RAS mm) over the ED myocardium mask ``(z, y, x)``."""
+    mask = np.asarray(myocardium, bool)
+    if not mask.any():
+        raise CardiacMotionAtlasError("empty myocardium mask: no strain")
+    F = deformation_gradients(displacement_ras, ijk_to_ras)[:, mask]  # (T, n, 3, 3)
+    k, j, i = np.nonzero(mask)
+    points = apply_affine(ijk_to_ras, np.stack([i, j, k], 1).astype(float))
+    directions = lv_directions(points, centre_ras, long_axis)  # (n, 3 names, 3)
+    stretched = np.einsum("tnab,ndb->tnda", F, directions)
+    strain = 100.0 * (np.linalg.norm(stretched, axis=-1) - 1.0)  # (T, n, 3)
+    return {name: strain[:, :, index].mean(1) for index, name in enumerate(STRAIN_NAMES)}
+
+
+def analytic_strain(positions: Callable[[np.ndarray, float], np.ndarray], points_ras: np.ndarray,
+                    phases: Sequence[float], centre_ras: np.ndarray, long_axis: np.ndarray,
+                    h_mm: float = 0.5) -> Dict[str, np.ndarray]:
+    """Global strain (%) per phase of an exact motion ``positions(ed_points_ras, phase) -> ras``, by
+    central differences of step ``h_mm`` along each direction at the ED points ``(n, 3)``."""
+    points = np.asarray(points_ras, float).reshape(-1, 3)
+    if points.size == 0:
+        raise CardiacMotionAtlasError("no points for the analytic strain")
+    directions = lv_directions(points, centre_ras, long_axis)
+    out = {name: [] for name in STRAIN_NAMES}
+    for phase in phases:
+        for index, name in enumerate(STRAIN_NAMES):
+            d = directions[:, index]
+            plus = positions(points + h_mm * d, float(phase))
+            minus = positions(points - h_mm * d, float(phase))
+            stretch = np.linalg.norm(plus - minus, axis=1) / (2 * h_mm)
+            out[name].append(100.0 * (stretch.mean() - 1.0))
+    return {name: np.asarray(values) for name, values in out.items()}
+
+
+__all__ = ["STRAIN_NAMES", "analytic_strain", "deformation_gradients", "lv_directions", "lv_frame_from_labels",
+           "strain_from_displacement"]

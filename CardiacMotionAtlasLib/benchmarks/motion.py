@@ -1,0 +1,202 @@
+"""CardioMorphNet on held-out phantom subjects: warped shapes, endpoint error, folding, clinical indices,
+strain, uncertainty, against demons, an intensity-supervised network and the ablation without SegNet.
+
+    python -m CardiacMotionAtlasLib.benchmarks.motion [--quick] [--large] [--json PATH] [--device auto]
+        [--train N] [--test M] [--steps S] [--threads 1]
+
+Set-up: phantom subjects simulated as cine SAX stacks (10 frames, 4 mm pixels, 32x32 (128 mm), 10 mm slices;
+``--large``: 25 frames, 1.8 mm, 96x96) **without breath-hold misalignment** (so the nominal SAX grid on
+which the ground-truth DVF ``heart.displacement_field`` is sampled is where the images really are: the
+benchmark measures motion, not slice alignment). Training subjects give their SAX images and their
+labels at ED and ES only; held-out subjects give images and the ED labels (carried to every frame by
+each method's DVFs for volumes and indices). Ground truth: the phantom's all-frame SAX labels (shapes),
+exact material motion (endpoint error inside the ED myocardium, mm), analytic indices and analytic
+strain (finite differences of ``heart.positions`` in the LV frame).
+
+Methods (same subjects, same run): CardioMorphNet; the ablation without SegNet guidance; the same
+networks trained by local NCC only (intensity-supervised, VoxelMorph-style: the ``voxelmorph`` package
+needs ``neurite``, which does not install beside the pinned torch); SimpleITK diffeomorphic demons; and
+zero motion (the floor).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from typing import Dict, List
+
+import numpy as np
+import torch
+
+from ..geometry.warp import ras_to_voxel_displacement
+from ..motion import MotionConfig, estimate_motion, sequence_from_study, train_motion
+from ..motion.baselines import demons_fields, intensity_config, no_segnet_config
+from ..motion.evaluation import INDEX_NAMES, evaluate_fields, phantom_strain
+from ..motion.train import frame_order
+from ..phantom.cmr import CMRConfig, simulate_cine
+from ..phantom.heart import PhantomHeart
+from ..phantom.parameters import sample_subject_parameters
+from ..pipelines.sax_stack import sax_stack
+from ..training import describe_device, select_device
+from .common import benchmark_parser, format_table, machine_description, write_json
+
+SHAPE_KEYS = [f"{m}_{r}" for m in ("dice", "jaccard") for r in ("LV", "Myo", "RV")]
+SURFACE_KEYS = [f"{m}_{r}" for m in ("hd95", "msd") for r in ("LV", "Myo", "RV")]
+MOTION_KEYS = ["epe_myo", "epe_myo_es", "neg_jac", "strain_radi", "strain_circ", "strain_long"]
+
+
+def _log(message: str) -> None:
+    print(f"[motion benchmark {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def configs(args, device: torch.device):
+    """(CMR acquisition, CardioMorphNet config) of the run."""
+    if args.large:
+        cmr = CMRConfig(n_frames=25, matrix=96, lax_views=(), misalignment_mm=0.0, misalignment_deg=0.0)
+        config = MotionConfig.large()
+    else:
+        cmr = CMRConfig(n_frames=10, matrix=32, pixel_mm=4.0, lax_views=(), misalignment_mm=0.0,
+                        misalignment_deg=0.0)
+        config = MotionConfig()
+        if args.quick:
+            config = config.with_changes(seg_steps=60, steps=100, posterior_samples=8)
+    if args.steps:
+        config = config.with_changes(steps=args.steps)
+    return cmr, config
+
+
+def _row(method: str, per_subject: List[Dict[str, float]]) -> Dict:
+    row: Dict = {"method": method}
+    for key in per_subject[0]:
+        values = np.asarray([s[key] for s in per_subject], float)
+        row[key], row[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
+    for name in INDEX_NAMES:  # RMSE over subjects
+        errors = np.asarray([s[f"err_{name}"] for s in per_subject], float)
+        row[f"rmse_{name}"] = float(np.sqrt(np.mean(errors ** 2)))
+    return row
+
+
+def _text(rows: List[Dict], keys: List[str], with_std: bool = True) -> List[Dict]:
+    out = []
+    for row in rows:
+        text = {"method": row["method"]}
+        for key in keys:
+            value = row.get(key)
+            if value is None or not np.isfinite(value):
+                text[key] = "-"
+            elif with_std and f"{key}_std" in row:
+                text[key] = f"{value:.3g} +/- {row[f'{key}_std']:.2g}"
+            else:
+                text[key] = f"{value:.3g}"
+        out.append(text)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = benchmark_parser(__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=None, help="training subjects (default 5, quick 3)")
+    parser.add_argument("--test", type=int, default=None, help="held-out subjects (default 3, quick 2)")
+    parser.add_argument("--steps", type=int, default=None, help="override the motion training steps")
+    parser.add_argument("--large", action="store_true", help="GPU sizes (MotionConfig.large, 25 frames, 96x96)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1 on a shared CPU)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.train = args.train or (3 if args.quick else 5)
+    args.test = args.test or 2 if args.quick else args.test or 3
+    device = select_device(args.device)
+    cmr, config = configs(args, device)
+    start = time.perf_counter()
+    _log(f"simulating {args.train + args.test} subjects")
+    hearts = [PhantomHeart(sample_subject_parameters(args.seed, i)) for i in range(args.train + args.test)]
+    sims = [simulate_cine(h, cmr, seed=1000 + i) for i, h in enumerate(hearts)]
+    train = [sequence_from_study(s.study, config.intensity_percentile, ed_es_only=True) for s in sims[:args.train]]
+    variants = {"CardioMorphNet": config, "no SegNet guidance (ablation)": no_segnet_config(config),
+                "intensity-supervised U-Net (NCC)": intensity_config(config)}
+    trained, train_s = {}, {}
+    for name, variant in variants.items():
+        _log(f"training {name}: {variant.seg_steps if variant.uses_segnet else 0} SegNet + {variant.steps} "
+             f"motion steps on {describe_device(device)}")
+        t0 = time.perf_counter()
+        trained[name] = train_motion(train, variant, device=device)
+        train_s[name] = (time.perf_counter() - t0, variant.steps + (variant.seg_steps if variant.uses_segnet else 0))
+    scores: Dict[str, List[Dict[str, float]]] = {name: [] for name in
+                                                 [*variants, "SimpleITK diffeomorphic demons", "zero motion"]}
+    speed: Dict[str, List[float]] = {name: [] for name in scores}
+    for number, (heart, sim) in enumerate(zip(hearts[args.train:], sims[args.train:])):
+        _log(f"test subject {number + 1}/{args.test}: {heart.subject_id}")
+        sequence = sequence_from_study(sim.study, config.intensity_percentile, ed_es_only=True)
+        order = frame_order(sequence)
+        labels = sax_stack(sim.study, labels=True).array[order]
+        es_position = order.index(sequence.es_frame)
+        phases = sequence.phases[order]
+        truth = np.stack([heart.displacement_field(sequence.ijk_to_ras, sequence.shape_zyx, 0.0, p).vectors
+                          for p in phases])
+        truth_strain = phantom_strain(heart, labels[0], sequence.ijk_to_ras, phases)
+        common = dict(ijk_to_ras=sequence.ijk_to_ras, labels=labels, truth_ras=truth, es_position=es_position,
+                      truth_indices=heart.clinical_indices(), truth_strain=truth_strain)
+        for name, model in trained.items():
+            t0 = time.perf_counter()
+            estimate = estimate_motion(model, sequence, samples=None if name == "CardioMorphNet" else 2)
+            speed[name].append(time.perf_counter() - t0)
+            to_voxels = lambda a: torch.as_tensor(ras_to_voxel_displacement(a[order], sequence.ijk_to_ras))  # noqa
+            uncertainty = None
+            if name == "CardioMorphNet":
+                uncertainty = {"covariance": estimate.covariance[order], "std_mm": estimate.displacement_std_mm()[order]}
+            scores[name].append(evaluate_fields(to_voxels(estimate.ed_to_t), to_voxels(estimate.t_to_ed),
+                                                uncertainty=uncertainty, **common))
+        t0 = time.perf_counter()
+        ed_to_t, t_to_ed = demons_fields(sequence, iterations=100, smoothing_mm=2.0)
+        speed["SimpleITK diffeomorphic demons"].append(time.perf_counter() - t0)
+        scores["SimpleITK diffeomorphic demons"].append(evaluate_fields(ed_to_t, t_to_ed, **common))
+        zero = torch.zeros_like(ed_to_t)
+        scores["zero motion"].append(evaluate_fields(zero, zero, **common))
+        speed["zero motion"].append(0.0)
+    rows = [_row(name, values) for name, values in scores.items()]
+    total_s = time.perf_counter() - start
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    speed_rows = []
+    for row in rows:
+        name = row["method"]
+        seconds, steps = train_s.get(name, (float("nan"), 0))
+        speed_rows.append({"method": name, "train_s": seconds, "train_step_s": seconds / steps if steps else float("nan"),
+                           "inference_s_per_sequence": float(np.mean(speed[name]))})
+    print(f"machine: {machine_description()}; device: {describe_device(device)}; train {args.train} / test "
+          f"{args.test} subjects; SAX {cmr.n_frames} frames, {cmr.pixel_mm} mm pixels, {cmr.matrix}x{cmr.matrix}, "
+          f"{cmr.slice_spacing_mm} mm slices, no misalignment; CardioMorphNet {config.seg_steps} SegNet + "
+          f"{config.steps} motion steps, {config.posterior_samples} posterior samples")
+    print(format_table(_text(rows, SHAPE_KEYS), ["method"] + SHAPE_KEYS,
+                       title="(1) warped shapes ED<->ES, Dice / Jaccard (%) per region (mean +/- std over subjects)"))
+    print()
+    print(format_table(_text(rows, SURFACE_KEYS), ["method"] + SURFACE_KEYS,
+                       title="(2) warped shapes ED<->ES, HD95 / mean surface distance (mm)"))
+    print()
+    print(format_table(_text(rows, MOTION_KEYS), ["method"] + MOTION_KEYS,
+                       title="(3) motion: endpoint error in the ED myocardium (mm; all frames / ES), voxels with "
+                             "det J <= 0 (all ED->t fields), strain error (% strain, mean |error| over frames)"))
+    print()
+    index_keys = [f"rmse_{k}" for k in INDEX_NAMES]
+    print(format_table(_text(rows, index_keys, with_std=False), ["method"] + index_keys,
+                       title="(4) clinical indices: RMSE over subjects vs analytic (ml, %, g)"))
+    print()
+    unc = [r for r in rows if "unc_corr" in r]
+    print(format_table(_text(unc, ["unc_corr", "coverage95"]), ["method", "unc_corr", "coverage95"],
+                       title="(5) uncertainty: Spearman corr(posterior std, endpoint error) in the myocardium; % of "
+                             "true displacements inside the 95 % posterior ellipsoid"))
+    print()
+    print(format_table(speed_rows, title=f"(6) speed ({describe_device(device)}, {torch.get_num_threads()} thread(s)); "
+                                         f"peak RSS {peak_rss:.2f} GB"
+                                         + (f", peak CUDA {torch.cuda.max_memory_allocated() / 1024**3:.2f} GB"
+                                            if device.type == "cuda" else "") + f"; total {total_s:.0f} s"))
+    if args.json:
+        write_json(args.json, rows, {"quick": args.quick, "large": args.large, "seed": args.seed, "train": args.train,
+                                     "test": args.test, "cmr": cmr.to_dict(), "device": describe_device(device),
+                                     "machine": machine_description(), "total_s": total_s, "peak_rss_gb": peak_rss},
+                   speed=speed_rows, subjects={k: v for k, v in scores.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

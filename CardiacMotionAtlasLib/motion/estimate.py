@@ -1,0 +1,201 @@
+"""Motion estimation with a trained CardioMorphNet: mean DVFs, posterior samples, uncertainty, warped
+segmentations, volume curves, clinical indices and strain with confidence bounds.
+
+Every array is indexed by the sequence's own frames (ED need not be frame 0). DVFs are RAS mm on the
+SAX grid: ``ed_to_t[t]`` carries the material at ``x`` at ED to ``x + u(x)`` at frame ``t`` (sampled on
+the ED grid, like the phantom's ground truth); ``t_to_ed[t]`` is its inverse (on frame t's grid) and
+``steps[t]`` the frame-to-frame field ``u_{t-1 -> t}`` (zeros at ED), composed consistently into
+``ed_to_t``. Uncertainty: the differential entropy (nats, of a Gaussian fitted per voxel to the posterior
+samples of ``ed_to_t`` in mm) and the closed-form entropy of each step's Gaussian posterior (velocity,
+voxels). Volumes are soft (summed warped probabilities), indices in ml / % / g, strain in %.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..analysis.clinical_indices import ClinicalIndices, clinical_indices_from_volumes
+from ..analysis.strain import STRAIN_NAMES, lv_frame_from_labels, strain_from_displacement
+from ..geometry.warp import voxel_to_ras_displacement, warp
+from ..training import make_generator
+from .data import MotionSequence, crop_volume
+from .errors import MotionInputError
+from .fields import upsample_in_plane
+from .gaussian import voxel_entropy
+from .losses import one_hot
+from .train import TrainedMotion, frame_order, sequence_tensors
+
+VOLUME_NAMES = ("LV", "LV myocardium", "RV")  # labels 1, 2, 3
+
+
+@dataclass
+class MotionEstimate:
+    """Outputs of :func:`estimate_motion` (see the module docstring for units and frames)."""
+
+    subject_id: str
+    ijk_to_ras: np.ndarray
+    phases: np.ndarray
+    ed_frame: int
+    es_frame: int
+    ed_to_t: np.ndarray  # (T, 3, z, y, x) RAS mm
+    t_to_ed: np.ndarray  # (T, 3, z, y, x) RAS mm
+    steps: np.ndarray  # (T, 3, z, y, x) RAS mm, u_{t-1 -> t}
+    covariance: np.ndarray  # (T, z, y, x, 3, 3) mm^2, posterior samples of ed_to_t
+    entropy: np.ndarray  # (T, z, y, x) nats
+    step_entropy: np.ndarray  # (T, z, y, x) nats (voxel units), closed form, zeros at ED
+    ed_labels: np.ndarray  # (z, y, x)
+    labels: np.ndarray  # (T, z, y, x) ED labels warped to every frame
+    segnet_labels: Optional[np.ndarray]  # (T, z, y, x) SegNet's own prediction
+    volumes_ml: Dict[str, np.ndarray]  # name -> (T,)
+    volume_bounds_ml: Dict[str, np.ndarray]  # name -> (2, T): 2.5 / 97.5 percentiles
+    indices: Dict[str, float]
+    index_bounds: Dict[str, tuple]
+    strain: Dict[str, np.ndarray]  # name -> (T,) %
+    strain_bounds: Dict[str, np.ndarray]  # name -> (2, T)
+    n_samples: int = 0
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.ed_to_t.shape[0])
+
+    def displacement_std_mm(self) -> np.ndarray:
+        """``(T, z, y, x)`` sqrt of the trace of the posterior covariance (mm)."""
+        return np.sqrt(np.clip(np.trace(self.covariance, axis1=-2, axis2=-1), 0, None))
+
+
+def _voxel_volume_ml(ijk_to_ras: np.ndarray) -> float:
+    return abs(float(np.linalg.det(np.asarray(ijk_to_ras)[:3, :3]))) / 1000.0
+
+
+def _quantities(fields: Dict[str, torch.Tensor], ed_onehot: torch.Tensor, shape, ijk_to_ras, myo_mask, frame,
+                voxel_ml: float):
+    """(ed_to_t RAS numpy, warped probabilities, volumes (3, T), strain dict) of one set of fields."""
+    ed_to_t = voxel_to_ras_displacement(crop_volume(fields["ed_to_t"], shape), ijk_to_ras)
+    probs = crop_volume(warp(ed_onehot.expand(fields["t_to_ed"].shape[0], -1, -1, -1, -1), fields["t_to_ed"]), shape)
+    volumes = probs.sum((2, 3, 4)).T[1:] * voxel_ml  # (3 classes, T)
+    ed_np = ed_to_t.cpu().numpy()
+    strain = strain_from_displacement(ed_np, ijk_to_ras, myo_mask, *frame)
+    return ed_np, probs, volumes.cpu().numpy(), strain
+
+
+def _indices(volumes: np.ndarray, ed: int, es: Optional[int]) -> ClinicalIndices:
+    return clinical_indices_from_volumes(volumes[0], volumes[2], volumes[1], ed, es)
+
+
+@torch.no_grad()
+def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: Optional[int] = None,
+                    use_given_ed_labels: bool = True, seed: int = 0, progress=None) -> MotionEstimate:
+    """Estimate the motion of ``sequence`` (posterior mean + ``samples`` posterior samples, default
+    ``config.posterior_samples``). ED labels: the sequence's own when given and ``use_given_ed_labels``,
+    else SegNet's. ``progress``: a ProgressReporter (one update per posterior sample)."""
+    model, config, device = trained.model, trained.config, trained.device
+    samples = config.posterior_samples if samples is None else int(samples)
+    if samples < 2:
+        raise MotionInputError(sequence.subject_id, f"need >= 2 posterior samples, got {samples}")
+    order = frame_order(sequence)
+    n, shape = sequence.n_frames, sequence.shape_zyx
+    images, labels = sequence_tensors(sequence, config, device)
+    padded = images.shape[2:]
+    segnet_labels = None
+    if config.uses_segnet:
+        segnet_labels = crop_volume(model.segment(images).argmax(1), shape).cpu().numpy().astype(np.uint8)
+    if use_given_ed_labels and 0 in labels:
+        ed_label = labels[0]
+    elif segnet_labels is not None:
+        ed_label = model.segment(images[:1]).argmax(1)
+    else:
+        raise MotionInputError(sequence.subject_id, "no ED labels given and the model has no SegNet")
+    ed_onehot = one_hot(ed_label)
+    ed_np = crop_volume(ed_label, shape)[0].cpu().numpy().astype(np.uint8)
+    myo = ed_np == 2
+    if not myo.any() or not np.isin(ed_np, (1,)).any():
+        raise MotionInputError(sequence.subject_id, "ED segmentation has no LV blood pool or myocardium")
+    frame = lv_frame_from_labels(ed_np, sequence.ijk_to_ras)
+    voxel_ml = _voxel_volume_ml(sequence.ijk_to_ras)
+    es_position = order.index(sequence.es_frame) if sequence.es_frame is not None else None
+
+    posterior = model.posterior_over_steps(images, sample_latent=False)
+    mean_fields = model.fields(posterior.mean, padded)
+    ed_to_t, probs, volumes, strain = _quantities(mean_fields, ed_onehot, shape, sequence.ijk_to_ras, myo, frame,
+                                                  voxel_ml)
+    t_to_ed = voxel_to_ras_displacement(crop_volume(mean_fields["t_to_ed"], shape), sequence.ijk_to_ras).cpu().numpy()
+    steps = voxel_to_ras_displacement(crop_volume(mean_fields["forward"], shape), sequence.ijk_to_ras).cpu().numpy()
+    steps = np.concatenate([np.zeros_like(steps[:1]), steps])
+    step_entropy = voxel_entropy(posterior.low_rank, posterior.log_variance)[:, None]
+    step_entropy = F.interpolate(step_entropy, size=tuple(padded), mode="trilinear", align_corners=True)
+    step_entropy = np.concatenate([np.zeros((1, *shape), np.float32),
+                                   crop_volume(step_entropy[:, 0], shape).cpu().numpy()])
+
+    generator = make_generator(seed, stream=0)
+    if device.type == "cuda":
+        cuda_generator = torch.Generator(device=device)
+        cuda_generator.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        generator = cuda_generator
+    total = np.zeros_like(ed_to_t, dtype=np.float64)
+    outer = np.zeros((n, *shape, 3, 3), np.float64)
+    volume_samples, strain_samples = [], {name: [] for name in STRAIN_NAMES}
+    if progress is not None:
+        progress.start(samples, f"posterior samples {sequence.subject_id}")
+    for s in range(samples):
+        velocities = model.step_velocities(posterior, sample=True, generator=generator)
+        sample_np, _, sample_volumes, sample_strain = _quantities(model.fields(velocities, padded), ed_onehot, shape,
+                                                                   sequence.ijk_to_ras, myo, frame, voxel_ml)
+        total += sample_np
+        moved = np.moveaxis(sample_np, 1, -1)
+        outer += moved[..., :, None] * moved[..., None, :]
+        volume_samples.append(sample_volumes)
+        for name in STRAIN_NAMES:
+            strain_samples[name].append(sample_strain[name])
+        if progress is not None:
+            progress.update(s + 1)
+    if progress is not None:
+        progress.close()
+    sample_mean = np.moveaxis(total / samples, 1, -1)
+    covariance = (outer - samples * sample_mean[..., :, None] * sample_mean[..., None, :]) / (samples - 1)
+    covariance = covariance + 1e-6 * np.eye(3)
+    entropy = 0.5 * (3 * np.log(2 * np.pi * np.e) + np.linalg.slogdet(covariance)[1])
+
+    def reorder(array: np.ndarray, axis: int = 0) -> np.ndarray:  # ED-first positions -> frame indices
+        out = np.empty_like(array)
+        index = [slice(None)] * array.ndim
+        for position, frame_index in enumerate(order):
+            index[axis] = frame_index
+            source = [slice(None)] * array.ndim
+            source[axis] = position
+            out[tuple(index)] = array[tuple(source)]
+        return out
+
+    volume_samples = np.stack(volume_samples)  # (S, 3, T)
+    ed_index, es_index = sequence.ed_frame, sequence.es_frame
+    indices = _indices(volumes, 0, es_position).as_dict()
+    sampled = [_indices(v, 0, es_position).as_dict() for v in volume_samples]
+    index_bounds = {k: tuple(float(x) for x in np.nanpercentile([d[k] for d in sampled], [2.5, 97.5]))
+                    for k in indices}
+    if es_index is None:
+        es_index = order[int(np.argmin(volumes[0]))]
+    labels_t = crop_volume(probs.argmax(1), shape).cpu().numpy().astype(np.uint8)
+    return MotionEstimate(
+        subject_id=sequence.subject_id, ijk_to_ras=sequence.ijk_to_ras.copy(), phases=sequence.phases.copy(),
+        ed_frame=ed_index, es_frame=int(es_index),
+        ed_to_t=reorder(ed_to_t.astype(np.float32)), t_to_ed=reorder(t_to_ed.astype(np.float32)),
+        steps=reorder(steps.astype(np.float32)), covariance=reorder(covariance.astype(np.float32)),
+        entropy=reorder(entropy.astype(np.float32)), step_entropy=reorder(step_entropy.astype(np.float32)),
+        ed_labels=ed_np, labels=reorder(labels_t),
+        segnet_labels=None if segnet_labels is None else reorder(segnet_labels),
+        volumes_ml={name: reorder(volumes[i]) for i, name in enumerate(VOLUME_NAMES)},
+        volume_bounds_ml={name: reorder(np.percentile(volume_samples[:, i], [2.5, 97.5], axis=0), axis=1)
+                          for i, name in enumerate(VOLUME_NAMES)},
+        indices=indices, index_bounds=index_bounds,
+        strain={name: reorder(values) for name, values in strain.items()},
+        strain_bounds={name: reorder(np.percentile(np.stack(v), [2.5, 97.5], axis=0), axis=1)
+                       for name, v in strain_samples.items()},
+        n_samples=samples, metadata={"lv_centre_ras": frame[0].tolist(), "long_axis_ras": frame[1].tolist()})
+
+
+__all__ = ["VOLUME_NAMES", "MotionEstimate", "estimate_motion"]

@@ -1,0 +1,47 @@
+"""``cardiac-atlas motion train|estimate`` on UK Biobank-style study folders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from CardiacMotionAtlasLib.cli import motion_cmd
+from CardiacMotionAtlasLib.io.layout_ukbb import write_ukbb_study
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    motion_cmd.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+@pytest.fixture(scope="module")
+def cohort(small_cine, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cohort")
+    write_ukbb_study(small_cine.study, root / "subject000")
+    return root
+
+
+def test_train_then_estimate(cohort, tmp_path, capsys):
+    model = tmp_path / "motion.pt"
+    common = ["--device", "cpu", "--threads", "1", "--progress", "none", "--frames", "3"]
+    assert motion_cmd.run(_parse(["train", "--data", str(cohort), "--out", str(model), "--tiny", "--steps", "2",
+                                  "--seg-steps", "2", *common])) == 0
+    assert model.is_file() and "trained CardioMorphNet on 1 studies" in capsys.readouterr().out
+    out = tmp_path / "out"
+    assert motion_cmd.run(_parse(["estimate", "--model", str(model), "--study", str(cohort / "subject000"),
+                                  "--out", str(out), "--samples", "2", *common])) == 0
+    printed = capsys.readouterr().out
+    assert "dvf_es:" in printed and json.loads(printed.strip().splitlines()[-1])["LVEDV"] > 0
+    assert len(list((out / "dvf").glob("ed_to_frame??.nii.gz"))) == 3
+    assert (out / "strain.csv").read_text().count("\n") == 4
+
+
+def test_missing_study_is_reported(tmp_path):
+    from CardiacMotionAtlasLib.errors import CardiacMotionAtlasError
+
+    with pytest.raises(CardiacMotionAtlasError, match="nowhere"):
+        motion_cmd.run(_parse(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.pt"),
+                               "--tiny", "--device", "cpu"]))
