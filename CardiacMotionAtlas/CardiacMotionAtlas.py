@@ -113,6 +113,7 @@ class CardiacMotionAtlasParameterNode:
     atlasCheckpoint, atlasLabels, atlasSetting, atlasFitSteps - atlas fit: checkpoint, label-map sequence
         (2 = LV myocardium), observed frames (all, ed_es, ed), optimisation steps.
     nisfCheckpoint, nisfStudy, nisfSpacing - NISF++: checkpoint, cine study browser, output grid spacing (mm).
+    motionCheckpoint, motionStudy, motionFactor - CardioMorphNet: checkpoint, cine study, in-plane reduction.
     synthCheckpoint, synthFrame, synthLabels, synthSamples - CT synthesis: CVAE, ES CT volume, its labels, samples.
     """
 
@@ -129,6 +130,9 @@ class CardiacMotionAtlasParameterNode:
     nisfCheckpoint: pathlib.Path
     nisfStudy: slicer.vtkMRMLSequenceBrowserNode
     nisfSpacing: Annotated[float, WithinRange(0.5, 10.0)] = 1.25
+    motionCheckpoint: pathlib.Path
+    motionStudy: slicer.vtkMRMLSequenceBrowserNode
+    motionFactor: Annotated[int, WithinRange(1, 8)] = 1
     synthCheckpoint: pathlib.Path
     synthFrame: slicer.vtkMRMLScalarVolumeNode
     synthLabels: slicer.vtkMRMLLabelMapVolumeNode
@@ -175,6 +179,7 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.ui.runAtlasFitButton.connect("clicked(bool)", self.onRunAtlasFitButton)
         self.ui.runNisfButton.connect("clicked(bool)", self.onRunNisfButton)
         self.ui.runSynthButton.connect("clicked(bool)", self.onRunSynthButton)
+        self.ui.runMotionButton.connect("clicked(bool)", self.onRunMotionButton)
 
         self._pollTimer = qt.QTimer()
         self._pollTimer.setInterval(100)
@@ -244,6 +249,7 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.ui.runAtlasFitButton.enabled = not running and node is not None and _isSet(node.atlasCheckpoint)
         self.ui.runNisfButton.enabled = not running and node is not None and _isSet(node.nisfCheckpoint)
         self.ui.runSynthButton.enabled = not running and node is not None and _isSet(node.synthCheckpoint)
+        self.ui.runMotionButton.enabled = not running and node is not None and _isSet(node.motionCheckpoint)
 
     def _setRunning(self, running: bool) -> None:
         self.ui.cancelRunButton.enabled = running
@@ -295,6 +301,8 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
                 self._parameterNode.nisfCheckpoint = found["nisf"]
             if "synth" in found:
                 self._parameterNode.synthCheckpoint = found["synth"]
+            if "motion" in found:
+                self._parameterNode.motionCheckpoint = found["motion"]
             self.ui.runStatusLabel.text = _("registry: {methods}").format(methods=", ".join(sorted(found)) or "-")
 
     def _startMethodRun(self, start) -> None:
@@ -315,6 +323,12 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         node = self._parameterNode
         self._startMethodRun(lambda progress, done: self.logic.reconstructNisf(
             node.nisfCheckpoint, node.nisfStudy, spacingMm=node.nisfSpacing, progressCallback=progress,
+            doneCallback=done))
+
+    def onRunMotionButton(self) -> None:
+        node = self._parameterNode
+        self._startMethodRun(lambda progress, done: self.logic.estimateMotion(
+            node.motionCheckpoint, node.motionStudy, factor=node.motionFactor, progressCallback=progress,
             doneCallback=done))
 
     def onRunSynthButton(self) -> None:
@@ -457,6 +471,16 @@ class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
                                                  spacing_mm=spacingMm, on_progress=progressCallback,
                                                  on_done=doneCallback, wait=waitForCompletion, dispatch="poll")
 
+    def estimateMotion(self, checkpoint, study, factor: int = 1, progressCallback=None, doneCallback=None,
+                       waitForCompletion: bool = False, scene=None):
+        """CardioMorphNet in a background process; returns a MethodRun (grid transform, uncertainty, warped
+        labels, myocardium with uncertainty scalars, indices, volume curves, strain in ``nodes``)."""
+        if not _isSet(checkpoint):
+            raise ValueError(_("Choose a CardioMorphNet model first."))
+        return self.core.run_motion_estimation(scene or slicer.mrmlScene, pathlib.Path(checkpoint), study,
+                                               factor=factor, on_progress=progressCallback, on_done=doneCallback,
+                                               wait=waitForCompletion, dispatch="poll")
+
     def synthesizeCT(self, checkpoint, frame, labels=None, samples: int = 3, progressCallback=None,
                      doneCallback=None, waitForCompletion: bool = False, scene=None):
         """CT motion synthesis in a background process; returns a MethodRun (generated frames, flows as
@@ -478,6 +502,9 @@ class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
             slicer.util.setSliceViewerLayers(background=browser.GetProxyNode(nodes["generated_sequence"]), fit=True)
         if "intensity_sequence" in nodes and browser is not None:
             slicer.util.setSliceViewerLayers(background=browser.GetProxyNode(nodes["intensity_sequence"]),
+                                             label=browser.GetProxyNode(nodes["label_sequence"]), fit=True)
+        if "label_sequence" in nodes and "uncertainty_sequence" in nodes and browser is not None:
+            slicer.util.setSliceViewerLayers(background=browser.GetProxyNode(nodes["uncertainty_sequence"]),
                                              label=browser.GetProxyNode(nodes["label_sequence"]), fit=True)
         if "volume_curves" in nodes:
             slicer.modules.plots.logic().ShowChartInLayout(nodes["volume_curves"].chart)

@@ -47,7 +47,7 @@ from .transforms import (
     matrix_to_linear_transform_node,
     slice_transforms_to_nodes,
 )
-from .method_outputs import load_atlas_fit_outputs, load_nisf_outputs
+from .method_outputs import load_atlas_fit_outputs, load_motion_outputs, load_nisf_outputs, load_synth_outputs
 from .method_runs import MethodInputError, MethodRun
 from .volumes import (
     create_sequence_browser,
@@ -81,7 +81,9 @@ __all__ = [
     "labels_to_segmentation_node",
     "linear_transform_node_to_matrix",
     "load_atlas_fit_outputs",
+    "load_motion_outputs",
     "load_nisf_outputs",
+    "load_synth_outputs",
     "load_scene_bundle",
     "matrix_to_linear_transform_node",
     "mesh_sequence_to_sequence_node",

@@ -320,6 +320,38 @@ class CardiacMotionAtlasLogic:
         return self._start_with_late_args("nisf", args, lambda out: load_nisf_outputs(scene, out), prepare,
                                           on_progress, on_done, wait, work_dir, dispatch)
 
+    def run_motion_estimation(self, scene: Any, model_checkpoint: PathLike, study: Any, *,
+                              samples: Optional[int] = None, factor: int = 1, crop: Optional[int] = None,
+                              frames: Optional[int] = None, device: str = "auto",
+                              on_progress: Optional[ProgressCallback] = None,
+                              on_done: Optional[Callable[[MethodRun], None]] = None, wait: bool = False,
+                              work_dir: Optional[PathLike] = None, dispatch: str = "poll") -> MethodRun:
+        """CardioMorphNet motion of a cine SAX study (a loaded study's browser, a CineStudy or a study
+        folder), then load the ED->ES grid transform, uncertainty and warped-label sequences, the ED
+        myocardium with uncertainty scalars, indices (with 95 % bounds), volume curves and strain (see
+        :func:`~CardiacMotionAtlasLib.mrml.method_outputs.load_motion_outputs`). ``factor``/``crop``/
+        ``frames`` must be those the model was trained with (``cardiac-atlas motion train``)."""
+        from .method_outputs import load_motion_outputs
+
+        checkpoint = Path(model_checkpoint)
+        if not checkpoint.is_file():
+            raise MethodInputError(f"{checkpoint}: no CardioMorphNet checkpoint (train one, or pick one from the registry)")
+        source = cine_study_input(study)
+        args = ["motion", "estimate", "--model", absolute(checkpoint), "--out", OUTPUT_DIR, "--factor",
+                str(int(factor)), "--device", device]
+        if crop is not None:
+            args += ["--crop", str(int(crop))]
+        if frames is not None:
+            args += ["--frames", str(int(frames))]
+        if samples is not None:
+            args += ["--samples", str(int(samples))]
+
+        def prepare(folder: Path) -> None:
+            args.extend(["--study", absolute(source) if isinstance(source, Path) else write_study_input(source, folder)])
+
+        return self._start_with_late_args("motion", args, lambda out: load_motion_outputs(scene, out), prepare,
+                                          on_progress, on_done, wait, work_dir, dispatch)
+
     def run_ct_synthesis(self, scene: Any, model_checkpoint: PathLike, frame: Any, labels: Any = None, *,
                          n: int = 3, mode: str = "random", seed: int = 0, es_phase: float = 0.35,
                          device: str = "auto", on_progress: Optional[ProgressCallback] = None,

@@ -140,4 +140,78 @@ def load_synth_outputs(scene: Any, folder: Path, name: str = "CT synthesis") -> 
     return nodes
 
 
-__all__ = ["load_atlas_fit_outputs", "load_nisf_outputs", "load_synth_outputs"]
+def _csv_columns(path: Path) -> Dict[str, np.ndarray]:
+    import csv
+
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    if not rows:
+        raise MRMLBridgeError(f"{path}: empty table")
+    return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
+
+
+def load_motion_outputs(scene: Any, folder: Path, name: str = "") -> Dict[str, Any]:
+    """Nodes of a ``motion estimate`` output folder: ``ed_to_es_transform`` (grid transform of the ED -> ES
+    DVF: placed under it, ED content lands on ES), ``uncertainty_sequence`` (differential entropy, nats),
+    ``label_sequence`` (warped segmentation), ``browser``, ``myocardium_model`` (ED myocardium surface with
+    point scalars ``uncertainty_es_nats`` and ``displacement_es_mm``), ``indices_table`` (with 95 % bounds
+    in ``<index>_lower95``/``<index>_upper95`` columns), ``volume_curves`` and ``strain_table``."""
+    from ..analysis.volume_curves import VolumeCurve
+    from ..io.displacement_io import read_displacement_field
+    from ..io.nifti import read_nifti
+    from ..nisf.sampling import label_meshes
+    from .models import add_model_node
+    from .tables import _double_column, clinical_indices_to_table_node
+    from .transforms import displacement_field_to_grid_transform_node
+
+    folder = Path(folder)
+    record = json.loads(_require(folder / "indices.json", "indices.json").read_text())
+    subject = name or str(record["subject_id"])
+    es = int(record["es_frame"])
+    ed = int(record["ed_frame"])
+    nodes: Dict[str, Any] = {}
+    flow = read_displacement_field(_require(folder / "dvf" / f"ed_to_frame{es:02d}.nii.gz", "the ED->ES DVF"))
+    nodes["ed_to_es_transform"] = displacement_field_to_grid_transform_node(scene, flow, f"{subject} ED->ES (CardioMorphNet)")
+    uncertainty = read_nifti(_require(folder / "uncertainty.nii.gz", "uncertainty.nii.gz"))
+    labels = read_nifti(_require(folder / "warped_labels.nii.gz", "warped_labels.nii.gz"), labels=True)
+    nodes["uncertainty_sequence"] = image_sequence_to_sequence_node(scene, uncertainty, f"{subject} DVF uncertainty (nats)")
+    nodes["label_sequence"] = image_sequence_to_sequence_node(scene, labels, f"{subject} warped labels", labels=True)
+    nodes["browser"] = create_sequence_browser(scene, [nodes["label_sequence"], nodes["uncertainty_sequence"]],
+                                               f"{subject} CardioMorphNet")
+    surfaces = label_meshes(labels, 2, frames=[ed])
+    vertices, faces = surfaces[0]
+    if len(faces):
+        scalars = {"uncertainty_es_nats": _sample(uncertainty.array[es], uncertainty.ijk_to_ras, vertices),
+                   "displacement_es_mm": np.linalg.norm(flow.sample(vertices), axis=1)}
+        nodes["myocardium_model"] = add_model_node(scene, vertices, faces, scalars,
+                                                   f"{subject} ED myocardium (uncertainty at ES)",
+                                                   active_scalars="uncertainty_es_nats")
+    values = {k: v["value"] for k, v in record["indices"].items()}
+    nodes["indices_table"] = clinical_indices_to_table_node(scene, values, f"{subject} clinical indices (CardioMorphNet)",
+                                                            subject_ids=[subject])
+    table = nodes["indices_table"].GetTable()
+    for key, entry in record["indices"].items():
+        table.AddColumn(_double_column(f"{key}_lower95", [entry["lower95"]]))
+        table.AddColumn(_double_column(f"{key}_upper95", [entry["upper95"]]))
+    volumes = _csv_columns(_require(folder / "volumes.csv", "volumes.csv"))
+    curves = [VolumeCurve(volumes["phase"], volumes[f"{v}_ml"], v) for v in ("LV", "RV") if f"{v}_ml" in volumes]
+    nodes["volume_curves"] = volume_curves_to_plot(scene, curves, f"{subject} volume curves (CardioMorphNet)",
+                                                   title=f"{subject}: ventricular volumes (CardioMorphNet)")
+    strain = _csv_columns(_require(folder / "strain.csv", "strain.csv"))
+    strain_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{subject} strain (%)")
+    for key, column in strain.items():
+        strain_node.GetTable().AddColumn(_double_column(key, column))
+    nodes["strain_table"] = strain_node
+    return nodes
+
+
+def _sample(volume: np.ndarray, ijk_to_ras: np.ndarray, points_ras: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import map_coordinates
+
+    from ..geometry.affine import apply_affine
+
+    ijk = apply_affine(np.linalg.inv(ijk_to_ras), points_ras)
+    return map_coordinates(np.asarray(volume, float), ijk[:, ::-1].T, order=1, mode="nearest")
+
+
+__all__ = ["load_atlas_fit_outputs", "load_motion_outputs", "load_nisf_outputs", "load_synth_outputs"]

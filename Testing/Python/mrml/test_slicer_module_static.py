@@ -118,7 +118,7 @@ def test_module_structure_and_logic_delegation(module_tree):
     source = MODULE_FILE.read_text()
     assert "from CardiacMotionAtlasLib.mrml.logic import CardiacMotionAtlasLogic" in source
     for call in ("load_phantom_subject", "load_study", "generate_phantom_cohort", "run_atlas_fit",
-                 "run_nisf_reconstruction", "run_ct_synthesis"):
+                 "run_nisf_reconstruction", "run_ct_synthesis", "run_motion_estimation"):
         assert f"self.core.{call}(" in source
     # the library is imported lazily (missing packages must not break loading the module)
     top_level_imports = [ast.unparse(n) for n in module_tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
