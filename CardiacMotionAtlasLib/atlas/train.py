@@ -6,6 +6,12 @@ Each step draws ``subjects_per_step`` subjects (0 = all), ``frames_per_subject``
 :mod:`.model`. Networks and codes have their own learning rates, both decayed by a cosine schedule to
 ``final_lr_fraction``. The loop, checkpoints, ``--resume``, progress and cancel are
 :func:`~CardiacMotionAtlasLib.training.run_training`'s.
+
+Multi-process (``torchrun --nproc_per_node N``, or a process group the caller initialised): every rank
+draws the same global batch, keeps its shard of the points and weights the per-point terms so that
+DistributedDataParallel's gradient average equals the single-process gradient (gloo on CPU, nccl on
+CUDA); the reported loss is averaged over ranks, rank 0 alone writes checkpoints (every rank's RNG state
+in them) and a resumed run continues on every rank.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from ..training import ddp
 from ..training.device import select_device
+from ..training.distributed import barrier
 from ..training.loop import make_state_fns, run_training
 from ..training.progress import CancelToken, ProgressReporter
 from ..training.seeding import make_generator, seed_everything
@@ -77,19 +85,35 @@ class CohortTensors:
 
 
 def atlas_loss(module: NeuralDiffeomorphicAtlas, data: CohortTensors, subjects: torch.Tensor, points: torch.Tensor,
-               phases: torch.Tensor, sdf: torch.Tensor, index: torch.Tensor):
-    """Training loss and its parts (see :mod:`.model`)."""
+               phases: torch.Tensor, sdf: torch.Tensor, index: torch.Tensor, point_weight: float = 1.0):
+    """Training loss and its parts (see :mod:`.model`). ``point_weight`` scales the per-point means (SDF,
+    velocity): a rank's shard weight under DDP (:func:`~CardiacMotionAtlasLib.training.ddp.shard_weight`)."""
     config = module.config
     predicted, energy = module(points, phases, module.shape_codes, module.time_codes, index)
     sdf_term = clamped_l1(predicted, sdf, config.clamp)
     codes = (module.shape_codes[subjects] ** 2).sum(1).mean() + (module.time_codes[subjects] ** 2).sum(1).mean()
     velocity = energy.mean()
+    if point_weight != 1.0:
+        sdf_term, velocity = sdf_term * point_weight, velocity * point_weight
     loss = sdf_term + config.code_weight * codes + config.velocity_weight * velocity
     alignment = torch.zeros((), device=points.device)
     if config.es_alignment_weight > 0 and len(data.es_index):
         alignment = module.es_alignment(module.time_codes[data.es_index], data.es_phase).mean()
         loss = loss + config.es_alignment_weight * alignment
     return loss, {"sdf": sdf_term.detach(), "velocity": velocity.detach(), "align": alignment.detach()}
+
+
+class _AtlasObjective(torch.nn.Module):
+    """The loss as a module, so that every parameter use (codes, ES alignment) happens inside ``forward``,
+    as DistributedDataParallel requires."""
+
+    def __init__(self, module: NeuralDiffeomorphicAtlas, data: CohortTensors) -> None:
+        super().__init__()
+        self.atlas = module
+        self.data = data
+
+    def forward(self, subjects, points, phases, sdf, index, point_weight: float = 1.0):
+        return atlas_loss(self.atlas, self.data, subjects, points, phases, sdf, index, point_weight)
 
 
 def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] = None, *,
@@ -100,7 +124,11 @@ def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] =
     ``config.checkpoint_every`` steps and at the end; ``resume`` continues from that checkpoint).
 
     ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"`` or a ``torch.device``. The result's
-    ``training_seconds_per_step`` attribute holds the mean wall time of the steps run."""
+    ``training_seconds_per_step`` attribute holds the mean wall time of the steps run.
+
+    Under ``torchrun`` (or with a process group already initialised) the steps run with
+    DistributedDataParallel over the ranks (module docstring); ``device="cuda"`` then picks
+    ``cuda:LOCAL_RANK``. Every rank returns the same trained atlas."""
     config = config or AtlasConfig()
     subjects = list(subjects)
     if not subjects:
@@ -108,12 +136,15 @@ def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] =
     ids = [s.subject_id for s in subjects]
     if len(set(ids)) != len(ids):
         raise AtlasDataError(None, f"duplicate subject ids in the training cohort: {ids}")
-    device = select_device(device)
-    seed_everything(config.seed)
+    device = select_device(device, local_rank=ddp.local_rank())
+    rank, world_size = ddp.ensure_process_group(device)
+    seed_everything(config.seed, rank)  # rank 0: the single-process seed; DDP broadcasts rank 0's weights
     factor = cohort_extent_factor(subjects, config.extent_margin)
     module = NeuralDiffeomorphicAtlas(config, len(subjects)).to(device)
     module.extent_factor.fill_(factor)
     data = CohortTensors(subjects, factor, device)
+    aligned = config.es_alignment_weight > 0 and len(data.es_index) > 0  # else template_es_phase gets no gradient
+    objective = ddp.wrap_ddp(_AtlasObjective(module, data), device, find_unused_parameters=not aligned)
 
     network_params = [p for m in module.networks() for p in m.parameters()] + [module.template_es_phase]
     optimizer = torch.optim.Adam([
@@ -141,9 +172,14 @@ def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] =
         else:
             chosen = torch.arange(len(subjects), device=device)
         points, phases, sdf, index = data.batch(generator, chosen, config.frames_per_subject, config.points_per_frame)
+        weight = 1.0
+        if world_size > 1:  # this rank's shard of the global batch
+            part = ddp.shard(len(points), rank, world_size)
+            weight = ddp.shard_weight(len(points), rank, world_size)
+            points, phases, sdf, index = points[part], phases[part], sdf[part], index[part]
         module.train()
         optimizer.zero_grad(set_to_none=True)
-        loss, parts = atlas_loss(module, data, chosen, points, phases, sdf, index)
+        loss, parts = objective(chosen, points, phases, sdf, index, weight)
         loss.backward()
         if step < config.template_warmup_steps:  # warm-up: the template learns the mean shape, D1 stays identity
             for parameter in module.spatial.parameters():
@@ -151,12 +187,14 @@ def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] =
         optimizer.step()
         scheduler.step()
         timings.append(time.perf_counter() - start)
-        return {"loss": loss.detach(), "sdf_mm": parts["sdf"] * atlas.mean_scale_mm}
+        loss, sdf_term = ddp.all_reduce_mean(loss.detach()), ddp.all_reduce_mean(parts["sdf"])
+        return {"loss": loss, "sdf_mm": sdf_term * atlas.mean_scale_mm}
 
     run_training(step_fn, total_steps=config.steps, checkpoint_path=checkpoint_path,
                  checkpoint_every=config.checkpoint_every, state_dict_fn=state_dict_fn,
                  load_state_fn=load_state_fn, config=config, kind=CHECKPOINT_KIND, resume=resume,
                  progress=progress, cancel=cancel, description="train atlas")
+    barrier()  # rank 0's final checkpoint is on disk before any rank returns
     module.eval()
     atlas.training_seconds_per_step = float(np.mean(timings)) if timings else float("nan")
     return atlas

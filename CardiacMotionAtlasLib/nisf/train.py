@@ -10,6 +10,14 @@ Schedules: every learning rate decays by a cosine to ``final_lr_fraction``; slic
 intensity scales stay frozen for the first ``offset_warmup_fraction`` of the steps (they would chase
 the noise of a network that has not yet learnt the anatomy). The training subjects' global pose stays
 the identity (it is the frame's gauge; only a new subject fits one).
+
+Multi-process (``torchrun --nproc_per_node N``, or a process group the caller initialised): the network
+and the cohort's learnables are wrapped in DistributedDataParallel (gloo on CPU, nccl on CUDA); each rank
+draws its own ``ceil(slices_per_step / N)`` slices per step from ``make_generator(seed, rank, step)`` (rank
+0 of 1 draws exactly the single-process batch), gradients are averaged over ranks, the reported metrics
+are averaged too, and rank 0 alone writes checkpoints (with every rank's RNG state). The loss (soft Dice
+over the batch, Monte-Carlo PSF draws) does not split into per-point terms, so a multi-rank step is the
+average of per-rank sub-batch losses, not the loss of one concatenated batch.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ import torch
 
 from ..data.cine_study import CineStudy
 from ..errors import CheckpointError
+from ..training import ddp
+from ..training.distributed import barrier
 from ..training import (
     TrainingResult,
     config_from_dict,
@@ -89,16 +99,31 @@ def _subject_keys(subjects: Sequence[dict]) -> List[str]:
     return [f"{s['subject_id']}:" + ",".join(sl["name"] for sl in s["slices"]) for s in subjects]
 
 
+class _NISFObjective(torch.nn.Module):
+    """The batch loss as a module (every learnable used inside ``forward``, as DDP requires)."""
+
+    def __init__(self, model: NISFModel, table: SliceTable, config: NISFConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.table = table
+        self.config = config
+
+    def forward(self, batch, generator: torch.Generator):
+        return batch_loss(self.model.network, self.model.params, self.table, batch, self.config, generator)
+
+
 def train_nisf(studies: Sequence[Union[CineStudy, SubjectData]], config: Optional[NISFConfig] = None, *,
                checkpoint_path: Optional[Union[str, Path]] = None, resume: bool = False,
                device: Union[str, torch.device, None] = "auto", progress=None, cancel=None) -> TrainedNISF:
     """Train NISF++ on a cohort of cine studies (or already prepared subjects) and return the model.
 
     Labels are used where the studies have them (Dice + CE); LAX frames without labels supervise
-    intensities only. ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"``.
+    intensities only. ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"`` (under
+    ``torchrun``: ``cuda:LOCAL_RANK``). Multi-process training: see the module docstring.
     """
     config = (config or NISFConfig()).validate()
-    device = select_device(device)
+    device = select_device(device, local_rank=ddp.local_rank())
+    rank, world_size = ddp.ensure_process_group(device)
     subjects = [s if isinstance(s, SubjectData) else prepare_subject(s, config) for s in studies]
     if not subjects:
         raise ValueError("train_nisf needs at least one study")
@@ -110,6 +135,8 @@ def train_nisf(studies: Sequence[Union[CineStudy, SubjectData]], config: Optiona
     table = SliceTable(subjects, device)
     sampler = SliceBatchSampler(subjects, device)
     params = model.params
+    objective = ddp.wrap_ddp(_NISFObjective(model, table, config), device, find_unused_parameters=True)
+    per_rank = config.slices_per_step if world_size == 1 else max(1, math.ceil(config.slices_per_step / world_size))
     groups = [
         {"params": list(model.network.parameters()), "lr": config.lr_network},
         {"params": [params.latents], "lr": config.lr_latent},
@@ -135,20 +162,24 @@ def train_nisf(studies: Sequence[Union[CineStudy, SubjectData]], config: Optiona
         load_model_state(checkpoint)
 
     def step_fn(step: int):
-        generator = make_generator(config.seed, stream=step)
-        batch = sampler.sample(generator, config.slices_per_step, config.points_per_slice)
-        loss, parts = batch_loss(model.network, params, table, batch, config, generator)
+        generator = make_generator(config.seed, rank=rank, stream=step)
+        batch = sampler.sample(generator, per_rank, config.points_per_slice)
+        loss, parts = objective(batch, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        return {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
+        metrics = {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
+        if world_size > 1:  # a part missing on some rank (no labels drawn) would deadlock: reduce the common ones
+            metrics = {k: ddp.all_reduce_mean(v) for k, v in metrics.items() if k in ("loss", "mse", "reg")}
+        return metrics
 
     model.train()
     result = run_training(step_fn, total_steps=config.steps, checkpoint_path=checkpoint_path,
                           checkpoint_every=config.checkpoint_every, state_dict_fn=state_dict_fn,
                           load_state_fn=load_state_fn, config=config, kind=CHECKPOINT_KIND, resume=resume,
                           progress=progress, cancel=cancel, description="train NISF++")
+    barrier()  # rank 0's final checkpoint is on disk before any rank returns
     model.eval()
     model.requires_grad_(False)
     path = None if checkpoint_path is None else Path(checkpoint_path)
