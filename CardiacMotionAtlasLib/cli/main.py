@@ -10,13 +10,15 @@ from typing import Callable, Dict, List, Optional, Tuple
 from .. import __version__
 from ..errors import CardiacMotionAtlasError
 from . import nisf_cmd, phantom_cmd, study_cmd
-from . import atlas_cmd, motion_cmd, synth_cmd
+from . import atlas_cmd, batch_cmd, motion_cmd, synth_cmd
 
 Command = Tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 
 COMMANDS: Dict[str, Command] = {
     "atlas": (atlas_cmd.add_atlas_arguments, atlas_cmd.run_atlas,
               "spatiotemporal NDF atlas of the LV: train | fit (all frames, ED+ES, ED) | mesh"),
+    "batch": (batch_cmd.add_arguments, batch_cmd.run,
+              "cohort batch on Dask: one idempotent task per subject (indices | nisf | atlas-fit | motion | synth)"),
     "demo": (phantom_cmd.add_demo_arguments, phantom_cmd.run_demo,
              "main job: synthetic cohort -> clinical indices, meshes, volume curves, report"),
     "phantom": (phantom_cmd.add_phantom_arguments, phantom_cmd.run_phantom,

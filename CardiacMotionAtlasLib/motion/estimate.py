@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..analysis.clinical_indices import ClinicalIndices, clinical_indices_from_volumes
 from ..analysis.strain import STRAIN_NAMES, lv_frame_from_labels, strain_from_displacement
-from ..geometry.warp import voxel_to_ras_displacement, warp
+from ..geometry.warp import compose, voxel_to_ras_displacement, warp
 from ..training import make_generator
 from .data import MotionSequence, crop_volume
 from .errors import MotionInputError
@@ -88,6 +88,30 @@ def _indices(volumes: np.ndarray, ed: int, es: Optional[int]) -> ClinicalIndices
     return clinical_indices_from_volumes(volumes[0], volumes[2], volumes[1], ed, es)
 
 
+def chain_drift_variance(fields: Dict[str, torch.Tensor], n: int, shape, ijk_to_ras: np.ndarray,
+                         smooth: int = 1) -> np.ndarray:
+    """Per-voxel variance (mm^2 per component) ``(n, z, y, x)`` of the chain drift of the combined ED -> t
+    fields of a closed cycle of ``n`` steps (:func:`~.fields.closed_chain_fields`).
+
+    Random-walk model: every step adds an independent error of variance ``s^2`` per component, so the
+    forward and backward chains to frame ``t`` differ by ``d_t`` with ``E|d_t|^2 = 3 n s^2`` whatever
+    ``t``. ``s^2`` is estimated per voxel from the discrepancies of all frames (``mean_t |d_t|^2 / (3 n)``,
+    averaged over ``(2 smooth + 1)^2`` in-plane neighbours), and the combined field's error variance
+    is that of a Brownian bridge pinned at both EDs: ``s^2 t (n - t) / n``. It is label-free and adds
+    to the posterior samples' covariance the error that sampling each step's posterior does not see
+    (steps that are individually confident but biased)."""
+    difference = voxel_to_ras_displacement(crop_volume(fields["ed_to_t_forward"] - fields["ed_to_t_backward"], shape),
+                                           ijk_to_ras)  # (n, 3, z, y, x) mm
+    step_variance = (difference ** 2).sum(1).mean(0, keepdim=True)[None] / (3.0 * n)  # (1, 1, z, y, x)
+    if smooth > 0:
+        size = 2 * smooth + 1
+        step_variance = F.avg_pool3d(step_variance, (1, size, size), stride=1, padding=(0, smooth, smooth),
+                                     count_include_pad=False)
+    t = torch.arange(n, dtype=difference.dtype, device=difference.device)
+    bridge = (t * (n - t) / n).view(-1, 1, 1, 1)
+    return (bridge * step_variance[0]).cpu().numpy().astype(np.float64)
+
+
 @torch.no_grad()
 def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: Optional[int] = None,
                     use_given_ed_labels: bool = True, seed: int = 0, progress=None) -> MotionEstimate:
@@ -120,14 +144,28 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     voxel_ml = _voxel_volume_ml(sequence.ijk_to_ras)
     es_position = order.index(sequence.es_frame) if sequence.es_frame is not None else None
 
-    posterior = model.posterior_over_steps(images, sample_latent=False)
-    mean_fields = model.fields(posterior.mean, padded)
+    closed = bool(config.cyclic)  # the cycle closes: ED appended, chains from both EDs combined
+    posterior = model.posterior_over_steps(torch.cat([images, images[:1]]) if closed else images,
+                                           sample_latent=False)
+
+    def fields_of(velocities: torch.Tensor) -> Dict[str, torch.Tensor]:
+        out = model.fields(velocities, padded, closed=closed)
+        return {k: (v[:n] if k != "weights" else v) for k, v in out.items()}
+
+    mean_fields = fields_of(posterior.mean)
     ed_to_t, probs, volumes, strain = _quantities(mean_fields, ed_onehot, shape, sequence.ijk_to_ras, myo, frame,
                                                   voxel_ml)
     t_to_ed = voxel_to_ras_displacement(crop_volume(mean_fields["t_to_ed"], shape), sequence.ijk_to_ras).cpu().numpy()
-    steps = voxel_to_ras_displacement(crop_volume(mean_fields["forward"], shape), sequence.ijk_to_ras).cpu().numpy()
+    if closed:  # frame-to-frame fields consistent with the combined chains: u_{t-1->0} then u_{0->t}
+        step_fields = compose(mean_fields["t_to_ed"][:-1], mean_fields["ed_to_t"][1:])
+    else:
+        step_fields = mean_fields["forward"]
+    steps = voxel_to_ras_displacement(crop_volume(step_fields, shape), sequence.ijk_to_ras).cpu().numpy()
     steps = np.concatenate([np.zeros_like(steps[:1]), steps])
-    step_entropy = voxel_entropy(posterior.low_rank, posterior.log_variance)[:, None]
+    drift = np.zeros(ed_to_t.shape[:1] + ed_to_t.shape[2:], np.float64)
+    if closed:
+        drift = chain_drift_variance(mean_fields, n, shape, sequence.ijk_to_ras)
+    step_entropy = voxel_entropy(posterior.low_rank[: n - 1], posterior.log_variance[: n - 1])[:, None]
     step_entropy = F.interpolate(step_entropy, size=tuple(padded), mode="trilinear", align_corners=True)
     step_entropy = np.concatenate([np.zeros((1, *shape), np.float32),
                                    crop_volume(step_entropy[:, 0], shape).cpu().numpy()])
@@ -144,7 +182,7 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         progress.start(samples, f"posterior samples {sequence.subject_id}")
     for s in range(samples):
         velocities = model.step_velocities(posterior, sample=True, generator=generator)
-        sample_np, _, sample_volumes, sample_strain = _quantities(model.fields(velocities, padded), ed_onehot, shape,
+        sample_np, _, sample_volumes, sample_strain = _quantities(fields_of(velocities), ed_onehot, shape,
                                                                    sequence.ijk_to_ras, myo, frame, voxel_ml)
         total += sample_np
         moved = np.moveaxis(sample_np, 1, -1)
@@ -158,7 +196,7 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         progress.close()
     sample_mean = np.moveaxis(total / samples, 1, -1)
     covariance = (outer - samples * sample_mean[..., :, None] * sample_mean[..., None, :]) / (samples - 1)
-    covariance = covariance + 1e-6 * np.eye(3)
+    covariance = covariance + (drift[..., None, None] + 1e-6) * np.eye(3)
     entropy = 0.5 * (3 * np.log(2 * np.pi * np.e) + np.linalg.slogdet(covariance)[1])
 
     def reorder(array: np.ndarray, axis: int = 0) -> np.ndarray:  # ED-first positions -> frame indices
@@ -198,4 +236,4 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         n_samples=samples, metadata={"lv_centre_ras": frame[0].tolist(), "long_axis_ras": frame[1].tolist()})
 
 
-__all__ = ["VOLUME_NAMES", "MotionEstimate", "estimate_motion"]
+__all__ = ["VOLUME_NAMES", "MotionEstimate", "chain_drift_variance", "estimate_motion"]

@@ -9,7 +9,8 @@
 - bending energy (rho) of the posterior-mean step velocities, and the KL of the DVF posterior to a
   zero-mean isotropic Gaussian prior (its mean term left to the bending energy);
 - with ``config.cyclic`` the sequence is closed (ED appended after the last frame, with the ED labels),
-  so the shape loss also asks the chained fields to come back to the identity;
+  so the shape loss also asks the chained fields to come back to the identity, and every labelled
+  frame is also reached by the backward chain from the closing ED (diastolic steps get supervised);
 - intensity NCC (off by default: the ablation / intensity-supervised baseline).
 """
 
@@ -89,7 +90,7 @@ def sequence_loss(model: CardioMorphNet, images: torch.Tensor, labels: Dict[int,
             pseudo = torch.cat([pseudo, pseudo[:1]])
     posterior = model.posterior_over_steps(images, generator)
     velocities = model.step_velocities(posterior, sample=True, generator=generator)
-    fields = model.fields(velocities, images.shape[2:])
+    fields = model.fields(velocities, images.shape[2:], closed=config.cyclic)
     zero = images.new_zeros(())
     parts: Dict[str, torch.Tensor] = {}
     shape = zero
@@ -98,12 +99,21 @@ def sequence_loss(model: CardioMorphNet, images: torch.Tensor, labels: Dict[int,
             raise ValueError("the shape loss needs labels at ED (frame 0 of the sequence)")
         ed = soft_masks(labels[0], config.label_blur)
         terms = []
+        # the forward chains from ED (with ``cyclic``, to the closing ED too), and with ``cyclic`` also the
+        # backward chains from the closing ED to every labelled frame in between: each step is then
+        # supervised through a chain that reaches a labelled frame in either direction (diastole too)
+        chains = [("ed_to_t_forward", "t_to_ed_forward"), ("ed_to_t_backward", "t_to_ed_backward")] \
+            if config.cyclic else [("ed_to_t", "t_to_ed")]
+        last = images.shape[0] - 1
         for t, mask in labels.items():
             if t == 0:
                 continue
-            terms.append(shape_loss(warp(soft_masks(mask, config.label_blur), fields["ed_to_t"][t: t + 1]), labels[0],
-                                    config.dice_weight))
-            terms.append(shape_loss(warp(ed, fields["t_to_ed"][t: t + 1]), mask, config.dice_weight))
+            for to_t, to_ed in chains:
+                if to_t == "ed_to_t_backward" and t == last:
+                    continue  # the identity
+                terms.append(shape_loss(warp(soft_masks(mask, config.label_blur), fields[to_t][t: t + 1]),
+                                        labels[0], config.dice_weight))
+                terms.append(shape_loss(warp(ed, fields[to_ed][t: t + 1]), mask, config.dice_weight))
         if terms:
             shape = torch.stack(terms).mean()
     parts["shape"] = shape

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..geometry.warp import integrate_velocity
 from .config import MotionConfig
 from .data import N_CLASSES
-from .fields import chain_fields, upsample_in_plane
+from .fields import chain_fields, closed_chain_fields, upsample_in_plane
 from .gaussian import sample_field
 from .networks import ConvLSTMCell, FeatNet, GaussianHead, ImageDecoder, UNet3D
 
@@ -108,12 +108,17 @@ class CardioMorphNet(nn.Module):
             return posterior.mean
         return sample_field(posterior.mean, posterior.low_rank, posterior.log_variance, generator)
 
-    def fields(self, velocities: torch.Tensor, shape_zyx) -> Dict[str, torch.Tensor]:
+    def fields(self, velocities: torch.Tensor, shape_zyx, closed: bool = False) -> Dict[str, torch.Tensor]:
         """Full-resolution voxel fields from step velocities: ``forward`` ``u_{t-1->t}`` and ``backward``
-        ``u_{t->t-1}`` ``(T-1, 3, ...)``, ``ed_to_t`` ``u_{0->t}`` and ``t_to_ed`` ``u_{t->0}`` ``(T, 3, ...)``."""
+        ``u_{t->t-1}`` ``(T-1, 3, ...)``, ``ed_to_t`` ``u_{0->t}`` and ``t_to_ed`` ``u_{t->0}`` ``(T, 3, ...)``.
+        ``closed``: the last position is ED again (a cyclic sequence with ED appended); ``ed_to_t`` /
+        ``t_to_ed`` then combine the chains from both EDs and the forward / backward chains are returned
+        too (:func:`~.fields.closed_chain_fields`)."""
         steps = self.config.integration_steps
         forward = upsample_in_plane(integrate_velocity(velocities, steps), shape_zyx)
         backward = upsample_in_plane(integrate_velocity(-velocities, steps), shape_zyx)
+        if closed:
+            return {"forward": forward, "backward": backward, **closed_chain_fields(forward, backward)}
         ed_to_t, t_to_ed = chain_fields(forward, backward)
         return {"forward": forward, "backward": backward, "ed_to_t": ed_to_t, "t_to_ed": t_to_ed}
 

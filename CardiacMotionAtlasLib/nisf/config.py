@@ -126,7 +126,7 @@ class NISFConfig:
     intensity_scaling: bool = True
     seed: int = 0
     checkpoint_every: int = 250
-    sample_chunk: int = 65536
+    sample_chunk: int = 4096  # points per forward: cache-sized chunks are 1.5x faster on CPU than 65536 (benchmarks.scale)
 
     def validate(self) -> "NISFConfig":
         self.network.validate()

@@ -6,7 +6,13 @@ import numpy as np
 import torch
 
 from CardiacMotionAtlasLib.geometry.warp import compose, ras_to_voxel_displacement, warp
-from CardiacMotionAtlasLib.motion.fields import bending_energy, chain_fields, invert_displacement, upsample_in_plane
+from CardiacMotionAtlasLib.motion.fields import (
+    bending_energy,
+    chain_fields,
+    closed_chain_fields,
+    invert_displacement,
+    upsample_in_plane,
+)
 from CardiacMotionAtlasLib.motion.losses import one_hot
 
 
@@ -76,3 +82,27 @@ def test_bending_energy_is_zero_for_affine_fields_only():
     affine = torch.stack([0.1 * i + 0.2 * j, 0.3 * k, 0.05 * i])[None]
     assert bending_energy(affine) < 1e-10
     assert bending_energy(affine + 0.01 * (i ** 2)[None, None]) > 1e-6
+
+
+def test_closed_chains_meet_at_both_eds():
+    """A cycle whose last step undoes the first two: the backward chain from the closing ED reaches
+    frame 2 where the forward chain does, and the combination is the identity at both EDs."""
+    first, second = _smooth_field((8, 20, 20), 0.5, 0), _smooth_field((8, 20, 20), 0.5, 1)
+    loop = compose(first, second)
+    steps = torch.cat([first, second, invert_displacement(loop, 40)])
+    backward = torch.cat([invert_displacement(steps[i: i + 1], 40) for i in range(3)])
+    out = closed_chain_fields(steps, backward)
+    assert out["ed_to_t"].shape == (4, 3, 8, 20, 20)
+    assert torch.allclose(out["weights"], torch.tensor([0.0, 1 / 3, 2 / 3, 1.0]))
+    assert torch.count_nonzero(out["ed_to_t"][0]) == 0 and torch.count_nonzero(out["ed_to_t"][3]) == 0
+    inner = (..., slice(2, -2), slice(3, -3), slice(3, -3))
+    agree = (out["ed_to_t_backward"][2] - out["ed_to_t_forward"][2])[inner].abs().max()
+    assert agree < 0.1 * loop.abs().max(), float(agree)
+    assert torch.allclose(out["ed_to_t_forward"], chain_fields(steps, backward)[0])
+    # a step that does not close the loop: the chains disagree and the combination lies between them
+    broken = closed_chain_fields(torch.cat([first, second, torch.zeros_like(first)]),
+                                 torch.cat([backward[:2], torch.zeros_like(first)]))
+    gap = (broken["ed_to_t_backward"][2] - broken["ed_to_t_forward"][2])[inner].abs().max()
+    assert gap > 0.5 * loop[inner].abs().max()
+    mix = broken["ed_to_t"][2] - (broken["ed_to_t_forward"][2] + 2 * broken["ed_to_t_backward"][2]) / 3
+    assert mix.abs().max() < 1e-5

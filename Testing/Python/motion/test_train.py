@@ -72,7 +72,11 @@ def test_estimate_outputs_are_consistent(tiny_trained, small_sequence, tmp_path)
     voxels = lambda a: torch.as_tensor(ras_to_voxel_displacement(a, small_sequence.ijk_to_ras))[None]  # noqa: E731
     for t in range(1, n):
         composed = compose(voxels(estimate.ed_to_t[t - 1]), voxels(estimate.steps[t]))
-        assert torch.allclose(composed[..., :-2, :-2], voxels(estimate.ed_to_t[t])[..., :-2, :-2], atol=1e-3)
+        error = (composed - voxels(estimate.ed_to_t[t]))[..., :-2, :-2].abs().max()
+        # cyclic models combine two chains; a step is then u_{t-1->ED} then u_{ED->t}, exact up to the
+        # round-trip residual of the ED <-> t-1 pair
+        round_trip = compose(voxels(estimate.ed_to_t[t - 1]), voxels(estimate.t_to_ed[t - 1]))[..., :-2, :-2]
+        assert error <= 2 * round_trip.abs().max() + 1e-3, (t, float(error))
     again = estimate_motion(load_motion(tiny_trained.checkpoint_path, "cpu"), small_sequence, samples=3)
     assert np.allclose(again.ed_to_t, estimate.ed_to_t, atol=1e-5)
     paths = write_motion_outputs(estimate, tmp_path / "out")
