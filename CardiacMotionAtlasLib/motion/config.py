@@ -26,17 +26,24 @@ class MotionConfig:
     full grid; every downsampling is in-plane only, the thin z axis is kept):
     ``seg_channels`` / ``deform_channels``: U-Net widths per level; ``feat_channels``: FeatNet output;
     ``latent_channels``: the recurrent VAE's latent ``Z_t``; ``hidden_channels``: ConvLSTM state;
-    ``rank``: columns of the low-rank factor ``V_t`` of the DVF posterior.
+    ``rank``: columns of the low-rank factor ``V_t`` of the DVF posterior; ``shape_inputs``: with SegNet
+    guidance, DeformNet also gets SegNet's (frozen) class probabilities of both frames of a step, so each
+    step sees which way the shapes change (without them a short training learns one image-independent
+    "contraction" step, and ED -> t chains keep contracting after ES).
 
     Loss (negative ELBO + bending energy): ``shape_weight`` (CE + soft Dice of warped vs given masks at
     ED and ES), ``semi_weight`` (KL of SegNet's pseudo-labels vs warped previous masks at the other
-    frames; 0 or ``guidance="none"`` switches SegNet guidance off), ``latent_kl_weight``,
+    frames; 0 or ``guidance="none"`` switches SegNet guidance off), ``anchor_weight`` (relative weight
+    of the same KL against the ED labels carried by the whole ED -> t chain: anchors diastolic frames),
+    ``latent_kl_weight``,
     ``reconstruction_weight`` (MSE of decoded ``I_t``), ``bending_weight`` (rho, paper 0.3; squared second differences of
     the posterior-mean step velocities in voxels of DeformNet's grid), ``posterior_kl_weight`` (KL of the
     DVF posterior to a zero-mean isotropic prior of std ``prior_std`` voxels, mean term left to the
     bending energy: it keeps the posterior from collapsing, so its spread means something),
     ``cyclic`` (the cycle closes: ED is appended after the last frame with its own labels, so the
-    chained fields must return to the identity),
+    chained fields must return to the identity), ``two_sided`` (with ``cyclic``: the backward chains from
+    the closing ED are supervised at the labelled frames too and combined with the forward chains,
+    :func:`~.fields.closed_chain_fields`),
     ``intensity_weight`` (NCC between warped and fixed frames: 0 by default, the ablation switch).
     """
 
@@ -47,6 +54,7 @@ class MotionConfig:
     hidden_channels: int = 8
     deform_channels: Tuple[int, ...] = (12, 16, 24)
     rank: int = 2
+    shape_inputs: bool = False  # opt-in: DeformNet also sees SegNet's class probabilities of both frames (SegNet models)
     max_velocity: float = 3.0  # bound (tanh) of a step velocity, voxels of DeformNet's grid
     integration_steps: int = 5  # scaling and squaring of each frame-to-frame velocity
     min_log_variance: float = -12.0
@@ -55,12 +63,14 @@ class MotionConfig:
     label_blur: int = 1  # in-plane half-width (pixels) of the box blur of warped masks in the shape loss
     dice_weight: float = 1.0
     semi_weight: float = 0.2
+    anchor_weight: float = 0.0  # opt-in: relative weight of the anchored (ED -> t chain) pseudo-label terms
     latent_kl_weight: float = 1e-3
     reconstruction_weight: float = 0.1
     bending_weight: float = 0.3
     posterior_kl_weight: float = 1e-2
     prior_std: float = 0.5
     cyclic: bool = True
+    two_sided: bool = False  # cyclic: also supervise / combine the chains from the closing ED
     intensity_weight: float = 0.0
     guidance: str = "segnet"
     # training
@@ -95,7 +105,7 @@ class MotionConfig:
         if self.posterior_samples < 2:
             raise MotionConfigError(f"posterior_samples must be >= 2, got {self.posterior_samples}")
         for name in ("shape_weight", "dice_weight", "semi_weight", "latent_kl_weight", "reconstruction_weight",
-                     "bending_weight", "posterior_kl_weight", "intensity_weight"):
+                     "bending_weight", "posterior_kl_weight", "intensity_weight", "anchor_weight"):
             if getattr(self, name) < 0:
                 raise MotionConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         return self

@@ -5,9 +5,11 @@ Every array is indexed by the sequence's own frames (ED need not be frame 0). DV
 SAX grid: ``ed_to_t[t]`` carries the material at ``x`` at ED to ``x + u(x)`` at frame ``t`` (sampled on
 the ED grid, like the phantom's ground truth); ``t_to_ed[t]`` is its inverse (on frame t's grid) and
 ``steps[t]`` the frame-to-frame field ``u_{t-1 -> t}`` (zeros at ED), composed consistently into
-``ed_to_t``. Uncertainty: the differential entropy (nats, of a Gaussian fitted per voxel to the posterior
-samples of ``ed_to_t`` in mm) and the closed-form entropy of each step's Gaussian posterior (velocity,
-voxels). Volumes are soft (summed warped probabilities), indices in ml / % / g, strain in %.
+``ed_to_t``. Uncertainty: the covariance of the posterior samples of ``ed_to_t`` (each step's Gaussian
+posterior sampled and propagated through the chain) plus, for cyclic models, the chain-drift variance
+(:func:`chain_drift_variance`: the disagreement of the chains from both EDs, a random-walk model of the
+bias the step posteriors do not see); the differential entropy (nats, of that per-voxel Gaussian in mm)
+and the closed-form entropy of each step's Gaussian posterior (velocity, voxels). Volumes are soft (summed warped probabilities), indices in ml / % / g, strain in %.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def _indices(volumes: np.ndarray, ed: int, es: Optional[int]) -> ClinicalIndices
 
 
 def chain_drift_variance(fields: Dict[str, torch.Tensor], n: int, shape, ijk_to_ras: np.ndarray,
-                         smooth: int = 1) -> np.ndarray:
+                         smooth: int = 1, bridge: bool = True) -> np.ndarray:
     """Per-voxel variance (mm^2 per component) ``(n, z, y, x)`` of the chain drift of the combined ED -> t
     fields of a closed cycle of ``n`` steps (:func:`~.fields.closed_chain_fields`).
 
@@ -97,7 +99,8 @@ def chain_drift_variance(fields: Dict[str, torch.Tensor], n: int, shape, ijk_to_
     forward and backward chains to frame ``t`` differ by ``d_t`` with ``E|d_t|^2 = 3 n s^2`` whatever
     ``t``. ``s^2`` is estimated per voxel from the discrepancies of all frames (``mean_t |d_t|^2 / (3 n)``,
     averaged over ``(2 smooth + 1)^2`` in-plane neighbours), and the combined field's error variance
-    is that of a Brownian bridge pinned at both EDs: ``s^2 t (n - t) / n``. It is label-free and adds
+    is that of a Brownian bridge pinned at both EDs: ``s^2 t (n - t) / n`` (``bridge=False``: the forward
+    chain alone is the estimate, a random walk from ED: ``s^2 t``). It is label-free and adds
     to the posterior samples' covariance the error that sampling each step's posterior does not see
     (steps that are individually confident but biased)."""
     difference = voxel_to_ras_displacement(crop_volume(fields["ed_to_t_forward"] - fields["ed_to_t_backward"], shape),
@@ -108,8 +111,8 @@ def chain_drift_variance(fields: Dict[str, torch.Tensor], n: int, shape, ijk_to_
         step_variance = F.avg_pool3d(step_variance, (1, size, size), stride=1, padding=(0, smooth, smooth),
                                      count_include_pad=False)
     t = torch.arange(n, dtype=difference.dtype, device=difference.device)
-    bridge = (t * (n - t) / n).view(-1, 1, 1, 1)
-    return (bridge * step_variance[0]).cpu().numpy().astype(np.float64)
+    growth = (t * (n - t) / n if bridge else t).view(-1, 1, 1, 1)
+    return (growth * step_variance[0]).cpu().numpy().astype(np.float64)
 
 
 @torch.no_grad()
@@ -144,27 +147,32 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     voxel_ml = _voxel_volume_ml(sequence.ijk_to_ras)
     es_position = order.index(sequence.es_frame) if sequence.es_frame is not None else None
 
-    closed = bool(config.cyclic)  # the cycle closes: ED appended, chains from both EDs combined
+    # a closed cycle (ED appended): the chains from both EDs; combined with ``two_sided``, else the forward
+    # chain is the estimate and the backward one only measures its drift
+    closed = bool(config.cyclic)
+    two_sided = closed and config.two_sided
     posterior = model.posterior_over_steps(torch.cat([images, images[:1]]) if closed else images,
                                            sample_latent=False)
 
     def fields_of(velocities: torch.Tensor) -> Dict[str, torch.Tensor]:
         out = model.fields(velocities, padded, closed=closed)
+        if closed and not two_sided:
+            out["ed_to_t"], out["t_to_ed"] = out["ed_to_t_forward"], out["t_to_ed_forward"]
         return {k: (v[:n] if k != "weights" else v) for k, v in out.items()}
 
     mean_fields = fields_of(posterior.mean)
     ed_to_t, probs, volumes, strain = _quantities(mean_fields, ed_onehot, shape, sequence.ijk_to_ras, myo, frame,
                                                   voxel_ml)
     t_to_ed = voxel_to_ras_displacement(crop_volume(mean_fields["t_to_ed"], shape), sequence.ijk_to_ras).cpu().numpy()
-    if closed:  # frame-to-frame fields consistent with the combined chains: u_{t-1->0} then u_{0->t}
+    if two_sided:  # frame-to-frame fields consistent with the combined chains: u_{t-1->0} then u_{0->t}
         step_fields = compose(mean_fields["t_to_ed"][:-1], mean_fields["ed_to_t"][1:])
     else:
-        step_fields = mean_fields["forward"]
+        step_fields = mean_fields["forward"][: n - 1]
     steps = voxel_to_ras_displacement(crop_volume(step_fields, shape), sequence.ijk_to_ras).cpu().numpy()
     steps = np.concatenate([np.zeros_like(steps[:1]), steps])
     drift = np.zeros(ed_to_t.shape[:1] + ed_to_t.shape[2:], np.float64)
     if closed:
-        drift = chain_drift_variance(mean_fields, n, shape, sequence.ijk_to_ras)
+        drift = chain_drift_variance(mean_fields, n, shape, sequence.ijk_to_ras, bridge=two_sided)
     step_entropy = voxel_entropy(posterior.low_rank[: n - 1], posterior.log_variance[: n - 1])[:, None]
     step_entropy = F.interpolate(step_entropy, size=tuple(padded), mode="trilinear", align_corners=True)
     step_entropy = np.concatenate([np.zeros((1, *shape), np.float32),

@@ -4,7 +4,9 @@
   DVFs, both ways between ED and every other labelled frame (ES): ``warp(M_t, u_{0->t})`` vs ``M_0`` and
   ``warp(M_0, u_{t->0})`` vs ``M_t``;
 - semi-supervised: ``KL(P_t || warp(P_{t-1}, u_{t->t-1}))`` between SegNet's pseudo-labels at the
-  unlabelled frames and the previous frame's masks (given at ED) warped onto them;
+  unlabelled frames and the previous frame's masks (given at ED) warped onto them, plus (``anchor_weight``)
+  ``KL(P_t || warp(M_0, u_{t->0}))`` of the ED labels carried by the whole chain, which anchors every
+  intermediate (diastolic) frame;
 - latent KL of the recurrent VAE and the reconstruction (MSE) of ``I_t``;
 - bending energy (rho) of the posterior-mean step velocities, and the KL of the DVF posterior to a
   zero-mean isotropic Gaussian prior (its mean term left to the bending energy);
@@ -90,7 +92,8 @@ def sequence_loss(model: CardioMorphNet, images: torch.Tensor, labels: Dict[int,
             pseudo = torch.cat([pseudo, pseudo[:1]])
     posterior = model.posterior_over_steps(images, generator)
     velocities = model.step_velocities(posterior, sample=True, generator=generator)
-    fields = model.fields(velocities, images.shape[2:], closed=config.cyclic)
+    two_sided = config.cyclic and config.two_sided
+    fields = model.fields(velocities, images.shape[2:], closed=two_sided)
     zero = images.new_zeros(())
     parts: Dict[str, torch.Tensor] = {}
     shape = zero
@@ -99,11 +102,11 @@ def sequence_loss(model: CardioMorphNet, images: torch.Tensor, labels: Dict[int,
             raise ValueError("the shape loss needs labels at ED (frame 0 of the sequence)")
         ed = soft_masks(labels[0], config.label_blur)
         terms = []
-        # the forward chains from ED (with ``cyclic``, to the closing ED too), and with ``cyclic`` also the
+        # the forward chains from ED (with ``cyclic``, to the closing ED too), and with ``two_sided`` also the
         # backward chains from the closing ED to every labelled frame in between: each step is then
         # supervised through a chain that reaches a labelled frame in either direction (diastole too)
         chains = [("ed_to_t_forward", "t_to_ed_forward"), ("ed_to_t_backward", "t_to_ed_backward")] \
-            if config.cyclic else [("ed_to_t", "t_to_ed")]
+            if two_sided else [("ed_to_t", "t_to_ed")]
         last = images.shape[0] - 1
         for t, mask in labels.items():
             if t == 0:
@@ -121,12 +124,20 @@ def sequence_loss(model: CardioMorphNet, images: torch.Tensor, labels: Dict[int,
     if pseudo is not None and config.semi_weight > 0 and config.guidance == "segnet":
         terms = []
         previous = one_hot(labels[0]) if 0 in labels else pseudo[:1]
+        ed_hot = previous
         for t in range(1, images.shape[0]):
             current = one_hot(labels[t]) if t in labels else pseudo[t: t + 1]
             if t not in labels:
                 warped = warp(previous, fields["backward"][t - 1: t])
                 terms.append((current * (torch.log(current.clamp_min(EPS)) - torch.log(warped.clamp_min(EPS))))
                              .sum(1).mean())
+                if config.anchor_weight > 0 and 0 in labels:
+                    # anchored: the ED labels carried by the whole chain ED -> t against P_t, so the
+                    # chain cannot drift away from SegNet's shape at t (frame-to-frame terms only see
+                    # one step at a time)
+                    anchored = warp(ed_hot, fields["t_to_ed"][t: t + 1])
+                    terms.append(config.anchor_weight * (current * (torch.log(current.clamp_min(EPS))
+                                                                    - torch.log(anchored.clamp_min(EPS)))).sum(1).mean())
             previous = current
         if terms:
             semi = torch.stack(terms).mean()

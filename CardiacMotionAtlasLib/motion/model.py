@@ -52,6 +52,9 @@ class CardioMorphNet(nn.Module):
         self.decoder = ImageDecoder(c.latent_channels + c.hidden_channels, c.feat_channels)
         self.recnet = ConvLSTMCell(c.feat_channels + c.latent_channels, c.hidden_channels)
         deform_in = 2 + 2 * c.feat_channels + c.latent_channels + c.hidden_channels
+        self.shape_inputs = bool(c.shape_inputs and c.uses_segnet)
+        if self.shape_inputs:
+            deform_in += 2 * N_CLASSES
         self.out_channels = 3 + 3 * c.rank + 3
         self.deformnet = UNet3D(deform_in, self.out_channels, c.deform_channels)
         head = self.deformnet.head
@@ -92,7 +95,13 @@ class CardioMorphNet(nn.Module):
             h, c = self.recnet(torch.cat([feat, z], 1), (h, c))
         small = F.interpolate(images, size=features.shape[2:], mode="trilinear", align_corners=False)
         context = torch.cat(contexts[1:], 0)
-        inputs = torch.cat([small[:-1], small[1:], features[:-1], features[1:], context], 1)
+        parts = [small[:-1], small[1:], features[:-1], features[1:], context]
+        if self.shape_inputs:  # SegNet is frozen while DeformNet trains: no gradient into it
+            with torch.no_grad():
+                probs = F.softmax(self.segment(images), 1)
+            probs = F.adaptive_avg_pool3d(probs, features.shape[2:])
+            parts += [probs[:-1], probs[1:]]
+        inputs = torch.cat(parts, 1)
         out = self.deformnet(inputs)
         rank = self.config.rank
         bound = self.config.max_velocity

@@ -89,3 +89,22 @@ def test_estimate_outputs_are_consistent(tiny_trained, small_sequence, tmp_path)
     assert set(indices) == {"LVEDV", "LVESV", "LVSV", "LVEF", "RVEDV", "RVESV", "RVSV", "RVEF", "LVM"}
     assert (tmp_path / "out" / "volume_curves.png").stat().st_size > 1000
     assert not list((tmp_path / "out").glob("*.tmp*"))
+
+
+def test_shape_inputs_and_anchored_pseudo_labels(small_sequence):
+    """DeformNet sees SegNet's probabilities only with SegNet guidance; the anchored pseudo-label term
+    (ED labels carried by the whole chain against SegNet at the unlabelled frames) enters the loss."""
+    config = MotionConfig.tiny().with_changes(shape_inputs=True)
+    assert not CardioMorphNet(MotionConfig.tiny()).shape_inputs  # opt-in
+    guided, plain = CardioMorphNet(config), CardioMorphNet(config.with_changes(guidance="none"))
+    assert guided.shape_inputs and not plain.shape_inputs
+    first = lambda m: m.deformnet.enc[0][0][0].in_channels  # noqa: E731
+    assert first(guided) == first(plain) + 8
+    images, labels = sequence_tensors(small_sequence, config, "cpu")
+    torch.manual_seed(0)
+    model = CardioMorphNet(config)
+    with torch.no_grad():
+        pseudo = torch.softmax(model.segment(images), 1)
+        semi = [float(sequence_loss(model, images, labels, config.with_changes(anchor_weight=w),
+                                    torch.Generator().manual_seed(0), pseudo)[1]["semi"]) for w in (0.0, 1.0)]
+    assert semi[1] > semi[0] > 0
