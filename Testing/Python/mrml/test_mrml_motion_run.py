@@ -58,7 +58,10 @@ def test_motion_estimation_loads_transform_sequences_model_and_tables(scene, tin
     assert len(faces) > 0 and set(data) == {"uncertainty_es_nats", "displacement_es_mm"}
     row = table_node_to_indices(run.nodes["indices_table"])[0]
     assert row["LVEF"] == pytest.approx(record["indices"]["LVEF"]["value"], abs=1e-6)
-    assert row["LVEF_lower95"] <= row["LVEF"] <= row["LVEF_upper95"]
+    # the bounds (posterior-sample percentiles) travel with the table; the value is the posterior mean's
+    assert row["LVEF_lower95"] == pytest.approx(record["indices"]["LVEF"]["lower95"], abs=1e-6)
+    assert row["LVEF_upper95"] == pytest.approx(record["indices"]["LVEF"]["upper95"], abs=1e-6)
+    assert row["LVEF_lower95"] <= row["LVEF_upper95"]
     assert run.nodes["strain_table"].GetNumberOfRows() == labels.n_frames
 
 
