@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from ..geometry.registration import multiresolution_demons
 from .config import MotionConfig
 from .data import MotionSequence
 from .fields import invert_displacement
@@ -45,20 +46,8 @@ def demons_pair(fixed: np.ndarray, moving: np.ndarray, spacing_ijk, iterations: 
                 smoothing_mm: float = 3.0) -> np.ndarray:
     """Diffeomorphic demons of ``moving`` onto ``fixed`` (``(z, y, x)``): voxel displacement
     ``(3, z, y, x)`` with ``moving(p + u(p)) ~ fixed(p)`` (the material motion fixed -> moving)."""
-    fixed_image, moving_image = _image(fixed, spacing_ijk), _image(moving, spacing_ijk)
-    field = None
-    for shrink in ((2, 2, 1), (1, 1, 1)):
-        f = sitk.Shrink(fixed_image, shrink) if shrink != (1, 1, 1) else fixed_image
-        m = sitk.Shrink(moving_image, shrink) if shrink != (1, 1, 1) else moving_image
-        demons = sitk.DiffeomorphicDemonsRegistrationFilter()
-        demons.SetNumberOfIterations(iterations)
-        demons.SetStandardDeviations(smoothing_mm)
-        demons.SetSmoothDisplacementField(True)
-        if field is None:
-            field = demons.Execute(f, m)
-        else:
-            initial = sitk.Resample(field, f, sitk.Transform(), sitk.sitkLinear, 0.0, field.GetPixelID())
-            field = demons.Execute(f, m, initial)
+    field = multiresolution_demons(_image(fixed, spacing_ijk), _image(moving, spacing_ijk),
+                                   ((2, 2, 1), (1, 1, 1)), iterations, smoothing_mm)
     array = sitk.GetArrayFromImage(field)  # (z, y, x, 3): physical (x, y, z) mm along the image axes
     return (np.moveaxis(array, -1, 0) / np.asarray(spacing_ijk, float)[:, None, None, None]).astype(np.float32)
 

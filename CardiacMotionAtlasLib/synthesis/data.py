@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from ..geometry.registration import multiresolution_demons
 from ..geometry.warp import identity_grid, ras_to_voxel_displacement
 from ..phantom.ct import CTConfig, simulate_ct
 from ..phantom.heart import PhantomHeart
@@ -77,22 +78,8 @@ def annotate_flow_demons(ed: np.ndarray, es: np.ndarray, iterations: int = 60, s
         raise SynthesisError(f"demons annotation: ED grid {ed.shape} != ES grid {es.shape}")
     fixed = _sitk(np.clip(ed, -hu_window, hu_window) / hu_window)
     moving = _sitk(np.clip(es, -hu_window, hu_window) / hu_window)
-    field = None
-    for level in reversed(range(levels)):
-        factor = 2 ** level
-        f_level = sitk.Shrink(fixed, [factor] * 3) if factor > 1 else fixed
-        m_level = sitk.Shrink(moving, [factor] * 3) if factor > 1 else moving
-        if min(f_level.GetSize()) < 4:
-            continue
-        demons = sitk.DiffeomorphicDemonsRegistrationFilter()
-        demons.SetNumberOfIterations(iterations)
-        demons.SetStandardDeviations(smoothing_vox)
-        demons.SetSmoothDisplacementField(True)
-        if field is None:
-            field = demons.Execute(f_level, m_level)
-        else:
-            initial = sitk.Resample(field, f_level, sitk.Transform(), sitk.sitkLinear, 0.0, field.GetPixelID())
-            field = demons.Execute(f_level, m_level, initial)
+    field = multiresolution_demons(fixed, moving, [[2 ** level] * 3 for level in reversed(range(levels))],
+                                   iterations, smoothing_vox, min_size=4)
     array = sitk.GetArrayFromImage(field)  # (z, y, x, 3): physical = fine voxels, components (x, y, z)
     return np.moveaxis(array, -1, 0).astype(np.float32)
 
