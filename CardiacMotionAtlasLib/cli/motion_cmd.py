@@ -21,16 +21,14 @@ from pathlib import Path
 
 from ..io.layouts import read_study
 from .nisf_cmd import _study_folders
-from .options import add_progress_argument, progress_from
+from .options import add_device_arguments, apply_threads, progress_from
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--factor", type=int, default=1, help="in-plane downsampling factor (integer)")
     parser.add_argument("--crop", type=int, help="crop the (downsampled) grid to this many pixels around the heart")
     parser.add_argument("--frames", type=int, help="keep about this many evenly spaced frames (ED, ES kept)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (on a shared CPU, 1 is often fastest)")
-    add_progress_argument(parser)
+    add_device_arguments(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,10 +112,7 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     return {"train": _train, "estimate": _estimate}[args.motion_command](args)
 
 

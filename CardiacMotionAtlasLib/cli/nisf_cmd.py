@@ -18,13 +18,7 @@ from typing import List
 
 from ..errors import CineStudyError
 from ..io.layouts import detect_layout, read_study
-from .options import add_progress_argument, progress_from
-
-
-def _add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (on a shared CPU, 1 is often fastest)")
-    add_progress_argument(parser)
+from .options import add_device_arguments, apply_threads, progress_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--steps", type=int, help="override the number of training steps")
     train.add_argument("--seed", type=int, help="override the seed")
     train.add_argument("--resume", action="store_true", help="continue from --out if it exists")
-    _add_device(train)
+    add_device_arguments(train)
 
     recon = sub.add_parser("reconstruct", help="fit a new subject (network frozen) and sample its 4D labels")
     recon.add_argument("--model", type=Path, required=True, help="NISF++ checkpoint from 'nisf train'")
@@ -50,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     recon.add_argument("--no-sample", action="store_true", help="only fit (slices.json, subject_fit.pt)")
     _add_sampling_arguments(recon)
     recon.add_argument("--resume", action="store_true", help="continue an interrupted fit (OUT/fit_checkpoint.pt)")
-    _add_device(recon)
+    add_device_arguments(recon)
 
     sample = sub.add_parser("sample", help="sample a fitted subject on any 4D grid")
     sample.add_argument("--model", type=Path, required=True, help="NISF++ checkpoint from 'nisf train'")
@@ -58,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sample.add_argument("--out", type=Path, required=True, help="output folder")
     sample.add_argument("--reference", type=Path, help="sample on the grid of this NIfTI image instead")
     _add_sampling_arguments(sample)
-    _add_device(sample)
+    add_device_arguments(sample)
 
 
 def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,10 +157,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     return {"train": _train, "reconstruct": _reconstruct, "sample": _sample}[args.nisf_command](args)
 
 

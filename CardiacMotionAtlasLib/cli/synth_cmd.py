@@ -21,13 +21,7 @@ from pathlib import Path
 from typing import List
 
 from ..errors import InputFileError
-from .options import add_progress_argument, progress_from
-
-
-def _add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (on a shared CPU, 1 is often fastest)")
-    add_progress_argument(parser)
+from .options import add_device_arguments, apply_threads, progress_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--cvae-steps", type=int, help="override the CVAE's steps")
     train.add_argument("--seed", type=int, help="override the seed (phantom subjects and training)")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
-    _add_device(train)
+    add_device_arguments(train)
 
     sample = sub.add_parser("sample", help="write N annotated pairs for one ES frame")
     sample.add_argument("--model", type=Path, required=True, help="synth.pt from 'synth train'")
@@ -56,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sample.add_argument("--mode", choices=("random", "line", "grid"), default="random", help="latent layout")
     sample.add_argument("--seed", type=int, default=0, help="seed of the random latents")
     sample.add_argument("--es-phase", type=float, default=0.35, help="cardiac phase of the conditioning frame")
-    _add_device(sample)
+    add_device_arguments(sample)
 
 
 def _subject_folders(paths: List[Path]) -> List[Path]:
@@ -136,10 +130,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     return {"train": _train, "sample": _sample}[args.synth_command](args)
 
 
