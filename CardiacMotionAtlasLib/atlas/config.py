@@ -2,7 +2,7 @@
 
 Units: SDF values, clamps and sample spreads are given in mm where the name says ``_mm``, otherwise in
 canonical units (the canonical heart frame, where the cohort fits ``[-1, 1]^3``; 1 unit ~ 60-80 mm).
-Defaults are sized for 2 CPU cores (the issue's calibration); ``large()`` is a GPU-sized variant.
+Defaults are sized for 2 shared CPU cores; ``quick()`` is smaller, ``large()`` a GPU-sized variant.
 """
 
 from __future__ import annotations
@@ -53,15 +53,23 @@ class AtlasConfig:
     ``template_warmup_steps``: the first steps train ``T`` (and ``D2``) with ``D1`` held at the identity, so
     the template first learns the cohort's mean shape in the canonical frame; without it the template
     shrinks and ``D1`` expands every subject (a scale drift the velocity penalty alone does not stop).
+
+    ``prior_fit_steps`` / ``prior_fit_points``: after training, every training subject's ED frame is
+    fitted alone (that many steps and points per step) to build the shape-to-motion prior
+    (:mod:`.shape_prior`; 0 steps = none).
+
+    The defaults are sized so that ``benchmarks.atlas`` (12 training subjects) trains in ~6-8 minutes
+    with one torch thread on a shared 2-core CPU (~0.3 s/step): 6 subjects x 2 frames x 500 points per
+    step, 1200 steps.
     """
 
-    shape_code_dim: int = 32
-    time_code_dim: int = 8
+    shape_code_dim: int = 16
+    time_code_dim: int = 4
     code_init_std: float = 0.15
-    template_hidden: int = 192
-    template_layers: int = 5
+    template_hidden: int = 128
+    template_layers: int = 4
     template_frequencies: int = 2
-    velocity_hidden: int = 64
+    velocity_hidden: int = 48
     velocity_layers: int = 3
     flow_blocks: int = 2
     ode_method: str = "rk4"
@@ -75,16 +83,18 @@ class AtlasConfig:
     code_weight: float = 1e-4
     velocity_weight: float = 0.03
     es_alignment_weight: float = 0.1
-    template_warmup_steps: int = 150
-    steps: int = 2000
-    subjects_per_step: int = 0
+    template_warmup_steps: int = 120
+    steps: int = 1200
+    subjects_per_step: int = 6
     frames_per_subject: int = 2
-    points_per_frame: int = 600
-    learning_rate: float = 1e-3
-    code_learning_rate: float = 3e-3
+    points_per_frame: int = 500
+    learning_rate: float = 2e-3
+    code_learning_rate: float = 5e-3
     final_lr_fraction: float = 0.1
     extent_margin: float = 0.85
     checkpoint_every: int = 250
+    prior_fit_steps: int = 150
+    prior_fit_points: int = 600
     seed: int = 0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
@@ -98,8 +108,10 @@ class AtlasConfig:
                 raise AtlasConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.template_layers < 2 or self.velocity_layers < 2:
             raise AtlasConfigError("template_layers and velocity_layers must be >= 2")
-        if self.steps < 0 or self.subjects_per_step < 0 or self.template_frequencies < 0:
-            raise AtlasConfigError("steps, subjects_per_step and template_frequencies must be >= 0")
+        if (self.steps < 0 or self.subjects_per_step < 0 or self.template_frequencies < 0 or self.prior_fit_steps < 0
+                or self.prior_fit_points < 1):
+            raise AtlasConfigError("steps, subjects_per_step, template_frequencies and prior_fit_steps must be >= 0, "
+                                   "prior_fit_points >= 1")
         if not 0.0 < self.extent_margin <= 1.0:
             raise AtlasConfigError(f"extent_margin must be in (0, 1], got {self.extent_margin}")
         if self.clamp <= 0:
@@ -111,21 +123,25 @@ class AtlasConfig:
         return cls(shape_code_dim=8, time_code_dim=2, template_hidden=64, template_layers=3, template_frequencies=1,
                    velocity_hidden=24, velocity_layers=2, flow_blocks=1, ode_steps=2, time_harmonics=2,
                    time_quadrature=32, steps=300, template_warmup_steps=30, frames_per_subject=2, points_per_frame=400,
-                   learning_rate=3e-3, code_learning_rate=1e-2, checkpoint_every=50,
-                   sampling=SamplingConfig(samples_per_frame=3000))
+                   learning_rate=3e-3, code_learning_rate=1e-2, checkpoint_every=50, subjects_per_step=0,
+                   prior_fit_steps=40, prior_fit_points=400, sampling=SamplingConfig(samples_per_frame=3000))
 
     @classmethod
     def quick(cls) -> "AtlasConfig":
-        """About one minute of training on 2 idle CPU cores (``benchmarks.atlas --quick``)."""
+        """A few minutes of training on 2 shared CPU cores (``benchmarks.atlas --quick``: 6 subjects, all
+        of them in every step)."""
         return replace(cls(), template_hidden=128, template_layers=4, shape_code_dim=16, time_code_dim=4,
                        velocity_hidden=48, steps=600, template_warmup_steps=100, points_per_frame=500, learning_rate=2e-3,
-                       code_learning_rate=5e-3, sampling=SamplingConfig(samples_per_frame=10000))
+                       code_learning_rate=5e-3, subjects_per_step=0, prior_fit_steps=120, prior_fit_points=800,
+                       sampling=SamplingConfig(samples_per_frame=10000))
 
     @classmethod
     def large(cls) -> "AtlasConfig":
         """GPU-sized: wider networks, more points and steps."""
-        return replace(cls(), template_hidden=256, template_layers=6, velocity_hidden=128, flow_blocks=3,
-                       steps=6000, points_per_frame=2000, sampling=SamplingConfig(samples_per_frame=40000))
+        return replace(cls(), shape_code_dim=32, time_code_dim=8, template_hidden=256, template_layers=6,
+                       velocity_hidden=128, flow_blocks=3, steps=6000, template_warmup_steps=150, subjects_per_step=0,
+                       points_per_frame=2000, learning_rate=1e-3, code_learning_rate=3e-3, prior_fit_steps=400,
+                       sampling=SamplingConfig(samples_per_frame=40000))
 
 
 @dataclass
@@ -135,7 +151,9 @@ class FitConfig:
     ``prior_weight`` scales the Gaussian prior (Mahalanobis distance to the training codes' mean and
     variance, summed over dimensions); ``timing_weight`` scales the ES timing term ``(D2(t_ES) -
     t'_ES)^2`` used when the ES frame is observed (``ed_es``), ``t'_ES`` being the template phase onto
-    which training subjects' ES fell.
+    which training subjects' ES fell. ``shape_prior``: in ``ed`` and ``ed_es``, use the atlas'
+    shape-to-motion prior when it has one (:mod:`.shape_prior`; the fit then runs two stages of
+    ``steps``).
     """
 
     steps: int = 300
@@ -144,6 +162,7 @@ class FitConfig:
     prior_weight: float = 1e-4
     timing_weight: float = 0.1
     time_prior: bool = True
+    shape_prior: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -6,13 +6,20 @@ a Gaussian prior ``prior_weight * sum_d (c_d - mean_d)^2 / var_d`` with the trai
 variance. The codes start at that mean. Timing:
 
 - ``ed``: ``D2(0) = 0`` whatever ``c_t``, so the data say nothing about timing; ``c_t`` stays at the
-  cohort mean (the mean re-timing of the cohort).
+  prior mean. With the plain prior that is the cohort mean (the mean re-timing of the cohort).
 - ``ed_es``: two frames leave ``c_t`` nearly free (only ``D2(t_ES)`` is seen, and the template changes
   slowly around its ES), so the fit would invent a timing. With ``time_prior`` (default), ``c_t`` gets
   the Gaussian prior and the timing term ``timing_weight * (D2(t_ES) - t'_ES)^2`` that puts the
   observed ES on the template's ES phase (learned in training, see :mod:`.model`). The benchmark
   measures the difference (``time_prior=False``).
 - ``all``: ``c_t`` gets the Gaussian prior only.
+
+Shape-to-motion prior (``ed`` and ``ed_es``, ``FitConfig.shape_prior``, when the atlas carries one, see
+:mod:`.shape_prior`): the ED frame is fitted first with the plain prior; its shape code predicts the full
+codes ``(c_p, c_t)`` from the training cohort's regression, and the setting's frames are then fitted from
+those codes with a Gaussian prior around them (the regression's leave-one-out residual variance) instead
+of the cohort mean. From ED alone this sets the motion and timing that ED does not show; in ED+ES it is
+the prior of ``c_t`` (and ``c_p``) next to the timing term.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -107,60 +114,103 @@ def sdf_error_mm(atlas: Atlas, subject: FittedSubject, data: SubjectData, max_po
     return float(np.concatenate(errors).mean())
 
 
-def fit_subject(atlas: Atlas, data: SubjectData, setting: str = "all", config: Optional[FitConfig] = None,
-                progress: Optional[ProgressReporter] = None) -> FittedSubject:
-    """Fit the codes of a new subject from the frames ``setting`` observes (networks frozen)."""
-    config = config or FitConfig()
-    observed = data.observed(setting)
-    module = atlas.module
-    device = atlas.device
-    start_time = time.perf_counter()
-    frame = data.frame.with_extent_factor(atlas.extent_factor)
-    scale = frame.scale_mm
-    points = torch.from_numpy(observed.points_mm / scale).to(device)
-    sdf = torch.from_numpy(observed.sdf_mm / scale).to(device)
+@dataclass
+class CodePrior:
+    """Gaussian prior of a fit: means and variances of ``c_p`` ``(Lp,)`` and ``c_t`` ``(Lt,)`` (code
+    units); a fit starts its codes at the means."""
+
+    shape_mean: torch.Tensor
+    shape_var: torch.Tensor
+    time_mean: torch.Tensor
+    time_var: torch.Tensor
+
+
+def cohort_prior(atlas: Atlas) -> CodePrior:
+    """The plain prior: the training codes' mean and (floored) variance."""
+    stats = atlas.module.code_prior_stats()
+    return CodePrior(stats["shape_mean"], stats["shape_var"], stats["time_mean"], stats["time_var"])
+
+
+def shape_motion_prior_of(atlas: Atlas, ed_shape_code: torch.Tensor) -> CodePrior:
+    """The shape-to-motion prior (:mod:`.shape_prior`): codes predicted from an ED code, with the
+    regression's leave-one-out residual variance."""
+    shape_mean, time_mean = atlas.shape_motion_prior.predict(ed_shape_code)
+    shape_var, time_var = atlas.shape_motion_prior.variances(atlas.device)
+    return CodePrior(shape_mean.to(atlas.device), shape_var, time_mean.to(atlas.device), time_var)
+
+
+def _optimise_codes(atlas: Atlas, observed: SubjectData, scale_mm: float, prior: CodePrior, fit_time: bool,
+                    es_phase: Optional[float], config: FitConfig, progress: ProgressReporter,
+                    done: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``config.steps`` Adam steps on the codes (networks frozen, see the module docstring) from the
+    prior's means; ``c_t`` moves only when ``fit_time``. Returns ``(c_p, c_t)``."""
+    module, device = atlas.module, atlas.device
+    points = torch.from_numpy(observed.points_mm / scale_mm).to(device)
+    sdf = torch.from_numpy(observed.sdf_mm / scale_mm).to(device)
     phases = torch.from_numpy(observed.phases.astype(np.float32)).to(device)
-    stats = module.code_prior_stats()
-    shape_code = stats["shape_mean"].clone()[None].requires_grad_(True)
-    time_code = stats["time_mean"].clone()[None].requires_grad_(setting != "ed")
-    parameters = [shape_code] + ([time_code] if setting != "ed" else [])
-    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
-    es_phase = None
-    if setting == "ed_es":
-        es_phase = torch.tensor([float(data.es_phase)], device=device)
+    shape_code = prior.shape_mean.clone()[None].requires_grad_(True)
+    time_code = prior.time_mean.clone()[None].requires_grad_(fit_time)
+    optimizer = torch.optim.Adam([shape_code] + ([time_code] if fit_time else []), lr=config.learning_rate)
+    es = torch.tensor([float(es_phase)], device=device) if es_phase is not None else None
     n_frames, n_points = points.shape[:2]
     per_frame = min(config.points_per_frame, n_points)
+    for step in range(config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+        generator = make_generator(config.seed, stream=step)
+        choice = torch.randint(0, n_points, (n_frames, per_frame), generator=generator).to(device)
+        frame_index = torch.arange(n_frames, device=device)[:, None].expand_as(choice)
+        batch_points = points[frame_index, choice].reshape(-1, 3)
+        batch_sdf = sdf[frame_index, choice].reshape(-1)
+        batch_phases = phases[frame_index].reshape(-1)
+        predicted, energy = module(batch_points, batch_phases, shape_code, time_code)
+        loss = clamped_l1(predicted, batch_sdf, atlas.config.clamp) + atlas.config.velocity_weight * energy.mean()
+        penalty = ((shape_code[0] - prior.shape_mean) ** 2 / prior.shape_var).sum()
+        if config.time_prior:
+            penalty = penalty + ((time_code[0] - prior.time_mean) ** 2 / prior.time_var).sum()
+            if es is not None:
+                loss = loss + config.timing_weight * module.es_alignment(time_code, es).sum()
+        loss = loss + config.prior_weight * penalty
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        progress.update(done + step + 1, loss=float(loss.detach()))
+    return shape_code.detach()[0], time_code.detach()[0]
+
+
+def fit_subject(atlas: Atlas, data: SubjectData, setting: str = "all", config: Optional[FitConfig] = None,
+                progress: Optional[ProgressReporter] = None, use_shape_prior: Optional[bool] = None) -> FittedSubject:
+    """Fit the codes of a new subject from the frames ``setting`` observes (networks frozen).
+
+    ``use_shape_prior`` (default ``config.shape_prior``): for ``ed`` and ``ed_es``, when the atlas carries
+    a shape-to-motion prior, the ED frame is first fitted with the plain prior, then the setting's frames
+    are fitted from the codes that prior predicts from that ED code (module docstring); the fit then
+    takes twice ``config.steps`` steps."""
+    config = config or FitConfig()
+    use_shape_prior = config.shape_prior if use_shape_prior is None else use_shape_prior
+    use_shape_prior = bool(use_shape_prior and setting in ("ed", "ed_es") and atlas.shape_motion_prior is not None)
+    observed = data.observed(setting)
+    start_time = time.perf_counter()
+    frame = data.frame.with_extent_factor(atlas.extent_factor)
+    es_phase = float(data.es_phase) if setting == "ed_es" else None
     progress = progress or NullProgress()
-    progress.start(config.steps, f"fit {data.subject_id} ({setting})")
-    module.eval()
-    with frozen(module):
-        for step in range(config.steps):
-            for group in optimizer.param_groups:
-                group["lr"] = config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
-            generator = make_generator(config.seed, stream=step)
-            choice = torch.randint(0, n_points, (n_frames, per_frame), generator=generator).to(device)
-            frame_index = torch.arange(n_frames, device=device)[:, None].expand_as(choice)
-            batch_points = points[frame_index, choice].reshape(-1, 3)
-            batch_sdf = sdf[frame_index, choice].reshape(-1)
-            batch_phases = phases[frame_index].reshape(-1)
-            predicted, energy = module(batch_points, batch_phases, shape_code, time_code)
-            loss = clamped_l1(predicted, batch_sdf, atlas.config.clamp) + atlas.config.velocity_weight * energy.mean()
-            prior = ((shape_code[0] - stats["shape_mean"]) ** 2 / stats["shape_var"]).sum()
-            if config.time_prior:
-                prior = prior + ((time_code[0] - stats["time_mean"]) ** 2 / stats["time_var"]).sum()
-                if es_phase is not None:
-                    loss = loss + config.timing_weight * module.es_alignment(time_code, es_phase).sum()
-            loss = loss + config.prior_weight * prior
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            progress.update(step + 1, loss=float(loss.detach()))
+    stages = 2 if use_shape_prior else 1
+    progress.start(config.steps * stages, f"fit {data.subject_id} ({setting})")
+    atlas.module.eval()
+    prior = cohort_prior(atlas)
+    with frozen(atlas.module):
+        if use_shape_prior:
+            ed_code, _ = _optimise_codes(atlas, data.observed("ed"), frame.scale_mm, prior, False, None, config,
+                                         progress)
+            prior = shape_motion_prior_of(atlas, ed_code)
+        shape_code, time_code = _optimise_codes(atlas, observed, frame.scale_mm, prior, setting != "ed", es_phase,
+                                                config, progress, done=config.steps * (stages - 1))
     progress.close()
-    fitted = FittedSubject(data.subject_id, frame, shape_code.detach()[0], time_code.detach()[0], setting,
-                           es_phase=data.es_phase)
+    fitted = FittedSubject(data.subject_id, frame, shape_code, time_code, setting, es_phase=data.es_phase)
     fitted.seconds = time.perf_counter() - start_time
     fitted.sdf_error_mm = sdf_error_mm(atlas, fitted, observed)
     return fitted
 
 
-__all__ = ["SUBJECT_KIND", "FittedSubject", "fit_subject", "prior_subject", "training_subject", "sdf_error_mm"]
+__all__ = ["SUBJECT_KIND", "FittedSubject", "CodePrior", "cohort_prior", "shape_motion_prior_of", "fit_subject",
+           "prior_subject", "training_subject", "sdf_error_mm"]

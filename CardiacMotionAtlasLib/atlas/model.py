@@ -31,6 +31,7 @@ from ..training.device import select_device
 from .config import AtlasConfig
 from .frame import CanonicalFrame
 from .networks import SpatialFlow, TemplateSDF, TemporalFlow
+from .shape_prior import ShapeMotionPrior
 
 CHECKPOINT_KIND = "atlas"
 PathLike = Union[str, os.PathLike]
@@ -106,7 +107,8 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
 
 
 class Atlas:
-    """A trained atlas: model, config, training subjects (ids and canonical frames) and device."""
+    """A trained atlas: model, config, training subjects (ids and canonical frames), device and the
+    shape-to-motion prior (:mod:`.shape_prior`, None when not built; saved with the checkpoint)."""
 
     def __init__(self, module: NeuralDiffeomorphicAtlas, subject_ids: Sequence[str],
                  frames: Sequence[CanonicalFrame], device: Union[str, torch.device] = "cpu",
@@ -119,6 +121,7 @@ class Atlas:
         self.device = torch.device(device)
         self.training_seconds_per_step = float("nan")  # set by train_atlas
         self.template_level = 0.0  # SDF level of the template surface, set by meshing.extract_template_mesh
+        self.shape_motion_prior: Optional[ShapeMotionPrior] = None  # set by train_atlas
 
     @property
     def extent_factor(self) -> float:
@@ -139,7 +142,8 @@ class Atlas:
 
     def extra(self) -> Dict:
         return {"subject_ids": list(self.subject_ids), "frames": [f.to_dict() for f in self.frames],
-                "es_phases": [None if e is None else float(e) for e in self.es_phases]}
+                "es_phases": [None if e is None else float(e) for e in self.es_phases],
+                "shape_motion_prior": None if self.shape_motion_prior is None else self.shape_motion_prior.to_dict()}
 
     def save(self, path: PathLike, step: Optional[int] = None) -> Path:
         """Write a checkpoint (kind ``atlas``: config, weights, subjects) that :meth:`load` reads back."""
@@ -161,6 +165,8 @@ class Atlas:
             subject_ids = list(extra["subject_ids"])
             frames = [CanonicalFrame.from_dict(f) for f in extra["frames"]]
             es_phases = list(extra.get("es_phases") or [None] * len(subject_ids))
+            prior = extra.get("shape_motion_prior")
+            prior = None if prior is None else ShapeMotionPrior.from_dict(prior)
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(path, f"has no valid subject list ({error})") from error
         module = NeuralDiffeomorphicAtlas(config, len(subject_ids))
@@ -169,7 +175,9 @@ class Atlas:
         except (RuntimeError, KeyError, TypeError) as error:
             raise CheckpointError(path, f"weights do not fit the atlas config: {error}") from error
         module.to(device).eval()
-        return cls(module, subject_ids, frames, device, es_phases)
+        atlas = cls(module, subject_ids, frames, device, es_phases)
+        atlas.shape_motion_prior = prior
+        return atlas
 
 
 __all__ = ["CHECKPOINT_KIND", "NeuralDiffeomorphicAtlas", "Atlas", "clamped_l1", "frozen"]

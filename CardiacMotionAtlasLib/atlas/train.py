@@ -5,7 +5,9 @@ Each step draws ``subjects_per_step`` subjects (0 = all), ``frames_per_subject``
 (so a resumed run equals an uninterrupted one), and takes one Adam step on the loss of
 :mod:`.model`. Networks and codes have their own learning rates, both decayed by a cosine schedule to
 ``final_lr_fraction``. The loop, checkpoints, ``--resume``, progress and cancel are
-:func:`~CardiacMotionAtlasLib.training.run_training`'s.
+:func:`~CardiacMotionAtlasLib.training.run_training`'s. After the last step the shape-to-motion prior
+is built from ED-alone fits of the training subjects (:mod:`.shape_prior`, ``config.prior_fit_steps``)
+and the final checkpoint is rewritten with it.
 
 Multi-process (``torchrun --nproc_per_node N``, or a process group the caller initialised): every rank
 draws the same global batch, keeps its shard of the points and weights the per-point terms so that
@@ -27,13 +29,15 @@ import torch
 from ..training import ddp
 from ..training.device import select_device
 from ..training.distributed import barrier
+from ..training.checkpoint import save_checkpoint
 from ..training.loop import make_state_fns, run_training
 from ..training.progress import CancelToken, ProgressReporter
 from ..training.seeding import make_generator, seed_everything
-from .config import AtlasConfig
+from .config import AtlasConfig, FitConfig
 from .errors import AtlasDataError
 from .model import CHECKPOINT_KIND, Atlas, NeuralDiffeomorphicAtlas, clamped_l1
 from .sampling import SubjectData
+from .shape_prior import fit_shape_motion_prior
 
 PathLike = Union[str, os.PathLike]
 
@@ -194,9 +198,14 @@ def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] =
                  checkpoint_every=config.checkpoint_every, state_dict_fn=state_dict_fn,
                  load_state_fn=load_state_fn, config=config, kind=CHECKPOINT_KIND, resume=resume,
                  progress=progress, cancel=cancel, description="train atlas")
-    barrier()  # rank 0's final checkpoint is on disk before any rank returns
     module.eval()
     atlas.training_seconds_per_step = float(np.mean(timings)) if timings else float("nan")
+    if config.prior_fit_steps > 0:  # deterministic: every rank builds the same prior
+        fit_config = FitConfig(steps=config.prior_fit_steps, points_per_frame=config.prior_fit_points, seed=config.seed)
+        atlas.shape_motion_prior = fit_shape_motion_prior(atlas, subjects, fit_config)
+        if checkpoint_path is not None and rank == 0 and atlas.shape_motion_prior is not None:
+            save_checkpoint(checkpoint_path, config=config, step=config.steps, kind=CHECKPOINT_KIND, **state_dict_fn())
+    barrier()  # rank 0's final checkpoint is on disk before any rank returns
     return atlas
 
 

@@ -6,7 +6,11 @@ Trains the atlas on a phantom cohort (SDF samples of its exact myocardium meshes
 its ED label maps), fits held-out subjects from all frames / ED+ES / ED alone (networks frozen) and
 compares, in the same run, with baselines that see the same frames (:mod:`..atlas.baselines`):
 the ED mesh held static, the training cohort's mean canonical motion applied to the ED mesh, and (ED+ES,
-all frames) the observed frames' SDFs blended linearly in time.
+all frames) the observed frames' SDFs blended linearly in time. Ablations and diagnostics in the same run:
+the atlas fitted with the plain cohort-mean prior instead of the shape-to-motion prior (ED+ES, ED alone),
+without the ES timing term (ED+ES), and the cohort mean motion applied to the atlas' own fitted ED mesh
+(ED alone: motion vs ED-fit error). The ``ED_chamfer_mm`` column is the error at the ED frame itself
+(observed in every setting: how well the atlas represents the observed shape).
 
 1. Surfaces: chamfer and HD95 (mm, mean +/- std over subjects x withheld frames; point-to-surface
    distances from area-uniform samples), the same at ES, LV volume-curve error (ml) and EF error
@@ -54,8 +58,8 @@ def sizes(quick: bool, large: bool) -> Dict:
     if quick:
         return dict(train=6, held=2, frames=8, atlas=AtlasConfig.quick(), mesh=MeshConfig(resolution=56, tracking_steps=24),
                     fit=FitConfig(steps=120, points_per_frame=800), samples=3000, grid_mm=2.0, cycle=25)
-    return dict(train=10, held=3, frames=10, atlas=AtlasConfig(), fit=FitConfig(steps=200, points_per_frame=1000),
-                mesh=MeshConfig(), samples=6000, grid_mm=1.5, cycle=25)
+    return dict(train=12, held=3, frames=10, atlas=AtlasConfig(), fit=FitConfig(steps=150, points_per_frame=600),
+                mesh=MeshConfig(resolution=64, tracking_steps=32), samples=4000, grid_mm=2.0, cycle=25)
 
 
 def frames_of(mesh: MeshSequence) -> List[Mesh]:
@@ -81,11 +85,13 @@ class Scores:
 
     def add(self, setting: str, method: str, meshes: Sequence[Mesh], subject: Dict) -> None:
         """``meshes``: ED first, then the subject's evaluation phases."""
-        errors = surface_errors(meshes[1:], subject["truth"][1:], self.samples)
+        all_errors = surface_errors(meshes, subject["truth"], self.samples)
+        errors = all_errors[1:]
         curve = np.array([lv_cavity_volume_ml(v, f, subject["frame"]) for v, f in meshes])
         es = subject["es_index"]
         ef, truth_ef = (100.0 * (c[0] - c[es + 1]) / c[0] for c in (curve, subject["curve"]))
-        entry = self.entries.setdefault((setting, method), {"err": [], "es": [], "vol": [], "ef": []})
+        entry = self.entries.setdefault((setting, method), {"err": [], "es": [], "vol": [], "ef": [], "ed": []})
+        entry["ed"].append(all_errors[0, 0])
         withheld = [i for i, p in enumerate(subject["phases"]) if setting == "all" or p not in subject["observed"][setting]]
         entry["err"].append(errors[withheld])
         entry["es"].append(errors[es])
@@ -99,7 +105,8 @@ class Scores:
             rows.append({"setting": SETTINGS[setting], "method": method, "chamfer_mm": mean_std(errors[:, 0]),
                          "hd95_mm": mean_std(errors[:, 1]), "ES_chamfer_mm": mean_std(es[:, 0]),
                          "ES_hd95_mm": mean_std(es[:, 1]), "volume_err_ml": mean_std(e["vol"]),
-                         "EF_err_pct": mean_std(e["ef"]), "chamfer_mean": float(errors[:, 0].mean()),
+                         "EF_err_pct": mean_std(e["ef"]), "ED_chamfer_mm": mean_std(e["ed"]),
+                         "chamfer_mean": float(errors[:, 0].mean()),
                          "hd95_mean": float(errors[:, 1].mean())})
         return rows
 
@@ -206,11 +213,17 @@ def main(argv=None) -> int:
     motion = track_template(atlas, size["mesh"], template_mesh)
     template_s = time.perf_counter() - start
     normal_motion = track_template(atlas, replace(size["mesh"], smoothing_iterations=0), template_mesh)
-    print(f"data {data_s:.0f} s, training {train_s:.0f} s ({atlas.training_seconds_per_step:.3f} s/step), "
-          f"template march + tracking {template_s:.1f} s ({len(motion.faces)} faces)\n")
+    prior = atlas.shape_motion_prior
+    print(f"data {data_s:.0f} s, training {train_s:.0f} s ({atlas.training_seconds_per_step:.3f} s/step, shape-to-motion "
+          f"prior included), template march + tracking {template_s:.1f} s ({len(motion.faces)} faces)")
+    if prior is not None:
+        print(f"shape-to-motion prior: ridge alpha {prior.alpha:.3g}, leave-one-out explained code variance "
+              f"{100 * prior.explained:.0f} %")
+    print()
 
     scores = Scores(size["samples"])
-    fit_seconds: Dict[str, List[float]] = {"all": [], "ed_es": [], "ed_es (no timing prior)": [], "ed": []}
+    fit_seconds: Dict[str, List[float]] = {"all": [], "ed_es": [], "ed_es (no timing prior)": [], "ed": [],
+                                           "ed (plain prior)": []}
     temporal: Dict[str, List[float]] = {}
     checks = {"jacobian": [], "folds": 0, "codes": 0}
     ed_atlas, ed_truth, cycle_seconds = [], [], []
@@ -239,6 +252,15 @@ def main(argv=None) -> int:
                 fit_seconds["ed_es (no timing prior)"].append(ablation.seconds)
                 scores.add(setting, "atlas, no timing prior",
                            frames_of(subject_mesh_sequence(atlas, ablation, phases, motion, size["mesh"])), subject)
+            if setting != "all":
+                plain = fit_subject(atlas, observed, setting, size["fit"], use_shape_prior=False)
+                if setting == "ed":
+                    fit_seconds["ed (plain prior)"].append(plain.seconds)
+                scores.add(setting, "atlas, plain prior (no shape prior)",
+                           frames_of(subject_mesh_sequence(atlas, plain, phases, motion, size["mesh"])), subject)
+            if setting == "ed":
+                on_atlas = cohort_mean_motion(train_hearts, atlas.frames, mesh.vertices[0], mesh.faces, frame, phases)
+                scores.add(setting, "cohort mean motion on the atlas' ED mesh", frames_of(on_atlas), subject)
             scores.add(setting, "static ED mesh", static, subject)
             scores.add(setting, "cohort mean motion", frames_of(mean_motion), subject)
             if setting != "ed":
@@ -260,9 +282,11 @@ def main(argv=None) -> int:
                 last_fit = fitted
 
     rows = scores.rows()
-    columns = ["setting", "method", "chamfer_mm", "hd95_mm", "ES_chamfer_mm", "ES_hd95_mm", "volume_err_ml", "EF_err_pct"]
+    columns = ["setting", "method", "chamfer_mm", "hd95_mm", "ES_chamfer_mm", "ES_hd95_mm", "volume_err_ml", "EF_err_pct",
+               "ED_chamfer_mm"]
     print(format_table(rows, columns, title="Held-out subjects: withheld frames (mean +/- std over subjects x frames; "
-                                            "ES columns: the ES frame, observed in ED+ES)"))
+                                            "ES columns: the ES frame, observed in ED+ES; ED_chamfer: the observed "
+                                            "ED frame)"))
     true_ef = [heart.clinical_indices()["LVEF"] for heart in held_hearts]
     print(f"paper (UK Biobank): chamfer 1.03 / 1.24 / 1.36 mm, HD95 2.40 / 2.91 / 3.25 mm (all / ED+ES / ED); "
           f"true LVEF of the held-out subjects: {', '.join(f'{v:.0f} %' for v in true_ef)}; volumes and EF are "
@@ -297,7 +321,9 @@ def main(argv=None) -> int:
     if args.json:
         write_json(args.json, rows, {"quick": args.quick, "large": args.large, "seed": args.seed,
                                      "device": str(device), "machine": machine_description(),
-                                     "train_subjects": n_train, "held_out": len(held_hearts), "frames": n_frames},
+                                     "train_subjects": n_train, "held_out": len(held_hearts), "frames": n_frames,
+                                     "shape_prior": None if prior is None else {"alpha": prior.alpha,
+                                                                                "explained": prior.explained}},
                    correspondence=corr_rows, topology=topo_rows, speed=speed)
     return 0
 
