@@ -45,6 +45,12 @@ class MotionConfig:
     the closing ED are supervised at the labelled frames too and combined with the forward chains,
     :func:`~.fields.closed_chain_fields`),
     ``intensity_weight`` (NCC between warped and fixed frames: 0 by default, the ablation switch).
+
+    Inference (:mod:`.refine`, SegNet models): ``refine_steps`` normalised descent steps (at most
+    ``refine_lr`` voxels each) refine the subject's posterior mean on the shape terms of the ELBO against
+    its ED labels and SegNet's labels at every frame (``refine_step_weight``: the frame-to-frame term;
+    ``refine_coarsening``: control grid of the correction; ``refine_size_weight``: its L2 penalty); 0 keeps
+    the network's (amortised) mean.
     """
 
     # networks
@@ -74,7 +80,7 @@ class MotionConfig:
     intensity_weight: float = 0.0
     guidance: str = "segnet"
     # training
-    seg_steps: int = 120
+    seg_steps: int = 400  # SegNet's labels drive the refinement: 120 steps left systole ~15 ml too large
     steps: int = 200
     seg_batch: int = 4
     lr: float = 5e-3
@@ -86,6 +92,11 @@ class MotionConfig:
     checkpoint_every: int = 50
     # inference
     posterior_samples: int = 16
+    refine_steps: int = 150  # semi-amortised inference: descent steps on the subject's posterior mean (0: off)
+    refine_lr: float = 0.05  # largest move of a control point per step, voxels of DeformNet's grid
+    refine_step_weight: float = 1.0  # frame-to-frame pseudo-label term, relative to the anchored one
+    refine_coarsening: int = 2  # the correction lives on a control grid this many times coarser (trilinear)
+    refine_size_weight: float = 0.05  # L2 penalty on the correction (voxels^2): none where no shape evidence
 
     def validate(self) -> "MotionConfig":
         if len(self.seg_channels) < 2 or len(self.deform_channels) < 2:
@@ -108,6 +119,8 @@ class MotionConfig:
                      "bending_weight", "posterior_kl_weight", "intensity_weight", "anchor_weight"):
             if getattr(self, name) < 0:
                 raise MotionConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.refine_steps < 0 or self.refine_lr <= 0 or self.refine_step_weight < 0:
+            raise MotionConfigError("refine_steps >= 0, refine_lr > 0 and refine_step_weight >= 0 are required")
         return self
 
     @property
@@ -124,7 +137,7 @@ class MotionConfig:
         """Seconds on a CPU: for unit tests."""
         return cls(seg_channels=(4, 8), feat_channels=4, latent_channels=2, hidden_channels=4,
                    deform_channels=(8, 8), rank=1, integration_steps=3, seg_steps=20, steps=20, seg_batch=2,
-                   checkpoint_every=10, posterior_samples=4, augment=False)
+                   checkpoint_every=10, posterior_samples=4, augment=False, refine_steps=5)
 
     @classmethod
     def large(cls) -> "MotionConfig":

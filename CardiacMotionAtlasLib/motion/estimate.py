@@ -14,7 +14,7 @@ and the closed-form entropy of each step's Gaussian posterior (velocity, voxels)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, Optional
 
 import numpy as np
@@ -30,6 +30,7 @@ from .errors import MotionInputError
 from .fields import upsample_in_plane
 from .gaussian import voxel_entropy
 from .losses import one_hot
+from .refine import refine_velocities
 from .train import TrainedMotion, frame_order, sequence_tensors
 
 VOLUME_NAMES = ("LV", "LV myocardium", "RV")  # labels 1, 2, 3
@@ -117,10 +118,13 @@ def chain_drift_variance(fields: Dict[str, torch.Tensor], n: int, shape, ijk_to_
 
 @torch.no_grad()
 def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: Optional[int] = None,
-                    use_given_ed_labels: bool = True, seed: int = 0, progress=None) -> MotionEstimate:
+                    use_given_ed_labels: bool = True, seed: int = 0, progress=None,
+                    refine_steps: Optional[int] = None) -> MotionEstimate:
     """Estimate the motion of ``sequence`` (posterior mean + ``samples`` posterior samples, default
     ``config.posterior_samples``). ED labels: the sequence's own when given and ``use_given_ed_labels``,
-    else SegNet's. ``progress``: a ProgressReporter (one update per posterior sample)."""
+    else SegNet's. ``refine_steps``: refinement steps of the posterior mean on this subject
+    (:mod:`.refine`; default ``config.refine_steps``, 0: the network's amortised mean).
+    ``progress``: a ProgressReporter (one update per posterior sample)."""
     model, config, device = trained.model, trained.config, trained.device
     samples = config.posterior_samples if samples is None else int(samples)
     if samples < 2:
@@ -153,6 +157,11 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     two_sided = closed and config.two_sided
     posterior = model.posterior_over_steps(torch.cat([images, images[:1]]) if closed else images,
                                            sample_latent=False)
+    refine_steps = config.refine_steps if refine_steps is None else int(refine_steps)
+    if refine_steps > 0 and config.uses_segnet:  # semi-amortised: the subject's own pseudo-labels
+        pseudo = F.softmax(model.segment(images), 1)
+        posterior = replace(posterior, mean=refine_velocities(model, posterior.mean, ed_label, pseudo, padded, config,
+                                                              closed, steps=refine_steps))
 
     def fields_of(velocities: torch.Tensor) -> Dict[str, torch.Tensor]:
         out = model.fields(velocities, padded, closed=closed)
@@ -241,7 +250,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         strain={name: reorder(values) for name, values in strain.items()},
         strain_bounds={name: reorder(np.percentile(np.stack(v), [2.5, 97.5], axis=0), axis=1)
                        for name, v in strain_samples.items()},
-        n_samples=samples, metadata={"lv_centre_ras": frame[0].tolist(), "long_axis_ras": frame[1].tolist()})
+        n_samples=samples, metadata={"lv_centre_ras": frame[0].tolist(), "long_axis_ras": frame[1].tolist(),
+                                    "refine_steps": refine_steps if config.uses_segnet else 0})
 
 
 __all__ = ["VOLUME_NAMES", "MotionEstimate", "chain_drift_variance", "estimate_motion"]
