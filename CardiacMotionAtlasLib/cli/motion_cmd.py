@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     estimate.add_argument("--study", type=Path, required=True, help="the subject's study folder (any layout)")
     estimate.add_argument("--out", type=Path, required=True, help="output folder")
     estimate.add_argument("--samples", type=int, help="posterior samples (default: the model's config)")
+    estimate.add_argument("--refine-steps", type=int, help="refinement steps of the posterior mean on this subject "
+                                                           "against SegNet's labels (default: the model's config; "
+                                                           "0: the network's amortised mean)")
     estimate.add_argument("--segnet-ed", action="store_true", help="use SegNet's ED segmentation even if the "
                                                                    "study has ED labels")
     _add_common(estimate)
@@ -103,7 +106,7 @@ def _estimate(args: argparse.Namespace) -> int:
     trained = load_motion(args.model, device=args.device)
     sequence = load_sequence(args.study, args, trained.config.intensity_percentile)
     estimate = estimate_motion(trained, sequence, samples=args.samples, use_given_ed_labels=not args.segnet_ed,
-                               progress=progress_from(args))
+                               progress=progress_from(args), refine_steps=args.refine_steps)
     paths = write_motion_outputs(estimate, args.out)
     for what, path in paths.items():
         print(f"{what}: {path}")

@@ -322,7 +322,8 @@ class CardiacMotionAtlasLogic:
 
     def run_motion_estimation(self, scene: Any, model_checkpoint: PathLike, study: Any, *,
                               samples: Optional[int] = None, factor: int = 1, crop: Optional[int] = None,
-                              frames: Optional[int] = None, device: str = "auto",
+                              frames: Optional[int] = None, refine_steps: Optional[int] = None,
+                              device: str = "auto",
                               on_progress: Optional[ProgressCallback] = None,
                               on_done: Optional[Callable[[MethodRun], None]] = None, wait: bool = False,
                               work_dir: Optional[PathLike] = None, dispatch: str = "poll") -> MethodRun:
@@ -330,7 +331,8 @@ class CardiacMotionAtlasLogic:
         folder), then load the ED->ES grid transform, uncertainty and warped-label sequences, the ED
         myocardium with uncertainty scalars, indices (with 95 % bounds), volume curves and strain (see
         :func:`~CardiacMotionAtlasLib.mrml.method_outputs.load_motion_outputs`). ``factor``/``crop``/
-        ``frames`` must be those the model was trained with (``cardiac-atlas motion train``)."""
+        ``frames`` must be those the model was trained with (``cardiac-atlas motion train``);
+        ``refine_steps``: per-subject refinement of the posterior mean (default: the model's; 0: off)."""
         from .method_outputs import load_motion_outputs
 
         checkpoint = Path(model_checkpoint)
@@ -345,6 +347,8 @@ class CardiacMotionAtlasLogic:
             args += ["--frames", str(int(frames))]
         if samples is not None:
             args += ["--samples", str(int(samples))]
+        if refine_steps is not None:
+            args += ["--refine-steps", str(int(refine_steps))]
 
         def prepare(folder: Path) -> None:
             args.extend(["--study", absolute(source) if isinstance(source, Path) else write_study_input(source, folder)])
