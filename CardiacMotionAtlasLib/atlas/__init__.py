@@ -8,6 +8,13 @@ of space, ``D2`` a diffeomorphism of the cycle, ``c`` per-subject auto-decoder c
     fitted = fit_subject(atlas, new_subject, "ed")                            # "all", "ed_es" or "ed"
     meshes = subject_mesh_sequence(atlas, fitted, np.arange(25) / 25)        # RAS mm, shared faces
 
+Training also builds a shape-to-motion prior (:mod:`.shape_prior`) that ED and ED+ES fits use; when the
+training subjects' material trajectories are known, :func:`material_template_motion` gives the template
+a tangential motion that SDFs cannot show (better temporal correspondence)::
+
+    motion = material_template_motion(atlas, track_template(atlas), [heart.positions for heart in hearts])
+    meshes = subject_mesh_sequence(atlas, fitted, phases, motion)
+
 Frames: RAS mm outside, canonical heart frame inside (:mod:`.frame`); phases normalised, ED = 0.
 """
 
@@ -23,7 +30,8 @@ from .evaluation import (
     lv_cavity_volume_ml,
     temporal_correspondence_error,
 )
-from .fit import FittedSubject, fit_subject, prior_subject, sdf_error_mm, training_subject
+from .fit import CodePrior, FittedSubject, fit_subject, prior_subject, sdf_error_mm, training_subject
+from .material_tracking import inverse_time_warp, material_template_motion
 from .frame import CanonicalFrame, canonical_frame_from_labels, canonical_frame_from_mesh
 from .meshing import (
     TemplateMotion,
@@ -35,6 +43,7 @@ from .meshing import (
 from .model import Atlas, NeuralDiffeomorphicAtlas
 from .networks import SpatialFlow, TemplateSDF, TemporalFlow
 from .sampling import SubjectData, phantom_canonical_frame, subject_from_labels, subject_from_meshes, subject_from_phantom
+from .shape_prior import ShapeMotionPrior, fit_shape_motion_prior, regress_shape_motion_prior
 from .train import train_atlas
 
 __all__ = [
@@ -47,5 +56,7 @@ __all__ = [
     "TemplateMotion", "extract_template_mesh", "track_template", "subject_mesh_sequence", "template_mesh_sequence",
     "lv_cavity_volume_ml", "cavity_volume_curve", "d1_jacobian_determinant", "d2_folds",
     "temporal_correspondence_error", "cross_subject_correspondence_error", "SurfaceParameterisation",
-    "cohort_mean_motion", "sdf_blend_meshes",
+    "cohort_mean_motion", "sdf_blend_meshes", "CodePrior",
+    "ShapeMotionPrior", "fit_shape_motion_prior", "regress_shape_motion_prior",
+    "material_template_motion", "inverse_time_warp",
 ]

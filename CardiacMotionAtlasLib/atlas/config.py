@@ -58,9 +58,9 @@ class AtlasConfig:
     fitted alone (that many steps and points per step) to build the shape-to-motion prior
     (:mod:`.shape_prior`; 0 steps = none).
 
-    The defaults are sized so that ``benchmarks.atlas`` (12 training subjects) trains in ~6-8 minutes
-    with one torch thread on a shared 2-core CPU (~0.3 s/step): 6 subjects x 2 frames x 500 points per
-    step, 1200 steps.
+    The defaults are sized so that ``benchmarks.atlas`` (12 training subjects) trains in ~5-8 minutes
+    with one torch thread on a shared 2-core CPU (0.3-0.55 s/step): 6 subjects x 2 frames x 500 points
+    per step, 900 steps, 8000 SDF samples per frame.
     """
 
     shape_code_dim: int = 16
@@ -83,8 +83,8 @@ class AtlasConfig:
     code_weight: float = 1e-4
     velocity_weight: float = 0.03
     es_alignment_weight: float = 0.1
-    template_warmup_steps: int = 120
-    steps: int = 1200
+    template_warmup_steps: int = 100
+    steps: int = 900
     subjects_per_step: int = 6
     frames_per_subject: int = 2
     points_per_frame: int = 500
@@ -93,10 +93,10 @@ class AtlasConfig:
     final_lr_fraction: float = 0.1
     extent_margin: float = 0.85
     checkpoint_every: int = 250
-    prior_fit_steps: int = 150
-    prior_fit_points: int = 600
+    prior_fit_steps: int = 120
+    prior_fit_points: int = 500
     seed: int = 0
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(samples_per_frame=8000))
 
     def __post_init__(self) -> None:
         if self.ode_method not in ODE_METHODS:

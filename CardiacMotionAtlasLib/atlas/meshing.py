@@ -16,7 +16,9 @@
    Steps are explicit Euler between ``tracking_steps`` stored template phases, each followed by
    ``newton_iterations`` Newton projections ``x <- x - T grad T / |grad T|^2`` back onto
    ``T(., t') = 0``. Between stored phases vertices are interpolated linearly and projected once more.
-   The benchmark measures the resulting error against the phantom's material points.
+   The benchmark measures the resulting error against the phantom's material points. When the
+   training subjects' material trajectories are known, :mod:`.material_tracking` replaces the
+   smoothness guess by the cohort's mean template-space motion (same surfaces, same faces).
 3. **Subjects**: at subject phase ``t`` the template vertices at ``t' = D2(t, c_t)`` are carried by the
    inverse flow ``D1^-1(., c_p)`` (backward ODE integration) to the subject's canonical frame and then
    to RAS mm. ``D1`` is a diffeomorphism, so the mesh stays closed and keeps its topology; every subject

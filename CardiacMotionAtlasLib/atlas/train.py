@@ -29,7 +29,7 @@ import torch
 from ..training import ddp
 from ..training.device import select_device
 from ..training.distributed import barrier
-from ..training.checkpoint import save_checkpoint
+from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.loop import make_state_fns, run_training
 from ..training.progress import CancelToken, ProgressReporter
 from ..training.seeding import make_generator, seed_everything
@@ -204,7 +204,9 @@ def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] =
         fit_config = FitConfig(steps=config.prior_fit_steps, points_per_frame=config.prior_fit_points, seed=config.seed)
         atlas.shape_motion_prior = fit_shape_motion_prior(atlas, subjects, fit_config)
         if checkpoint_path is not None and rank == 0 and atlas.shape_motion_prior is not None:
-            save_checkpoint(checkpoint_path, config=config, step=config.steps, kind=CHECKPOINT_KIND, **state_dict_fn())
+            rng_state = load_checkpoint(checkpoint_path, expected_kind=CHECKPOINT_KIND).rng_state  # keep resumability
+            save_checkpoint(checkpoint_path, config=config, step=config.steps, kind=CHECKPOINT_KIND, rng_state=rng_state,
+                            **state_dict_fn())
     barrier()  # rank 0's final checkpoint is on disk before any rank returns
     return atlas
 

@@ -61,8 +61,8 @@ def sizes(quick: bool, large: bool) -> Dict:
     if quick:
         return dict(train=6, held=2, frames=8, atlas=AtlasConfig.quick(), mesh=MeshConfig(resolution=56, tracking_steps=24),
                     fit=FitConfig(steps=120, points_per_frame=800), samples=3000, grid_mm=2.0, cycle=25)
-    return dict(train=12, held=3, frames=10, atlas=AtlasConfig(), fit=FitConfig(steps=150, points_per_frame=600),
-                mesh=MeshConfig(resolution=64, tracking_steps=32), samples=4000, grid_mm=2.0, cycle=25)
+    return dict(train=12, held=3, frames=10, atlas=AtlasConfig(), fit=FitConfig(steps=120, points_per_frame=500),
+                mesh=MeshConfig(resolution=56, tracking_steps=24), samples=3000, grid_mm=2.0, cycle=25)
 
 
 def frames_of(mesh: MeshSequence) -> List[Mesh]:
