@@ -108,6 +108,7 @@ def test_main_job_method_stages_write_held_out_subject_outputs(tmp_path):
 
     motion = json.loads((out / "motion" / "summary.json").read_text())
     assert motion["subject_id"] == "phantom002"
+    assert motion["refine_steps"] == 5  # the tiny config refines the held-out subject's posterior mean
     dvfs = sorted((out / "motion" / "dvf").glob("ed_to_frame*.nii.gz"))
     fields = [p for p in dvfs if "uncertainty" not in p.name]
     assert fields and np.isfinite(read_displacement_field(fields[-1]).vectors).all()
