@@ -49,8 +49,8 @@ class MotionConfig:
     Inference (:mod:`.refine`, SegNet models): ``refine_steps`` normalised descent steps (at most
     ``refine_lr`` voxels each) refine the subject's posterior mean on the shape terms of the ELBO against
     its ED labels and SegNet's labels at every frame (``refine_step_weight``: the frame-to-frame term;
-    ``refine_coarsening``: control grid of the correction; ``refine_size_weight``: its L2 penalty); 0 keeps
-    the network's (amortised) mean.
+    ``refine_coarsening``: control grid of the correction; ``refine_size_weight``: its L2 penalty;
+    ``refine_fold_weight``: a penalty on folding ED -> t fields); 0 keeps the network's (amortised) mean.
     """
 
     # networks
@@ -97,6 +97,7 @@ class MotionConfig:
     refine_step_weight: float = 1.0  # frame-to-frame pseudo-label term, relative to the anchored one
     refine_coarsening: int = 2  # the correction lives on a control grid this many times coarser (trilinear)
     refine_size_weight: float = 0.05  # L2 penalty on the correction (voxels^2): none where no shape evidence
+    refine_fold_weight: float = 0.1  # squared hinge on small Jacobian determinants of the ED -> t fields
 
     def validate(self) -> "MotionConfig":
         if len(self.seg_channels) < 2 or len(self.deform_channels) < 2:
@@ -119,8 +120,8 @@ class MotionConfig:
                      "bending_weight", "posterior_kl_weight", "intensity_weight", "anchor_weight"):
             if getattr(self, name) < 0:
                 raise MotionConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.refine_steps < 0 or self.refine_lr <= 0 or self.refine_step_weight < 0:
-            raise MotionConfigError("refine_steps >= 0, refine_lr > 0 and refine_step_weight >= 0 are required")
+        if self.refine_steps < 0 or self.refine_lr <= 0 or min(self.refine_step_weight, self.refine_fold_weight) < 0:
+            raise MotionConfigError("refine_steps >= 0, refine_lr > 0, refine_step_weight >= 0 and refine_fold_weight >= 0 are required")
         return self
 
     @property

@@ -34,11 +34,13 @@ from typing import Callable, Dict, Optional
 import torch
 import torch.nn.functional as F
 
-from ..geometry.warp import warp
+from ..geometry.warp import jacobian_determinant_voxels, warp
 from .config import MotionConfig
 from .fields import bending_energy
 from .losses import shape_loss, soft_masks
 from .model import CardioMorphNet
+
+FOLD_MARGIN = 0.2  # Jacobian determinants below this are penalised (the fields fold at 0)
 
 
 def refinement_loss(model: CardioMorphNet, velocities: torch.Tensor, ed_labels: torch.Tensor,
@@ -64,6 +66,10 @@ def refinement_loss(model: CardioMorphNet, velocities: torch.Tensor, ed_labels: 
     terms = {"anchored": anchored, "step": step, "bending": bending_energy(velocities)}
     if closed:
         terms["closure"] = shape_loss(warp(ed_soft, t_to_ed[-1:]), ed_labels, dice)
+    # folding: squared hinge on Jacobian determinants below FOLD_MARGIN of the ED -> t fields (the fields the
+    # estimate reports), summed over voxels and averaged over frames
+    determinant = jacobian_determinant_voxels(ed_to_t[1:n])
+    terms["folding"] = F.relu(FOLD_MARGIN - determinant).pow(2).sum() / max(n - 1, 1)
     return terms
 
 
@@ -88,7 +94,8 @@ def refine_velocities(model: CardioMorphNet, initial: torch.Tensor, ed_labels: t
     correction = initial.new_zeros((initial.shape[0], 3, *coarse)).requires_grad_(True)
     momentum = torch.zeros_like(correction)
     weights = {"anchored": 1.0, "step": config.refine_step_weight, "closure": 1.0,
-               "bending": config.bending_weight, "size": config.refine_size_weight}
+               "bending": config.bending_weight, "size": config.refine_size_weight,
+               "folding": config.refine_fold_weight}
 
     def velocities_of(control: torch.Tensor) -> torch.Tensor:
         return initial + F.interpolate(control, size=tuple(initial.shape[2:]), mode="trilinear", align_corners=True)
