@@ -124,7 +124,7 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     ``config.posterior_samples``). ED labels: the sequence's own when given and ``use_given_ed_labels``,
     else SegNet's. ``refine_steps``: refinement steps of the posterior mean on this subject
     (:mod:`.refine`; default ``config.refine_steps``, 0: the network's amortised mean).
-    ``progress``: a ProgressReporter (one update per posterior sample)."""
+    ``progress``: a ProgressReporter (one update per refinement step, then one per posterior sample)."""
     model, config, device = trained.model, trained.config, trained.device
     samples = config.posterior_samples if samples is None else int(samples)
     if samples < 2:
@@ -133,13 +133,14 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     n, shape = sequence.n_frames, sequence.shape_zyx
     images, labels = sequence_tensors(sequence, config, device)
     padded = images.shape[2:]
-    segnet_labels = None
-    if config.uses_segnet:
-        segnet_labels = crop_volume(model.segment(images).argmax(1), shape).cpu().numpy().astype(np.uint8)
+    segnet_labels = segnet_probabilities = None
+    if config.uses_segnet:  # once: the labels are an output, the probabilities drive the refinement
+        segnet_probabilities = F.softmax(model.segment(images), 1)
+        segnet_labels = crop_volume(segnet_probabilities.argmax(1), shape).cpu().numpy().astype(np.uint8)
     if use_given_ed_labels and 0 in labels:
         ed_label = labels[0]
-    elif segnet_labels is not None:
-        ed_label = model.segment(images[:1]).argmax(1)
+    elif segnet_probabilities is not None:
+        ed_label = segnet_probabilities[:1].argmax(1)
     else:
         raise MotionInputError(sequence.subject_id, "no ED labels given and the model has no SegNet")
     ed_onehot = one_hot(ed_label)
@@ -158,10 +159,16 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     posterior = model.posterior_over_steps(torch.cat([images, images[:1]]) if closed else images,
                                            sample_latent=False)
     refine_steps = config.refine_steps if refine_steps is None else int(refine_steps)
-    if refine_steps > 0 and config.uses_segnet:  # semi-amortised: the subject's own pseudo-labels
-        pseudo = F.softmax(model.segment(images), 1)
-        posterior = replace(posterior, mean=refine_velocities(model, posterior.mean, ed_label, pseudo, padded, config,
-                                                              closed, steps=refine_steps))
+    if refine_steps > 0 and segnet_probabilities is not None:  # semi-amortised: the subject's own pseudo-labels
+        callback = None
+        if progress is not None:
+            progress.start(refine_steps, f"refine posterior mean {sequence.subject_id}")
+            callback = lambda step, loss: progress.update(step, loss=loss)  # noqa: E731
+        refined = refine_velocities(model, posterior.mean, ed_label, segnet_probabilities, padded, config, closed,
+                                    steps=refine_steps, callback=callback)
+        if progress is not None:
+            progress.close()
+        posterior = replace(posterior, mean=refined)
 
     def fields_of(velocities: torch.Tensor) -> Dict[str, torch.Tensor]:
         out = model.fields(velocities, padded, closed=closed)

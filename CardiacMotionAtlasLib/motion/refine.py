@@ -51,9 +51,10 @@ def refinement_loss(model: CardioMorphNet, velocities: torch.Tensor, ed_labels: 
     ``(1, z, y, x)`` the ED labels; ``pseudo_labels`` ``(n, z, y, x)`` SegNet's labels of the ``n``
     observed frames (ED first; position 0 is not used). Every term is the training's shape loss
     (cross-entropy + soft Dice of warped soft masks against labels)."""
-    fields = model.fields(velocities, shape_zyx, closed=closed)
-    ed_to_t = fields["ed_to_t_forward"] if closed else fields["ed_to_t"]
-    t_to_ed = fields["t_to_ed_forward"] if closed else fields["t_to_ed"]
+    # the forward chains only (for a closed cycle they run on to the closing ED): the chains from the closing
+    # ED that ``closed=True`` adds are not refined, and computing them every step would double the cost
+    fields = model.fields(velocities, shape_zyx, closed=False)
+    ed_to_t, t_to_ed = fields["ed_to_t"], fields["t_to_ed"]
     n = pseudo_labels.shape[0]
     blur, dice = config.label_blur, config.dice_weight
     ed_soft = soft_masks(ed_labels, blur)

@@ -57,9 +57,28 @@ def test_zero_steps_keep_the_network_mean_and_the_networks_stay_frozen(small_seq
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+class _Recorder:
+    """A ProgressReporter that keeps (description, total, last step) of every run."""
+
+    def __init__(self):
+        self.runs = []
+
+    def start(self, total, description="", *, initial=0):
+        self.runs.append([description, total, initial])
+
+    def update(self, step, **metrics):
+        self.runs[-1][2] = step
+
+    def close(self):
+        pass
+
+
 def test_estimate_records_and_applies_the_refinement(small_sequence, tiny_trained):
     amortised = estimate_motion(tiny_trained, small_sequence, samples=2, refine_steps=0)
-    refined = estimate_motion(tiny_trained, small_sequence, samples=2, refine_steps=8)
+    recorder = _Recorder()
+    refined = estimate_motion(tiny_trained, small_sequence, samples=2, refine_steps=8, progress=recorder)
+    assert [(total, done) for _, total, done in recorder.runs] == [(8, 8), (2, 2)]  # refinement, then samples
+    assert recorder.runs[0][0].startswith("refine")
     assert amortised.metadata["refine_steps"] == 0 and refined.metadata["refine_steps"] == 8
     assert np.abs(refined.ed_to_t - amortised.ed_to_t).max() > 1e-3
     assert np.allclose(refined.ed_to_t[small_sequence.ed_frame], 0.0)
