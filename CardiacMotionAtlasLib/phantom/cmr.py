@@ -103,9 +103,9 @@ def slice_geometry(centre_ras: np.ndarray, axis_i: np.ndarray, axis_j: np.ndarra
 
 def planned_slices(heart: PhantomHeart, config: CMRConfig) -> List[Tuple[str, str, np.ndarray]]:
     """(name, view, nominal IJK->RAS) of the SAX stack (base -> apex) and the LAX views."""
-    shape = heart.shape
-    top = shape.z_base - 5.0
-    bottom = shape.c_epi + 2.0
+    base, apex = heart.lv_extent_local()
+    top = base - 5.0
+    bottom = apex + 2.0
     n_sax = int(np.clip(np.ceil((bottom - top) / config.slice_spacing_mm) + 1, config.min_sax, config.max_sax))
     first = 0.5 * (top + bottom) - 0.5 * (n_sax - 1) * config.slice_spacing_mm
     slices = []
@@ -113,7 +113,7 @@ def planned_slices(heart: PhantomHeart, config: CMRConfig) -> List[Tuple[str, st
     for k in range(n_sax):
         centre = heart.to_ras(np.array([0.0, 0.0, first + k * config.slice_spacing_mm]))
         slices.append((f"sax_{k:02d}", "SAX", slice_geometry(centre, ax_i, ax_j, config)))
-    centre = heart.to_ras(np.array([0.0, 0.0, 0.5 * (shape.z_base + shape.c_epi)]))
+    centre = heart.to_ras(np.array([0.0, 0.0, 0.5 * (base + apex)]))
     for view in config.lax_views:
         ax_i, ax_j = _plane_axes(heart, view)
         slices.append((f"la_{view.lower()}", view, slice_geometry(centre, ax_i, ax_j, config)))

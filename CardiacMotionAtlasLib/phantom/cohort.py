@@ -33,8 +33,8 @@ from ..io.meshes import write_mesh_sequence
 from ..io.nifti import write_nifti
 from .cmr import CMRConfig, simulate_cine
 from .ct import CTConfig, simulate_ct
+from .families import DEFAULT_FAMILY, check_family, make_heart
 from .heart import PhantomHeart
-from .parameters import sample_subject_parameters
 
 COHORT_FORMAT_VERSION = 1
 SIDECAR = "phantom.json"
@@ -43,10 +43,12 @@ GT_SURFACES = ("myocardium", "lv_cavity")
 
 @dataclass
 class CohortConfig:
-    """What to generate. ``tiny()`` is for tests (seconds per subject)."""
+    """What to generate. ``tiny()`` is for tests (seconds per subject). ``family`` names the phantom
+    family (:data:`~.families.FAMILY_CHOICES`; ``mixed`` alternates them)."""
 
     n_subjects: int = 6
     seed: int = 0
+    family: str = DEFAULT_FAMILY
     abnormal_fraction: float = 0.3
     cmr: CMRConfig = field(default_factory=CMRConfig)
     ct: Optional[CTConfig] = field(default_factory=CTConfig)
@@ -106,6 +108,7 @@ def write_subject(heart: PhantomHeart, folder: Path, config: CohortConfig,
     sidecar = {
         "format_version": COHORT_FORMAT_VERSION,
         "subject_id": heart.subject_id,
+        "family": heart.family,
         "parameters": heart.params.to_dict(),
         "clinical_indices": heart.clinical_indices(),
         "es_phase": es_phase,
@@ -132,8 +135,9 @@ def _frame(sequence: ImageSequence, index: int, name: str) -> ImageSequence:
 
 
 def cohort_hearts(config: CohortConfig) -> List[PhantomHeart]:
-    """The cohort's hearts (deterministic in ``config.seed``)."""
-    return [PhantomHeart(sample_subject_parameters(config.seed, i, abnormal_fraction=config.abnormal_fraction))
+    """The cohort's hearts (deterministic in ``config.family`` and ``config.seed``)."""
+    check_family(config.family)
+    return [make_heart(config.family, config.seed, i, abnormal_fraction=config.abnormal_fraction)
             for i in range(config.n_subjects)]
 
 

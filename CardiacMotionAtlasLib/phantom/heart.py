@@ -52,7 +52,9 @@ def grid_points_ras(ijk_to_ras: np.ndarray, shape_zyx: Tuple[int, int, int]) -> 
 
 
 class PhantomHeart:
-    """The analytic 4D heart of one subject (see module docstring)."""
+    """The analytic 4D heart of one subject (see module docstring); the ``ellipsoidal`` family."""
+
+    family = "ellipsoidal"
 
     def __init__(self, params: SubjectParameters) -> None:
         self.params = params
@@ -90,6 +92,44 @@ class PhantomHeart:
     def long_axis_ras(self) -> np.ndarray:
         """Unit base->apex direction in RAS."""
         return self.local_to_ras[:3, 2].copy()
+
+    def set_pose(self, local_to_ras: np.ndarray) -> None:
+        """Place the heart in the scanner: a new rigid LV-frame -> RAS matrix (4x4, mm). The anatomy and
+        the motion (LV frame) are unchanged; the parameters record the new axis, RV direction and centre."""
+        matrix = np.asarray(local_to_ras, float)
+        rotation = matrix[:3, :3]
+        if not np.allclose(rotation.T @ rotation, np.eye(3), atol=1e-6) or np.linalg.det(rotation) <= 0:
+            raise ValueError("set_pose needs a rigid (rotation + translation) matrix")
+        self.local_to_ras = matrix.copy()
+        self.ras_to_local = np.linalg.inv(self.local_to_ras)
+        self.params.lv_axis_ras = tuple(float(v) for v in rotation[:, 2])
+        self.params.rv_direction_ras = tuple(float(v) for v in rotation[:, 0])
+        self.params.heart_centre_ras = tuple(float(v) for v in matrix[:3, 3])
+
+    def lv_extent_local(self) -> Tuple[float, float]:
+        """(base, epicardial apex) positions (mm) along the LV frame's z axis at ED; base < apex."""
+        return float(self.shape.z_base), float(self.shape.c_epi)
+
+    def epicardial_ring_local(self, fraction_from_base: float, n: int = 72) -> np.ndarray:
+        """Material epicardial points (LV frame, mm) at a level between the base (0) and the
+        epicardial apex (1), ``(n, 3)``."""
+        s = self.shape
+        z = s.z_base + fraction_from_base * (s.c_epi - s.z_base)
+        rho = s.a_epi * np.sqrt(max(1.0 - (z / s.c_epi) ** 2, 0.0))
+        phi = np.arange(n) * 2 * np.pi / n
+        return np.stack([rho * np.cos(phi), rho * np.sin(phi), np.full(n, z)], -1)
+
+    def endocardial_ring_local(self, fraction_from_base: float, n: int = 72) -> np.ndarray:
+        """Material endocardial points (LV frame, mm) between the base (0) and the endocardial apex (1)."""
+        s = self.shape
+        z = s.z_base + fraction_from_base * (s.c_endo - s.z_base)
+        rho = s.a_endo * np.sqrt(max(1.0 - (z / s.c_endo) ** 2, 0.0))
+        phi = np.arange(n) * 2 * np.pi / n
+        return np.stack([rho * np.cos(phi), rho * np.sin(phi), np.full(n, z)], -1)
+
+    def apex_local(self) -> np.ndarray:
+        """Material epicardial apex (LV frame, mm), ``(3,)``."""
+        return np.array([0.0, 0.0, self.shape.c_epi])
 
     def to_local(self, points_ras: np.ndarray) -> np.ndarray:
         return apply_affine(self.ras_to_local, points_ras)

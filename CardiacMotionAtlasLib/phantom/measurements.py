@@ -8,7 +8,7 @@ from typing import Dict
 import numpy as np
 
 from ..metrics.surface import chamfer_distance, point_to_surface_distance
-from .heart import MYOCARDIAL_DENSITY_G_PER_ML, PhantomHeart
+from .heart import MYOCARDIAL_DENSITY_G_PER_ML
 
 EXPECTED_RANGES: Dict[str, str] = {
     "EDV_ml": "90-220 (abnormal up to 300)",
@@ -32,20 +32,11 @@ def closed_mesh_volume_ml(vertices: np.ndarray, faces: np.ndarray) -> float:
     return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6000.0)
 
 
-def _epi_ring(heart: PhantomHeart, fraction_from_base: float, n: int = 72) -> np.ndarray:
-    """Material epicardial points (LV frame) at a level between base (0) and epicardial apex (1)."""
-    s = heart.shape
-    z = s.z_base + fraction_from_base * (s.c_epi - s.z_base)
-    rho = s.a_epi * np.sqrt(max(1.0 - (z / s.c_epi) ** 2, 0.0))
-    phi = np.arange(n) * 2 * np.pi / n
-    return np.stack([rho * np.cos(phi), rho * np.sin(phi), np.full(n, z)], -1)
-
-
-def measure_heart(heart: PhantomHeart, n_phases: int = 20) -> Dict[str, float]:
+def measure_heart(heart, n_phases: int = 20) -> Dict[str, float]:
     """Volumes, mass, wall thickening, longitudinal shortening, base descent, torsion, endocardial
     inward motion, myocardial volume drift and the ED-ES chamfer distance, all measured (not taken
     from the parameters)."""
-    motion, s = heart.motion, heart.shape
+    motion = heart.motion
     es = heart.es_phase
     phases = np.arange(n_phases) / n_phases
     cav_v, cav_f = heart.material_surface_local("lv_cavity")
@@ -55,14 +46,14 @@ def measure_heart(heart: PhantomHeart, n_phases: int = 20) -> Dict[str, float]:
     edv = closed_mesh_volume_ml(cav_v, cav_f)
     esv = closed_mesh_volume_ml(motion.forward(cav_v, es), cav_f)
 
-    mid = _epi_ring(heart, 0.45)
+    mid = heart.epicardial_ring_local(0.45)
     thickness = []
     for t in (0.0, es):
         endo_v, endo_f = heart.material_surface_local("lv_cavity")
         thickness.append(point_to_surface_distance(motion.forward(mid, t), motion.forward(endo_v, t), endo_f).mean())
 
-    apex = np.array([[0.0, 0.0, s.c_epi]])
-    base_ring = _epi_ring(heart, 0.0)
+    apex = heart.apex_local()[None]
+    base_ring = heart.epicardial_ring_local(0.0)
 
     def length(t: float) -> float:
         return float(np.linalg.norm(motion.forward(apex, t)[0] - motion.forward(base_ring, t).mean(0)))
@@ -74,14 +65,11 @@ def measure_heart(heart: PhantomHeart, n_phases: int = 20) -> Dict[str, float]:
         delta = np.angle(np.exp(1j * (np.arctan2(moved[:, 1], moved[:, 0]) - np.arctan2(points[:, 1], points[:, 0]))))
         return float(np.rad2deg(np.mean(delta)))
 
-    torsion = rotation_deg(_epi_ring(heart, 0.85)) - rotation_deg(_epi_ring(heart, 0.1))
+    torsion = rotation_deg(heart.epicardial_ring_local(0.85)) - rotation_deg(heart.epicardial_ring_local(0.1))
 
-    endo_mid_z = s.z_base + 0.45 * (s.c_endo - s.z_base)
-    rho = s.a_endo * np.sqrt(1 - (endo_mid_z / s.c_endo) ** 2)
-    phi = np.arange(72) * 2 * np.pi / 72
-    endo_mid = np.stack([rho * np.cos(phi), rho * np.sin(phi), np.full(72, endo_mid_z)], -1)
+    endo_mid = heart.endocardial_ring_local(0.45)
     moved = motion.forward(endo_mid, es)
-    inward = float(np.mean(rho - np.hypot(moved[:, 0], moved[:, 1])))
+    inward = float(np.mean(np.hypot(endo_mid[:, 0], endo_mid[:, 1]) - np.hypot(moved[:, 0], moved[:, 1])))
 
     myo_es = motion.forward(myo_v, es)
     chamfer = chamfer_distance((heart.to_ras(myo_v), myo_f), (heart.to_ras(myo_es), myo_f))
@@ -99,7 +87,7 @@ def measure_heart(heart: PhantomHeart, n_phases: int = 20) -> Dict[str, float]:
         "myo_drift_pct": 100.0 * float(np.max(np.abs(np.asarray(myocardium) / myocardium[0] - 1.0))),
         "ed_es_chamfer_mm": float(chamfer),
         "RVEDV_ml": heart.rv_edv_ml,
-        "RVEF_pct": 100.0 * heart.params.rv_ef,
+        "RVEF_pct": 100.0 * (1.0 - float(heart.rv_volume_ml(es)) / heart.rv_edv_ml),
         "ES_phase": es,
         "volume_curve_ml": cavity,
     }
