@@ -3,7 +3,7 @@
 Images: :mod:`.nifti` (nibabel), :mod:`.itk_images` (NRRD and other SimpleITK formats), :mod:`.dicom`
 (cine and volume DICOM). Displacement fields: :mod:`.displacement_io`. Meshes: :mod:`.meshes`,
 :mod:`.vtk_convert` (and the pre-flight checks :mod:`.mesh_preflight`). Study layouts: :mod:`.layouts`
-(UK Biobank, ACDC, M&Ms, DICOM). Atomic output: :mod:`.atomic`. Every reader raises :class:`~CardiacMotionAtlasLib.errors.InputFileError` (or
+(UK Biobank, ACDC, M&Ms, DICOM), their label conventions :mod:`.label_conventions`. Atomic output: :mod:`.atomic`. Every reader raises :class:`~CardiacMotionAtlasLib.errors.InputFileError` (or
 :class:`~CardiacMotionAtlasLib.errors.CineStudyError`) naming the file; every writer is atomic.
 """
 
@@ -18,7 +18,8 @@ from .itk_images import (
     write_itk_image,
     write_nrrd,
 )
-from .layout_acdc import read_acdc_study, read_mnms_study
+from .label_conventions import CONVENTIONS, LabelConventionError, convention_of_label_file, to_product
+from .layout_acdc import read_acdc_study, read_mnms_study, write_acdc_study
 from .layout_ukbb import read_ukbb_study, write_ukbb_study
 from .layouts import detect_layout, read_stack_study, read_study
 from .meshes import read_mesh, read_mesh_sequence, read_polydata, write_mesh, write_mesh_sequence, write_polydata
@@ -56,6 +57,11 @@ __all__ = [
     "read_ukbb_study",
     "write_ukbb_study",
     "read_acdc_study",
+    "write_acdc_study",
+    "CONVENTIONS",
+    "LabelConventionError",
+    "convention_of_label_file",
+    "to_product",
     "read_mnms_study",
     "read_study",
     "read_stack_study",

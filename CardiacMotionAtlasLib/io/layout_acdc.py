@@ -1,4 +1,4 @@
-"""ACDC and M&Ms study folders -> :class:`CineStudy` (SAX stacks only).
+"""ACDC and M&Ms study folders <-> :class:`CineStudy` (SAX stacks only).
 
 ACDC (one folder per patient)::
 
@@ -7,12 +7,15 @@ ACDC (one folder per patient)::
     patient001_frame01_gt.nii.gz    labels of frame 1 (1-based): ACDC 1 RV, 2 myocardium, 3 LV
     Info.cfg                        "ED: 1", "ES: 12", "NbFrame: 30", ... (1-based frames)
 
-ACDC labels are mapped to the project's (1 LV blood pool, 2 LV myocardium, 3 RV blood pool).
+ACDC labels are mapped to the project's (1 LV blood pool, 2 LV myocardium, 3 RV blood pool) on read, and
+back on write (:func:`write_acdc_study`), by :mod:`.label_conventions`.
 
 M&Ms (one folder per subject)::
 
     A0S9V9_sa.nii.gz                cine SAX stack (x, y, z, t)
-    A0S9V9_sa_gt.nii.gz             labels (x, y, z, t), already 1 LV, 2 myocardium, 3 RV, at ED and ES
+    A0S9V9_sa_gt.nii.gz             labels (x, y, z, t), 1 LV, 2 myocardium, 3 RV (the product's convention;
+                                    source: the M&Ms challenge description, see :mod:`.label_conventions`),
+                                    at ED and ES
 
 M&Ms keeps ED/ES frame numbers in a dataset-wide CSV: pass them, otherwise the labelled frame with the
 larger LV blood pool is ED and the other ES.
@@ -30,11 +33,13 @@ from ..data.cine_study import CineStudy
 from ..data.image_sequence import ImageSequence
 from ..errors import CineStudyError
 from ._common import PathLike, reading, require_dir, require_file
+from .label_conventions import to_product
 from .layout_common import check_frame_count, check_same_grid, labelled_frames_of, split_stack
 from .nifti import read_nifti
 
 ACDC_TO_PROJECT = np.array([0, 3, 2, 1], dtype=np.uint8)
-"""Lookup table: ACDC label (0 bg, 1 RV, 2 myo, 3 LV) -> project label (0 bg, 1 LV, 2 myo, 3 RV)."""
+"""Lookup table: ACDC label (0 bg, 1 RV, 2 myo, 3 LV) -> project label (0 bg, 1 LV, 2 myo, 3 RV)
+(kept for callers; the readers use :func:`.label_conventions.to_product`)."""
 
 _GT = re.compile(r"^(?P<patient>.+)_frame(?P<frame>\d+)_gt\.nii(\.gz)?$", re.IGNORECASE)
 
@@ -106,12 +111,13 @@ def read_acdc_study(folder: PathLike, subject_id: Optional[str] = None) -> CineS
         gt = read_nifti(gt_path, labels=True, allowed_labels=(0, 1, 2, 3), require_labels=True)
         check_frame_count(gt, 1, gt_path)
         check_same_grid(image, gt, gt_path, "ground truth")
-        labels[frame] = ACDC_TO_PROJECT[gt.array[0]]
+        labels[frame] = to_product(gt.array[0], "acdc", gt_path)
         frames.append(frame)
     label_seq = ImageSequence(labels, image.ijk_to_ras, phases=image.phases, name="labels") if frames else None
     slices = split_stack(image, label_seq, sorted(frames) if frames else None, "SAX")
     return CineStudy(subject_id=subject_id or patient, slices=slices, ed_frame=ed if ed is not None else 0,
-                     es_frame=es, metadata={"source": str(folder), "layout": "acdc", "info": info})
+                     es_frame=es, metadata={"source": str(folder), "layout": "acdc", "info": info,
+                                              "label_convention": "acdc"})
 
 
 def read_mnms_study(folder: PathLike, ed_frame: Optional[int] = None, es_frame: Optional[int] = None,
@@ -131,6 +137,7 @@ def read_mnms_study(folder: PathLike, ed_frame: Optional[int] = None, es_frame: 
     label_seq, frames = None, None
     if gt_path.exists():
         label_seq = read_nifti(gt_path, labels=True, allowed_labels=(0, 1, 2, 3), require_labels=True)
+        label_seq.array = to_product(label_seq.array, "mnms", gt_path)
         check_frame_count(label_seq, n, gt_path)
         check_same_grid(image, label_seq, gt_path, "ground truth")
         frames = labelled_frames_of(label_seq.array)
@@ -140,7 +147,70 @@ def read_mnms_study(folder: PathLike, ed_frame: Optional[int] = None, es_frame: 
             es_frame = by_lv[1] if es_frame is None else es_frame
     slices = split_stack(image, label_seq, frames, "SAX")
     return CineStudy(subject_id=subject_id or code, slices=slices, ed_frame=ed_frame or 0, es_frame=es_frame,
-                     metadata={"source": str(folder), "layout": "mnms"})
+                     metadata={"source": str(folder), "layout": "mnms", "label_convention": "mnms"})
 
 
-__all__ = ["ACDC_TO_PROJECT", "read_info_cfg", "read_acdc_study", "read_mnms_study"]
+# --------------------------------------------------------------------------- writer
+
+
+def _sax_labels_at(study: CineStudy, frame: int) -> Optional[np.ndarray]:
+    """Product labels ``(z, y, x)`` of the SAX stack at ``frame`` when every SAX slice has labels there
+    (and some voxel is labelled), else None."""
+    sax = study.sax
+    if any(s.labels is None or frame not in (s.labelled_frames or []) for s in sax):
+        return None
+    volume = np.concatenate([np.asarray(s.labels.array[frame], dtype=np.uint8) for s in sax], axis=0)
+    return volume if volume.any() else None
+
+
+def write_info_cfg(path: PathLike, info: Dict[str, object]) -> Path:
+    """Write ``key: value`` lines (ACDC's ``Info.cfg``) atomically."""
+    from .atomic import atomic_write_text
+
+    atomic_write_text(Path(path), "".join(f"{key}: {value}\n" for key, value in info.items()))
+    return Path(path)
+
+
+def write_acdc_study(study: CineStudy, folder: PathLike, patient: Optional[str] = None, group: str = "NOR",
+                     height_cm: float = 175.0, weight_kg: float = 75.0) -> Path:
+    """Write ``study``'s SAX stack in the ACDC layout (module docstring) into the patient ``folder``:
+    ``<patient>_4d.nii.gz`` (cine, ``(x, y, z, t)``), ``<patient>_frameNN.nii.gz`` at ED and ES (NN 1-based)
+    with ``_gt.nii.gz`` labels in the ACDC convention (1 RV, 2 myocardium, 3 LV) where the SAX slices are
+    labelled, and ``Info.cfg`` (ED, ES 1-based, Group, Height cm, NbFrame, Weight kg), written last.
+    ``patient`` defaults to the folder name. The SAX slices must be parallel, share one pixel grid and be
+    equally spaced (slice thickness and a flipped normal are not representable in ACDC and are dropped).
+    :func:`read_acdc_study` gives back the image and the product labels at ED and ES exactly."""
+    from ..errors import CardiacMotionAtlasError
+    from .label_conventions import from_product
+    from .layout_common import stack_slices
+    from .nifti import write_nifti
+
+    folder = Path(folder)
+    patient = patient or folder.name
+    sax = study.sax
+    if not sax:
+        raise CardiacMotionAtlasError(f"{folder}: study {study.subject_id!r} has no SAX slice to write")
+    if study.es_frame is None:
+        raise CardiacMotionAtlasError(f"{folder}: study {study.subject_id!r} has no ES frame; ACDC's Info.cfg needs it")
+    stack, _, _ = stack_slices(sax)
+    first = sax[0].image
+    folder.mkdir(parents=True, exist_ok=True)
+    cine = ImageSequence(np.concatenate([s.image.array for s in sax], axis=1), stack, phases=first.phases,
+                         cycle_length_s=study.cycle_length_s or first.cycle_length_s,
+                         trigger_times_s=first.trigger_times_s, name=f"{patient}_4d")
+    write_nifti(cine, folder / f"{patient}_4d.nii.gz")
+    for frame in sorted({int(study.ed_frame), int(study.es_frame)}):
+        stem = f"{patient}_frame{frame + 1:02d}"
+        write_nifti(ImageSequence(cine.array[frame:frame + 1], stack, name=stem), folder / f"{stem}.nii.gz")
+        labels = _sax_labels_at(study, frame)
+        if labels is not None:
+            write_nifti(ImageSequence(from_product(labels, "acdc")[None], stack, name=f"{stem}_gt"),
+                        folder / f"{stem}_gt.nii.gz", labels=True)
+    write_info_cfg(folder / "Info.cfg", {"ED": int(study.ed_frame) + 1, "ES": int(study.es_frame) + 1,
+                                         "Group": group, "Height": float(height_cm),
+                                         "NbFrame": int(cine.n_frames), "Weight": float(weight_kg)})
+    return folder
+
+
+__all__ = ["ACDC_TO_PROJECT", "read_info_cfg", "read_acdc_study", "read_mnms_study", "write_acdc_study",
+           "write_info_cfg"]

@@ -10,9 +10,11 @@ Layout (all NIfTI, RAS)::
     sa_ES.nii.gz              (optional, as in the UKBB pipeline) the ES image frame, used to find ES
     study.json                (optional) subject_id, ed_frame, es_frame, cycle_length_s, phases,
                               trigger_times_s, labelled_frames {"sa": [...], "la_4ch": [...]},
-                              sax_slice_thickness_mm, sax_normal_flipped
+                              sax_slice_thickness_mm, sax_normal_flipped, label_convention
 
-Labels: 0 background, 1 LV blood pool, 2 LV myocardium, 3 RV blood pool. The 4D ``seg_*`` file wins
+Labels: 0 background, 1 LV blood pool, 2 LV myocardium, 3 RV blood pool (UK Biobank's own convention, Bai
+et al. 2018, and the product's), unless ``study.json`` names another ``label_convention`` (``acdc``,
+``mnms``; see :mod:`.label_conventions`), converted on read. The 4D ``seg_*`` file wins
 over the ED/ES files. Without a sidecar: ED = frame 0; ES = the frame equal to ``sa_ES.nii.gz``, else
 the labelled frame with the smallest LV blood pool; labelled frames = frames with any label.
 """
@@ -30,6 +32,7 @@ from ..data.image_sequence import ImageSequence
 from ..errors import CardiacMotionAtlasError, CineStudyError
 from .atomic import atomic_write_text
 from ._common import PathLike, require_dir
+from .label_conventions import PRODUCT, SIDECAR_KEY, check_convention, to_product
 from .layout_common import (
     check_frame_count,
     check_same_grid,
@@ -48,8 +51,11 @@ SIDECAR = "study.json"
 PROJECT_LABELS = (0, 1, 2, 3)
 
 
-def _read_label_file(path: Path) -> ImageSequence:
-    return read_nifti(path, labels=True, allowed_labels=PROJECT_LABELS, require_labels=True)
+def _read_label_file(path: Path, convention: str = PRODUCT) -> ImageSequence:
+    labels = read_nifti(path, labels=True, allowed_labels=PROJECT_LABELS, require_labels=True)
+    if convention != PRODUCT:
+        labels.array = to_product(labels.array, convention, path)
+    return labels
 
 
 def _stored_frames(sidecar: Dict, key: str, n: int, sidecar_path: Path) -> Optional[List[int]]:
@@ -68,8 +74,9 @@ def _read_labels(folder: Path, prefix: str, image: ImageSequence, sidecar: Dict,
     """Labels ``(t, z, y, x)`` and labelled frames of ``<prefix>`` (``sa`` or ``la_4ch`` ...)."""
     n = image.n_frames
     full = folder / f"seg_{prefix}.nii.gz"
+    convention = check_convention(sidecar.get(SIDECAR_KEY, PRODUCT), folder / SIDECAR)
     if full.exists():
-        seg = _read_label_file(full)
+        seg = _read_label_file(full, convention)
         check_frame_count(seg, n, full)
         check_same_grid(image, seg, full, "segmentation")
         frames = _stored_frames(sidecar, prefix, n, folder / SIDECAR)
@@ -82,7 +89,7 @@ def _read_labels(folder: Path, prefix: str, image: ImageSequence, sidecar: Dict,
         if index is None:
             raise CineStudyError(path, f"{tag} segmentation present but the {tag} frame is unknown "
                                        f"(give es_frame in {SIDECAR} or add sa_ES.nii.gz)")
-        seg = _read_label_file(path)
+        seg = _read_label_file(path, convention)
         check_frame_count(seg, 1, path)
         check_same_grid(image, seg, path, "segmentation")
         parts[index] = seg.array[0]
@@ -168,7 +175,8 @@ def read_ukbb_study(folder: PathLike, subject_id: Optional[str] = None) -> CineS
         ed_frame=ed,
         es_frame=es,
         cycle_length_s=sa.cycle_length_s,
-        metadata={"source": str(folder), "layout": "ukbb"},
+        metadata={"source": str(folder), "layout": "ukbb",
+                  "label_convention": check_convention(sidecar.get(SIDECAR_KEY, PRODUCT), sidecar_path)},
     )
 
 
@@ -250,6 +258,7 @@ def write_ukbb_study(study: CineStudy, folder: PathLike) -> Path:
         "labelled_frames": written,
         "sax_slice_thickness_mm": thickness,
         "sax_normal_flipped": flipped,
+        SIDECAR_KEY: PRODUCT,
     }
     sidecar = {k: v for k, v in sidecar.items() if v is not None}
     atomic_write_text(folder / SIDECAR, json.dumps(sidecar, indent=2))
