@@ -36,6 +36,22 @@ TWIST_FADE_MM = 30.0
 """Radial distance (mm) beyond the heart over which the twist fades out."""
 
 
+def monotone_piecewise_linear(q: np.ndarray, knots_from: np.ndarray, knots_to: np.ndarray) -> np.ndarray:
+    """Map ``q`` through the monotone piecewise-linear function given per point by its knots
+    (``knots_from``/``knots_to`` of shape ``q.shape + (n_knots,)``); identity beyond the last knot.
+    Zero-width segments are skipped, so degenerate knots (a tissue of zero thickness) are allowed."""
+    out = q.copy()
+    for k in range(knots_from.shape[-1] - 1):
+        lo, hi = knots_from[..., k], knots_from[..., k + 1]
+        inside = (q >= lo) & (q < hi) & (hi > lo)
+        if not np.any(inside):
+            continue
+        lo_i, hi_i = lo[inside], hi[inside]
+        t = (q[inside] - lo_i) / (hi_i - lo_i)
+        out[inside] = knots_to[..., k][inside] + t * (knots_to[..., k + 1][inside] - knots_to[..., k][inside])
+    return out
+
+
 @dataclass
 class PhaseState:
     """Scalars of the motion at one phase."""
@@ -107,21 +123,6 @@ class HeartMotion:
         )
         return material, spatial
 
-    @staticmethod
-    def _piecewise_linear(q: np.ndarray, knots_from: np.ndarray, knots_to: np.ndarray) -> np.ndarray:
-        """Map q through the monotone piecewise-linear function given per point by its knots;
-        identity beyond the last knot."""
-        out = q.copy()
-        for k in range(knots_from.shape[-1] - 1):
-            lo, hi = knots_from[..., k], knots_from[..., k + 1]
-            inside = (q >= lo) & (q < hi) & (hi > lo)
-            if not np.any(inside):
-                continue
-            lo_i, hi_i = lo[inside], hi[inside]
-            t = (q[inside] - lo_i) / (hi_i - lo_i)
-            out[inside] = knots_to[..., k][inside] + t * (knots_to[..., k + 1][inside] - knots_to[..., k][inside])
-        return out
-
     def _ray_shift(self, points: np.ndarray, st: PhaseState, inverse: bool) -> np.ndarray:
         offset = points - self.centre
         radius = np.linalg.norm(offset, axis=-1)
@@ -131,9 +132,9 @@ class HeartMotion:
         material, spatial = self._shift_breakpoints(directions, st)
         q = radius**3
         if inverse:
-            q_new = self._piecewise_linear(q, spatial, material)
+            q_new = monotone_piecewise_linear(q, spatial, material)
         else:
-            q_new = self._piecewise_linear(q, material, spatial)
+            q_new = monotone_piecewise_linear(q, material, spatial)
         return self.centre + directions * np.cbrt(q_new)[..., None]
 
     # ------------------------------------------------------------------ twist
@@ -170,4 +171,4 @@ class HeartMotion:
         return self._ray_shift(self._stretch(untwisted, st, inverse=True), st, inverse=True)
 
 
-__all__ = ["HeartMotion", "PhaseState", "RELAXATION_MARGIN_MM", "TWIST_FADE_MM"]
+__all__ = ["HeartMotion", "monotone_piecewise_linear", "PhaseState", "RELAXATION_MARGIN_MM", "TWIST_FADE_MM"]

@@ -33,12 +33,12 @@ def _cap_rings(a: float, c: float, z_base: float, n_rings: int, n_around: int) -
     return rings
 
 
-def _disk_rings(outer_ring: np.ndarray, inner_ring: np.ndarray, n_steps: int) -> List[np.ndarray]:
+def disk_rings(outer_ring: np.ndarray, inner_ring: np.ndarray, n_steps: int) -> List[np.ndarray]:
     """Rings interpolated strictly between two rings in the base plane (excluding both ends)."""
     return [outer_ring + (inner_ring - outer_ring) * (k / n_steps) for k in range(1, n_steps)]
 
 
-def _stitch(rings: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+def stitch_rings(rings: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     """Triangulate a path of rings (a ring of one point is a pole) into one oriented surface."""
     offsets = np.cumsum([0] + [len(r) for r in rings])
     vertices = np.concatenate(rings, axis=0)
@@ -68,15 +68,15 @@ def material_surface(shape: HeartShape, name: str, n_rings: int = 40, n_around: 
     endo = _cap_rings(shape.a_endo, shape.c_endo, shape.z_base, n_rings, n_around)
     centre = np.array([[0.0, 0.0, shape.z_base]])
     if name == "myocardium":
-        annulus = _disk_rings(epi[-1], endo[-1], n_base)
+        annulus = disk_rings(epi[-1], endo[-1], n_base)
         rings = epi + annulus + endo[::-1]
     elif name == "lv_cavity":
-        rings = endo + _disk_rings(endo[-1], np.repeat(centre, n_around, 0), n_base) + [centre]
+        rings = endo + disk_rings(endo[-1], np.repeat(centre, n_around, 0), n_base) + [centre]
     elif name == "epicardium":
-        rings = epi + _disk_rings(epi[-1], np.repeat(centre, n_around, 0), n_base + 2) + [centre]
+        rings = epi + disk_rings(epi[-1], np.repeat(centre, n_around, 0), n_base + 2) + [centre]
     else:
         raise ValueError(f"unknown surface {name!r}; expected one of {SURFACE_NAMES}")
-    return _stitch(rings)
+    return stitch_rings(rings)
 
 
-__all__ = ["SURFACE_NAMES", "material_surface"]
+__all__ = ["SURFACE_NAMES", "disk_rings", "material_surface", "stitch_rings"]
