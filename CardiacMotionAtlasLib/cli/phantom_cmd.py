@@ -5,16 +5,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..phantom.acquisition import ACQUISITION_CHOICES
 from ..phantom.cmr import CMRConfig
 from ..phantom.cohort import CohortConfig, write_cohort
+from ..phantom.families import DEFAULT_FAMILY, FAMILY_CHOICES
 from .options import add_progress_argument, progress_from
 
 
-def _add_cohort_arguments(parser: argparse.ArgumentParser, default_subjects: int) -> None:
+def _add_cohort_arguments(parser: argparse.ArgumentParser, default_subjects: int,
+                          default_acquisition: str = "fixed") -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--subjects", type=int, default=default_subjects, help="number of subjects")
     parser.add_argument("--seed", type=int, default=0, help="cohort seed (the cohort is deterministic)")
-    parser.add_argument("--frames", type=int, choices=(25, 50), default=None, help="cine frames per cycle")
+    parser.add_argument("--family", choices=FAMILY_CHOICES, default=DEFAULT_FAMILY,
+                        help=f"phantom family (mixed alternates them; default {DEFAULT_FAMILY})")
+    parser.add_argument("--acquisition", choices=ACQUISITION_CHOICES, default=default_acquisition,
+                        help="fixed: one protocol and pose for all; randomised: heart pose, CMR and CT "
+                             f"protocols drawn per subject (default {default_acquisition})")
+    parser.add_argument("--frames", type=int, choices=(25, 50), default=None,
+                        help="cine frames per cycle (with a randomised acquisition: fixed, the rest drawn)")
     parser.add_argument("--no-ct", action="store_true", help="skip the CT phases")
     parser.add_argument("--tiny", action="store_true", help="tiny images (for tests and smoke runs)")
     add_progress_argument(parser)
@@ -25,15 +34,18 @@ def cohort_config_from(args: argparse.Namespace) -> CohortConfig:
         raise SystemExit("--subjects must be >= 1")
     config = CohortConfig.tiny(args.subjects) if args.tiny else CohortConfig(n_subjects=args.subjects)
     config.seed = args.seed
+    config.family = getattr(args, "family", DEFAULT_FAMILY)
+    config.acquisition = getattr(args, "acquisition", "fixed")
     if args.frames:
         config.cmr = CMRConfig(**{**config.cmr.to_dict(), "n_frames": args.frames})
+        config.acquisition_ranges = config.acquisition_ranges.with_frames(args.frames)
     if args.no_ct:
         config.ct = None
     return config
 
 
 def add_phantom_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_cohort_arguments(parser, default_subjects=6)
+    _add_cohort_arguments(parser, default_subjects=6, default_acquisition="randomised")
 
 
 def run_phantom(args: argparse.Namespace) -> int:

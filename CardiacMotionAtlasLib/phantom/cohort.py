@@ -10,7 +10,9 @@ Per subject folder ``<out>/<subject_id>/``::
     ground_truth/flow_ct_ES_to_ED.nii.gz  exact ES->ED flow on the CT grid
     ground_truth/meshes/<surface>_<nnn>.vtp  closed surfaces with fixed connectivity at ``gt_frames``
     phantom.json                          parameters, true indices, volume curves, slice misalignments
-                                          and intensity scales; written last = the subject is complete
+                                          and intensity scales, the acquisition (``"acquisition"``: with
+                                          ``randomised``, the pose and every drawn CMR/CT protocol value);
+                                          written last = the subject is complete
 
 Every file is written atomically, and a subject whose ``phantom.json`` exists is skipped on rerun, so
 an interrupted cohort resumes where it stopped.
@@ -19,9 +21,10 @@ an interrupted cohort resumes where it stopped.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -31,6 +34,7 @@ from ..io.displacement_io import write_displacement_field
 from ..io.layout_ukbb import write_ukbb_study
 from ..io.meshes import write_mesh_sequence
 from ..io.nifti import write_nifti
+from .acquisition import AcquisitionRanges, check_acquisition, randomise_subject, subject_rng
 from .cmr import CMRConfig, simulate_cine
 from .ct import CTConfig, simulate_ct
 from .families import DEFAULT_FAMILY, check_family, make_heart
@@ -44,7 +48,9 @@ GT_SURFACES = ("myocardium", "lv_cavity")
 @dataclass
 class CohortConfig:
     """What to generate. ``tiny()`` is for tests (seconds per subject). ``family`` names the phantom
-    family (:data:`~.families.FAMILY_CHOICES`; ``mixed`` alternates them)."""
+    family (:data:`~.families.FAMILY_CHOICES`; ``mixed`` alternates them). ``acquisition``: ``fixed``
+    (every subject with ``cmr``/``ct`` and the family's pose) or ``randomised`` (pose and protocols drawn
+    per subject from ``acquisition_ranges`` on top of ``cmr``/``ct``, see :mod:`.acquisition`)."""
 
     n_subjects: int = 6
     seed: int = 0
@@ -54,10 +60,13 @@ class CohortConfig:
     ct: Optional[CTConfig] = field(default_factory=CTConfig)
     gt_spacing_mm: float = 1.5
     gt_frames: int = 10
+    acquisition: str = "fixed"
+    acquisition_ranges: AcquisitionRanges = field(default_factory=AcquisitionRanges)
 
     @classmethod
-    def tiny(cls, n_subjects: int = 2) -> "CohortConfig":
-        return cls(n_subjects=n_subjects, cmr=CMRConfig.tiny(), ct=CTConfig.tiny(), gt_spacing_mm=4.0, gt_frames=4)
+    def tiny(cls, n_subjects: int = 2, acquisition: str = "fixed") -> "CohortConfig":
+        return cls(n_subjects=n_subjects, cmr=CMRConfig.tiny(), ct=CTConfig.tiny(), gt_spacing_mm=4.0, gt_frames=4,
+                   acquisition=check_acquisition(acquisition), acquisition_ranges=AcquisitionRanges.tiny())
 
     def to_dict(self) -> Dict:
         return asdict(self)
@@ -67,21 +76,40 @@ def subject_is_complete(folder: Path) -> bool:
     return (Path(folder) / SIDECAR).is_file()
 
 
+def subject_index(heart) -> int:
+    """Cohort index of a heart, from the trailing digits of its subject id (``phantom007`` -> 7)."""
+    match = re.search(r"(\d+)$", heart.subject_id)
+    if match is None:
+        raise ValueError(f"subject id {heart.subject_id!r} has no trailing index; pass index= explicitly")
+    return int(match.group(1))
+
+
+def subject_acquisition(heart, config: CohortConfig, index: int) -> Tuple[CMRConfig, Optional[CTConfig], Dict]:
+    """(CMR config, CT config or None, acquisition record) of subject ``index``. With ``randomised``
+    the heart is posed in the scanner (deterministic in ``config.seed`` and ``index``, idempotent)."""
+    if check_acquisition(config.acquisition) == "fixed":
+        return config.cmr, config.ct, {"mode": "fixed"}
+    return randomise_subject(heart, subject_rng(config.seed, index), config.cmr, config.ct,
+                             config.acquisition_ranges)
+
+
 def write_subject(heart: PhantomHeart, folder: Path, config: CohortConfig,
-                  progress: Optional[Callable[[str], None]] = None) -> Dict:
-    """Simulate and write one subject (see module docstring); returns the sidecar dict."""
+                  progress: Optional[Callable[[str], None]] = None, index: Optional[int] = None) -> Dict:
+    """Simulate and write one subject (see module docstring); returns the sidecar dict. ``index`` is
+    the subject's cohort index (default: from its id), which seeds a ``randomised`` acquisition."""
     folder = Path(folder)
     note = progress or (lambda message: None)
+    cmr, ct_config, acquisition = subject_acquisition(heart, config, subject_index(heart) if index is None else index)
     note("CMR")
-    simulated = simulate_cine(heart, config.cmr, seed=config.seed)
+    simulated = simulate_cine(heart, cmr, seed=config.seed)
     write_ukbb_study(simulated.study, folder)
-    files = ["sa.nii.gz"] + [f"la_{v.lower()}.nii.gz" for v in config.cmr.lax_views]
+    files = ["sa.nii.gz"] + [f"la_{v.lower()}.nii.gz" for v in cmr.lax_views]
 
     es_phase = heart.es_phase
     gt = folder / "ground_truth"
-    if config.ct is not None:
+    if ct_config is not None:
         note("CT")
-        ct = simulate_ct(heart, [0.0, es_phase], config.ct, seed=config.seed)
+        ct = simulate_ct(heart, [0.0, es_phase], ct_config, seed=config.seed)
         for index, tag in enumerate(("ED", "ES")):
             write_nifti(_frame(ct.image, index, f"ct_{tag}"), folder / f"ct_{tag}.nii.gz")
             write_nifti(_frame(ct.labels, index, f"seg_ct_{tag}"), folder / f"seg_ct_{tag}.nii.gz", labels=True)
@@ -90,7 +118,7 @@ def write_subject(heart: PhantomHeart, folder: Path, config: CohortConfig,
         files.append("ground_truth/flow_ct_ES_to_ED.nii.gz")
 
     note("ground truth")
-    n_cine = config.cmr.n_frames
+    n_cine = cmr.n_frames
     step = max(1, n_cine // config.gt_frames)
     gt_frames = sorted(set(range(0, n_cine, step)) | {simulated.study.es_frame})
     gt_phases = np.asarray(gt_frames, float) / n_cine  # cine frames, ES included
@@ -104,7 +132,7 @@ def write_subject(heart: PhantomHeart, folder: Path, config: CohortConfig,
         paths = write_mesh_sequence(heart.mesh_sequence(surface, gt_phases), gt / "meshes", name=surface)
         files += [str(p.relative_to(folder)) for p in paths]
 
-    curve_phases = np.arange(config.cmr.n_frames) / config.cmr.n_frames
+    curve_phases = np.arange(cmr.n_frames) / cmr.n_frames
     sidecar = {
         "format_version": COHORT_FORMAT_VERSION,
         "subject_id": heart.subject_id,
@@ -123,6 +151,7 @@ def write_subject(heart: PhantomHeart, folder: Path, config: CohortConfig,
         "slices": [t.to_dict() for t in simulated.truth],
         "local_to_ras": heart.local_to_ras.tolist(),
         "config": config.to_dict(),
+        "acquisition": acquisition,
         "files": files,
     }
     atomic_write_text(folder / SIDECAR, json.dumps(sidecar, indent=1))
@@ -135,10 +164,14 @@ def _frame(sequence: ImageSequence, index: int, name: str) -> ImageSequence:
 
 
 def cohort_hearts(config: CohortConfig) -> List[PhantomHeart]:
-    """The cohort's hearts (deterministic in ``config.family`` and ``config.seed``)."""
+    """The cohort's hearts (deterministic in ``config.family`` and ``config.seed``), posed in the scanner
+    as written when the acquisition is ``randomised``."""
     check_family(config.family)
-    return [make_heart(config.family, config.seed, i, abnormal_fraction=config.abnormal_fraction)
-            for i in range(config.n_subjects)]
+    hearts = [make_heart(config.family, config.seed, i, abnormal_fraction=config.abnormal_fraction)
+              for i in range(config.n_subjects)]
+    for index, heart in enumerate(hearts):  # randomised acquisition: the subject's pose in the scanner
+        subject_acquisition(heart, config, index)
+    return hearts
 
 
 def write_cohort(out: Path, config: CohortConfig, progress=None) -> List[Path]:
@@ -151,7 +184,7 @@ def write_cohort(out: Path, config: CohortConfig, progress=None) -> List[Path]:
         progress.start(len(hearts), "phantom cohort")
     for index, (heart, folder) in enumerate(zip(hearts, folders)):
         if not subject_is_complete(folder):
-            write_subject(heart, folder, config)
+            write_subject(heart, folder, config, index=index)
         if progress is not None:
             progress.update(index + 1, subject=heart.subject_id)
     if progress is not None:
@@ -160,4 +193,4 @@ def write_cohort(out: Path, config: CohortConfig, progress=None) -> List[Path]:
 
 
 __all__ = ["COHORT_FORMAT_VERSION", "CohortConfig", "GT_SURFACES", "SIDECAR", "cohort_hearts",
-           "subject_is_complete", "write_cohort", "write_subject"]
+           "subject_acquisition", "subject_index", "subject_is_complete", "write_cohort", "write_subject"]

@@ -1,8 +1,10 @@
 """Contrast-enhanced cardiac CT simulator: 3D volumes (HU) of a :class:`PhantomHeart` at chosen
 phases, their label maps, and exact flow fields between any two phases on the same grid.
 
-The grid is axial (RAS-aligned), centred on the heart. Tissue HU values are assigned at voxel centres,
-blurred by a Gaussian scanner point-spread function and corrupted by Gaussian noise.
+The grid is centred on the heart: axial (RAS-aligned) by default, or rotated (gantry tilt / oblique
+reformat, ``CTConfig.direction``), with in-plane and slice spacing that may differ. Tissue HU values are
+assigned at voxel centres (blood from the subject or from the config's contrast timing), blurred by a
+Gaussian scanner point-spread function and corrupted by Gaussian noise.
 """
 
 from __future__ import annotations
@@ -17,18 +19,33 @@ from ..data.displacement_field import DisplacementField
 from ..data.image_sequence import ImageSequence
 from ..geometry.affine import apply_affine
 from .heart import PhantomHeart
-from .tissues import LABEL_OF_TISSUE, ct_lookup
+from .tissues import LABEL_OF_TISSUE, Tissue, ct_lookup
+
+UNENHANCED_BLOOD_HU = 40.0
+"""Blood without contrast (HU): the zero of ``CTConfig.rv_enhancement``."""
 
 
 @dataclass
 class CTConfig:
-    """Reconstruction settings: isotropic voxel size (mm), cubic field of view (mm), PSF FWHM (mm),
-    noise std (HU)."""
+    """Reconstruction settings: in-plane voxel size (mm, i and j), field of view (mm), PSF FWHM (mm,
+    isotropic), noise std (HU).
+
+    ``slice_mm``/``fov_z_mm`` give the spacing and extent along k (``None``: as in-plane, i.e. an
+    isotropic cube). ``direction`` holds 9 values, a row-major 3x3 rotation whose columns are the i, j, k
+    axes in RAS (empty: axial). ``blood_hu`` overrides the subject's blood HU (LV, atrium, aorta);
+    ``rv_enhancement`` sets the RV blood enhancement above :data:`UNENHANCED_BLOOD_HU` as a fraction of
+    the LV's (early arterial phase < 1); ``None`` keeps RV = LV - 40 HU. Defaults reproduce the axial
+    isotropic grid and the subject's contrast."""
 
     voxel_mm: float = 1.5
     fov_mm: float = 180.0
     psf_fwhm_mm: float = 1.2
     noise_hu: float = 20.0
+    slice_mm: Optional[float] = None
+    fov_z_mm: Optional[float] = None
+    direction: Tuple[float, ...] = ()
+    blood_hu: Optional[float] = None
+    rv_enhancement: Optional[float] = None
 
     @classmethod
     def tiny(cls) -> "CTConfig":
@@ -36,6 +53,26 @@ class CTConfig:
 
     def to_dict(self) -> Dict:
         return asdict(self)
+
+    @property
+    def spacing_ijk(self) -> Tuple[float, float, float]:
+        """Voxel spacing (mm) along i, j, k."""
+        return (self.voxel_mm, self.voxel_mm, self.slice_mm or self.voxel_mm)
+
+    @property
+    def shape_zyx(self) -> Tuple[int, int, int]:
+        """Grid shape ``(k, j, i)``."""
+        n = int(round(self.fov_mm / self.voxel_mm))
+        nz = int(round((self.fov_z_mm or self.fov_mm) / (self.slice_mm or self.voxel_mm)))
+        return nz, n, n
+
+    def hu_table(self, subject_blood_hu: float) -> np.ndarray:
+        """HU of every :class:`~.tissues.Tissue` for a subject whose own blood HU is ``subject_blood_hu``."""
+        blood = subject_blood_hu if self.blood_hu is None else self.blood_hu
+        table = ct_lookup(blood)
+        if self.rv_enhancement is not None:
+            table[Tissue.RV_BLOOD] = UNENHANCED_BLOOD_HU + self.rv_enhancement * (blood - UNENHANCED_BLOOD_HU)
+        return table
 
 
 @dataclass
@@ -53,11 +90,22 @@ class SimulatedCT:
 
 
 def ct_grid(heart: PhantomHeart, config: CTConfig) -> Tuple[np.ndarray, Tuple[int, int, int]]:
-    """Axial IJK->RAS and (z, y, x) shape of a cube of side ``fov_mm`` centred on the heart."""
-    n = int(round(config.fov_mm / config.voxel_mm))
-    matrix = np.diag([config.voxel_mm] * 3 + [1.0])
-    matrix[:3, 3] = heart.centre_ras - (n - 1) / 2.0 * config.voxel_mm
-    return matrix, (n, n, n)
+    """IJK->RAS and (z, y, x) shape of the reconstruction grid centred on the heart (``heart.centre_ras``):
+    ``fov_mm`` in-plane, ``fov_z_mm`` along k, axes ``direction`` (axial by default)."""
+    shape = config.shape_zyx
+    spacing = np.asarray(config.spacing_ijk, float)
+    half = (np.asarray(shape[::-1], float) - 1) / 2.0 * spacing
+    if not len(config.direction) and config.slice_mm is None and config.fov_z_mm is None:
+        matrix = np.diag([config.voxel_mm] * 3 + [1.0])
+        matrix[:3, 3] = heart.centre_ras - half[0]
+        return matrix, shape
+    direction = np.eye(3) if not len(config.direction) else np.asarray(config.direction, float).reshape(3, 3)
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-6) or np.linalg.det(direction) <= 0:
+        raise ValueError("CTConfig.direction must be a rotation (9 values, row-major, columns = i, j, k in RAS)")
+    matrix = np.eye(4)
+    matrix[:3, :3] = direction * spacing[None, :]
+    matrix[:3, 3] = heart.centre_ras - direction @ half
+    return matrix, shape
 
 
 def simulate_ct(heart: PhantomHeart, phases: Sequence[float], config: Optional[CTConfig] = None,
@@ -71,8 +119,9 @@ def simulate_ct(heart: PhantomHeart, phases: Sequence[float], config: Optional[C
     points = apply_affine(matrix, np.stack([i, j, k], -1).reshape(-1, 3).astype(float))
     background = heart.tissue_background(points)
     near = heart.near_heart_ras(points)
-    lookup = ct_lookup(heart.params.blood_hu)
-    sigma_vox = config.psf_fwhm_mm / 2.3548 / config.voxel_mm
+    lookup = config.hu_table(heart.params.blood_hu)
+    spacing_zyx = np.asarray(config.spacing_ijk[::-1], float)
+    sigma_vox = config.psf_fwhm_mm / 2.3548 / (spacing_zyx if np.ptp(spacing_zyx) else config.voxel_mm)
     volumes, label_maps = [], []
     tissue = background.copy()
     for phase in phases:
@@ -88,4 +137,4 @@ def simulate_ct(heart: PhantomHeart, phases: Sequence[float], config: Optional[C
     return SimulatedCT(heart, image, labels)
 
 
-__all__ = ["CTConfig", "SimulatedCT", "ct_grid", "simulate_ct"]
+__all__ = ["CTConfig", "SimulatedCT", "UNENHANCED_BLOOD_HU", "ct_grid", "simulate_ct"]
