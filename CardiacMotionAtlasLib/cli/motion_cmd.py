@@ -1,14 +1,19 @@
 """``cardiac-atlas motion train|estimate``: CardioMorphNet dense motion from cine SAX stacks.
 
-    cardiac-atlas motion train --data COHORT_DIR --out motion.pt [--tiny | --large | --config spec.json]
+    cardiac-atlas motion train (--data COHORT_DIR ... | --manifest cohort.csv) --out motion.pt
+        [--preset tiny|demo|default|large | --tiny | --large | --config spec.json] [--test ID ... | --train-split F]
         [--steps N] [--seg-steps N] [--no-segnet] [--factor 2 --crop 40 --frames 10] [--resume]
     cardiac-atlas motion estimate --model motion.pt --study SUBJECT_DIR --out OUT_DIR [--samples 16]
-        [--segnet-ed] [--factor 2 --crop 40 --frames 10]
+        [--segnet-ed] [--preset P] [--factor 2 --crop 40 --frames 10]
 
-``--data`` takes study folders or folders of study folders (a phantom cohort); training uses each
-study's SAX stack and its labels at ED and ES. ``--factor``/``--crop``/``--frames`` reduce the grid
-(in-plane averaging, crop around the heart, evenly spaced frames with ED and ES kept); ``estimate`` must
-use the values the model was trained with. Outputs of ``estimate``: ED -> t DVFs (Slicer grid transforms),
+``--data`` takes study folders or cohort roots in any layout (UK Biobank-style, ACDC, M&Ms, phantom),
+``--manifest`` a CSV/JSON of subject, path, split; training uses each ``train`` study's SAX stack and its
+labels at ED and ES (checked from headers, with the other input problems, before anything is loaded) and
+records the split and the grid reduction in ``<out stem>.cohort.json``. ``--factor``/``--crop``/``--frames``
+reduce the grid (in-plane averaging, crop around the heart, evenly spaced frames with ED and ES kept);
+``--preset tiny|demo`` reduces it as the main job does (about 4 mm pixels, a 125 mm crop, 8 frames,
+resolved from the first training study's pixel size), explicit options win; ``estimate`` must use the
+values the model was trained with (``--preset`` resolves them from the study's own pixel size). Outputs of ``estimate``: ED -> t DVFs (Slicer grid transforms),
 uncertainty, warped labels, indices (CSV/JSON with 95 % bounds), strain, volume curves (CSV, PNG).
 Every command takes ``--device auto|cpu|cuda[:N]``, ``--threads N`` and ``--progress``.
 """
@@ -18,14 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Optional, Tuple
 
-from ..io.layouts import read_study
-from .nisf_cmd import _study_folders
+from .cohort_options import (add_cohort_arguments, add_preset_argument, cohort_from_args, read_entry_study,
+                             record_path, study_entry, training_entries)
 from .options import add_device_arguments, apply_threads, progress_from
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--factor", type=int, default=1, help="in-plane downsampling factor (integer)")
+    parser.add_argument("--factor", type=int, help="in-plane downsampling factor (integer; default 1)")
     parser.add_argument("--crop", type=int, help="crop the (downsampled) grid to this many pixels around the heart")
     parser.add_argument("--frames", type=int, help="keep about this many evenly spaced frames (ED, ES kept)")
     add_device_arguments(parser)
@@ -34,9 +40,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="motion_command", required=True)
     train = sub.add_parser("train", help="train CardioMorphNet on studies with ED/ES SAX labels")
-    train.add_argument("--data", type=Path, nargs="+", required=True, help="study folders or cohort folders")
+    source = train.add_mutually_exclusive_group(required=True)
+    add_cohort_arguments(train, source)
     train.add_argument("--out", type=Path, required=True, help="checkpoint file (.pt), written atomically")
     size = train.add_mutually_exclusive_group()
+    add_preset_argument(size)
     size.add_argument("--tiny", action="store_true", help="tiny configuration (tests, smoke runs)")
     size.add_argument("--large", action="store_true", help="GPU sizes")
     size.add_argument("--config", type=Path, help="JSON spec of a MotionConfig")
@@ -57,29 +65,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                            "0: the network's amortised mean)")
     estimate.add_argument("--segnet-ed", action="store_true", help="use SegNet's ED segmentation even if the "
                                                                    "study has ED labels")
+    add_preset_argument(estimate)
     _add_common(estimate)
 
 
-def load_sequence(folder: Path, args: argparse.Namespace, percentile: float = 99.0):
-    """A study folder as a (possibly reduced) :class:`MotionSequence` with its ED/ES labels."""
+def _reduction(args: argparse.Namespace, pixel_mm: float) -> Tuple[int, Optional[int], Optional[int]]:
+    """(factor, crop, frames): explicit options, else the preset's reduction resolved for ``pixel_mm``."""
+    factor, crop, frames = 1, None, None
+    if getattr(args, "preset", None):
+        from .presets import motion_preset
+
+        reduction = motion_preset(args.preset).reduction
+        if reduction is not None:
+            factor, crop, frames = reduction.resolve(pixel_mm)
+    return (args.factor if args.factor is not None else factor, args.crop if args.crop is not None else crop,
+            args.frames if args.frames is not None else frames)
+
+
+def load_sequence(study, args: argparse.Namespace, percentile: float = 99.0,
+                  reduction: Optional[Tuple[int, Optional[int], Optional[int]]] = None):
+    """A study (a :class:`CineStudy`, or a folder read in any layout) as a (possibly reduced)
+    :class:`MotionSequence` with its ED/ES labels; ``reduction`` = (factor, crop, frames), default from
+    ``args`` (see :func:`_reduction`)."""
     from ..motion.data import evenly_spaced_frames, resample_sequence, sequence_from_study
 
-    sequence = sequence_from_study(read_study(folder), percentile, ed_es_only=True)
+    if not hasattr(study, "slices"):
+        study = read_entry_study(study_entry(Path(study), args))
+    sequence = sequence_from_study(study, percentile, ed_es_only=True)
+    factor, crop, count = reduction or _reduction(args, float(sequence.spacing[0]))
     frames = None
-    if args.frames:
-        frames = evenly_spaced_frames(sequence.n_frames, args.frames, sequence.ed_frame, sequence.es_frame)
-    if args.factor != 1 or args.crop or frames is not None:
-        sequence = resample_sequence(sequence, args.factor, args.crop, frames)
+    if count:
+        frames = evenly_spaced_frames(sequence.n_frames, count, sequence.ed_frame, sequence.es_frame)
+    if factor != 1 or crop or frames is not None:
+        sequence = resample_sequence(sequence, factor, crop, frames)
     return sequence
 
 
 def _train(args: argparse.Namespace) -> int:
+    from ..io.cohort import write_cohort_record
     from ..motion import MotionConfig, train_motion
     from ..motion.baselines import no_segnet_config
     from ..training import load_config_json
+    from .presets import motion_preset
 
     if args.config:
         config = load_config_json(MotionConfig, args.config)
+    elif args.preset:
+        config = motion_preset(args.preset).config
     else:
         config = MotionConfig.tiny() if args.tiny else (MotionConfig.large() if args.large else MotionConfig())
     if args.steps is not None:
@@ -90,13 +122,23 @@ def _train(args: argparse.Namespace) -> int:
         config.seed = args.seed
     if args.no_segnet:
         config = no_segnet_config(config)
-    sequences = [load_sequence(folder, args, config.intensity_percentile) for folder in _study_folders(args.data)]
+    entries = cohort_from_args(args, needs=("ed_es_labels",), title="motion train")
+    train = training_entries(entries)
+    studies = [read_entry_study(entry) for entry in train]
+    pixel_mm = float(studies[0].sax[0].image.spacing[0])  # i spacing, as the main job
+    reduction = _reduction(args, pixel_mm)
+    print(f"training CardioMorphNet on {len(studies)} studies (factor {reduction[0]}, crop {reduction[1]}, frames "
+          f"{reduction[2]}): {', '.join(e.subject_id for e in train)}", flush=True)
+    sequences = [load_sequence(study, args, config.intensity_percentile, reduction) for study in studies]
     trained = train_motion(sequences, config, checkpoint_path=args.out, resume=args.resume, device=args.device,
                            progress=progress_from(args))
+    record = write_cohort_record(record_path(args.out), entries, {
+        "method": "motion", "preset": args.preset,
+        "reduction": {"factor": reduction[0], "crop": reduction[1], "frames": reduction[2]}})
     metrics = trained.result.metrics if trained.result is not None else {}
     print(f"trained CardioMorphNet on {len(sequences)} studies ({config.seg_steps if config.uses_segnet else 0} "
           f"SegNet + {config.steps} motion steps, shape loss {metrics.get('shape', float('nan')):.4g}); "
-          f"checkpoint: {args.out}")
+          f"checkpoint: {args.out}; cohort: {record}")
     return 0
 
 

@@ -1,10 +1,16 @@
 """``cardiac-atlas nisf train|reconstruct|sample``: NISF++ 4D intensity and label fields from cine slices.
 
-    cardiac-atlas nisf train --data COHORT_DIR --out nisf.pt [--tiny | --config spec.json] [--steps N] [--resume]
+    cardiac-atlas nisf train (--data COHORT_DIR ... | --manifest cohort.csv) --out nisf.pt
+        [--preset tiny|demo|default|large | --tiny | --paper | --config spec.json] [--steps N] [--resume]
+        [--test ID ... | --train-split F]
     cardiac-atlas nisf reconstruct --model nisf.pt --study SUBJECT_DIR --out OUT_DIR [--use-labels] [--spacing 1.25]
+        [--preset P]
     cardiac-atlas nisf sample --model nisf.pt --fit OUT_DIR/subject_fit.pt --out OUT2 [--spacing 1.0] [--phases 50]
 
-``--data`` takes study folders or folders of study folders (a phantom cohort). Every command takes
+``--data`` takes study folders or folders of study folders (a cohort root in any layout: UK Biobank-style,
+ACDC, M&Ms, DICOM, phantom); ``--manifest`` a CSV/JSON of subject, path, split. ``train`` prints what it
+found and every input problem before training, trains on the ``train`` studies only and records the split
+in ``<out stem>.cohort.json``. ``--preset demo`` is the main job's configuration. Every command takes
 ``--device auto|cpu|cuda[:N]``, ``--threads N`` and ``--progress``; ``train`` and ``reconstruct`` take
 ``--resume`` (continue from the last checkpoint of an interrupted run).
 """
@@ -17,16 +23,20 @@ from pathlib import Path
 from typing import List
 
 from ..errors import CineStudyError
-from ..io.layouts import detect_layout, read_study
+from ..io.layouts import detect_layout
+from .cohort_options import (add_cohort_arguments, add_preset_argument, cohort_from_args, read_entry_study,
+                             record_path, study_entry, training_entries)
 from .options import add_device_arguments, apply_threads, progress_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="nisf_command", required=True)
     train = sub.add_parser("train", help="train NISF++ on a cohort of cine studies")
-    train.add_argument("--data", type=Path, nargs="+", required=True, help="study folders or cohort folders")
+    source = train.add_mutually_exclusive_group(required=True)
+    add_cohort_arguments(train, source)
     train.add_argument("--out", type=Path, required=True, help="checkpoint file (.pt), written atomically")
     size = train.add_mutually_exclusive_group()
+    add_preset_argument(size)
     size.add_argument("--tiny", action="store_true", help="tiny configuration (tests, smoke runs)")
     size.add_argument("--paper", action="store_true", help="the paper's sizes (GPU)")
     size.add_argument("--config", type=Path, help="JSON spec of an NISFConfig")
@@ -41,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     recon.add_argument("--out", type=Path, required=True, help="output folder")
     recon.add_argument("--use-labels", action="store_true", help="also fit to the study's labels (Dice)")
     recon.add_argument("--steps", type=int, help="override the number of fitting steps")
+    add_preset_argument(recon)
     recon.add_argument("--no-sample", action="store_true", help="only fit (slices.json, subject_fit.pt)")
     _add_sampling_arguments(recon)
     recon.add_argument("--resume", action="store_true", help="continue an interrupted fit (OUT/fit_checkpoint.pt)")
@@ -62,6 +73,8 @@ def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _study_folders(paths: List[Path]) -> List[Path]:
+    """Study folders under ``paths`` (each a study or a folder of studies); kept for callers, the train
+    commands use :func:`.cohort_options.cohort_from_args`."""
     folders = []
     for path in paths:
         try:
@@ -89,19 +102,29 @@ def _train(args: argparse.Namespace) -> int:
     from ..nisf import NISFConfig, train_nisf
     from ..training import load_config_json
 
+    from ..io.cohort import write_cohort_record
+    from .presets import nisf_preset
+
     if args.config:
         config = load_config_json(NISFConfig, args.config)
+    elif args.preset:
+        config = nisf_preset(args.preset)
     else:
         config = NISFConfig.tiny() if args.tiny else (NISFConfig.paper() if args.paper else NISFConfig())
     if args.steps is not None:
         config.steps = args.steps
     if args.seed is not None:
         config.seed = args.seed
-    studies = [read_study(folder) for folder in _study_folders(args.data)]
+    entries = cohort_from_args(args, title="nisf train")
+    train = training_entries(entries)
+    studies = [read_entry_study(entry) for entry in train]
+    print(f"training NISF++ on {len(studies)} studies ({config.steps} steps): {', '.join(e.subject_id for e in train)}",
+          flush=True)
     trained = train_nisf(studies, config, checkpoint_path=args.out, resume=args.resume, device=args.device,
                          progress=progress_from(args))
+    record = write_cohort_record(record_path(args.out), entries, {"method": "nisf", "preset": args.preset})
     print(f"trained NISF++ on {len(studies)} studies, {config.steps} steps "
-          f"(loss {trained.result.metrics.get('loss', float('nan')):.4g}); checkpoint: {args.out}")
+          f"(loss {trained.result.metrics.get('loss', float('nan')):.4g}); checkpoint: {args.out}; cohort: {record}")
     return 0
 
 
@@ -124,8 +147,14 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from ..nisf import fit_subject, load_nisf, save_subject_fit
 
     trained = load_nisf(args.model, device=args.device)
-    fit_config = trained.config.fit if args.steps is None else replace(trained.config.fit, steps=args.steps)
-    study = read_study(args.study)
+    fit_config = trained.config.fit
+    if args.preset:
+        from .presets import nisf_preset
+
+        fit_config = nisf_preset(args.preset).fit
+    if args.steps is not None:
+        fit_config = replace(fit_config, steps=args.steps)
+    study = read_entry_study(study_entry(args.study, args))
     args.out.mkdir(parents=True, exist_ok=True)
     fit = fit_subject(trained, study, fit_config, use_labels=args.use_labels,
                       checkpoint_path=args.out / "fit_checkpoint.pt", resume=args.resume, progress=progress_from(args))

@@ -1,15 +1,21 @@
 """``cardiac-atlas synth train|sample``: generative CT motion (systole-conditioned CVAE) and annotated pairs.
 
-    cardiac-atlas synth train --out MODEL_DIR [--phantom 12 | --data SUBJECT_DIR ...] [--tiny | --large | --config spec.json]
+    cardiac-atlas synth train --out MODEL_DIR [--phantom 12 | --data SUBJECT_DIR ... | --manifest cohort.csv]
+                              [--preset tiny|demo|default|large | --tiny | --large | --config spec.json]
+                              [--modality auto|ct|cine] [--test ID ... | --train-split F]
                               [--estimator-steps N] [--cvae-steps N] [--seed S] [--resume]
     cardiac-atlas synth sample --model MODEL_DIR/synth.pt --frame ct_ES.nii.gz [--labels seg_ct_ES.nii.gz]
                                --out PAIRS_DIR --n N [--mode random|line|grid] [--seed S] [--es-phase 0.35]
 
-``train`` learns from phantom subjects simulated on the fly (``--phantom N``: exact ES/ED flows) or from
-folders holding ``ct_ED.nii.gz`` and ``ct_ES.nii.gz`` (and optionally ``seg_ct_ED.nii.gz``), e.g. the
-subjects of a ``cardiac-atlas phantom`` cohort or real CT, whose flows are annotated by SimpleITK
-diffeomorphic demons. It writes ``MODEL_DIR/estimator.pt`` and ``MODEL_DIR/synth.pt``; ``--resume``
-continues an interrupted run. ``sample`` writes ``PAIRS_DIR/pair_<i>/`` folders (see
+``train`` learns from phantom subjects simulated on the fly (``--phantom N``: exact ES/ED flows) or from a
+cohort (``--data`` folders or cohort roots, ``--manifest``), whose flows are annotated by SimpleITK
+diffeomorphic demons: with ``--modality ct`` (``auto`` when every study has them) the CT phases
+``ct_ED.nii.gz``/``ct_ES.nii.gz`` (``seg_ct_ED.nii.gz`` centres the working grid), e.g. a ``cardiac-atlas
+phantom`` cohort or real CT; with ``--modality cine`` (``auto`` for CMR-only layouts: ACDC, M&Ms, UK
+Biobank-style without CT) the SAX stack's ED and ES frames on a HU-like scale
+(:func:`~CardiacMotionAtlasLib.synthesis.data.cine_to_hu`), recorded in ``MODEL_DIR/inputs.json`` so that
+``sample`` maps its conditioning frame the same way. It writes ``MODEL_DIR/estimator.pt``,
+``MODEL_DIR/synth.pt`` and ``MODEL_DIR/cohort.json`` (the split); ``--resume`` continues an interrupted run. ``sample`` writes ``PAIRS_DIR/pair_<i>/`` folders (see
 :mod:`CardiacMotionAtlasLib.synthesis.pairs`); rerunning skips complete pairs. Every command takes
 ``--device auto|cpu|cuda[:N]``, ``--threads N`` and ``--progress``.
 """
@@ -18,10 +24,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 from ..errors import InputFileError
+from .cohort_options import (add_cohort_arguments, add_label_convention_argument, add_preset_argument,
+                             cohort_from_args, read_entry_study, record_path)
 from .options import add_device_arguments, apply_threads, progress_from
+
+INPUTS_RECORD = "inputs.json"
+MODALITIES = ("auto", "ct", "cine")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--out", type=Path, required=True, help="model folder (estimator.pt, synth.pt)")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--phantom", type=int, default=None, help="simulate N phantom subjects (default 12)")
-    source.add_argument("--data", type=Path, nargs="+", help="subject folders with ct_ED/ct_ES.nii.gz, or their parents")
+    add_cohort_arguments(train, source, "subject folders (CT phases ct_ED/ct_ES.nii.gz, or a cine study in any "
+                                        "layout) or cohort roots")
+    train.add_argument("--modality", choices=MODALITIES, default="auto",
+                       help="ct: CT phases; cine: the SAX ED/ES frames; auto: ct when every study has CT phases")
     size = train.add_mutually_exclusive_group()
+    add_preset_argument(size)
     size.add_argument("--tiny", action="store_true", help="tiny configuration (tests, smoke runs)")
     size.add_argument("--large", action="store_true", help="2 mm working grid, wider networks (GPU)")
     size.add_argument("--config", type=Path, help="JSON spec of a SynthConfig")
@@ -44,16 +59,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sample = sub.add_parser("sample", help="write N annotated pairs for one ES frame")
     sample.add_argument("--model", type=Path, required=True, help="synth.pt from 'synth train'")
     sample.add_argument("--frame", type=Path, required=True, help="conditioning (ES) CT frame, NIfTI (HU)")
-    sample.add_argument("--labels", type=Path, help="its label map (0 bg, 1 LV, 2 myo, 3 RV), warped too")
+    sample.add_argument("--labels", type=Path, help="its label map, warped too (convention: --label-convention)")
     sample.add_argument("--out", type=Path, required=True, help="output folder")
     sample.add_argument("--n", type=int, default=3, help="number of samples")
     sample.add_argument("--mode", choices=("random", "line", "grid"), default="random", help="latent layout")
     sample.add_argument("--seed", type=int, default=0, help="seed of the random latents")
     sample.add_argument("--es-phase", type=float, default=0.35, help="cardiac phase of the conditioning frame")
+    add_label_convention_argument(sample)
     add_device_arguments(sample)
 
 
 def _subject_folders(paths: List[Path]) -> List[Path]:
+    """Folders holding ``ct_ED.nii.gz`` under ``paths`` (kept for callers; ``train`` uses the cohort)."""
     folders = []
     for path in paths:
         if (path / "ct_ED.nii.gz").is_file():
@@ -66,21 +83,55 @@ def _subject_folders(paths: List[Path]) -> List[Path]:
     return folders
 
 
-def _pairs(args: argparse.Namespace, config) -> list:
+def _ct_pair(entry, config):
     from ..io.nifti import read_nifti
-    from ..phantom.heart import PhantomHeart
-    from ..synthesis import pair_from_frames, phantom_pairs
+    from ..synthesis import pair_from_frames
 
-    if args.data:
-        pairs = []
-        for folder in _subject_folders(args.data):
-            ed, es = read_nifti(folder / "ct_ED.nii.gz"), read_nifti(folder / "ct_ES.nii.gz")
-            if ed.shape_zyx != es.shape_zyx or not (abs(ed.ijk_to_ras - es.ijk_to_ras) < 1e-4).all():
-                raise InputFileError(folder / "ct_ES.nii.gz", "grid differs from ct_ED.nii.gz")
-            seg = folder / "seg_ct_ED.nii.gz"
-            labels = read_nifti(seg, labels=True).array[0] if seg.is_file() else None
-            pairs.append(pair_from_frames(ed.array[0], es.array[0], ed.ijk_to_ras, config, labels, folder.name))
-        return pairs
+    folder = entry.path
+    ed, es = read_nifti(folder / "ct_ED.nii.gz"), read_nifti(folder / "ct_ES.nii.gz")
+    if ed.shape_zyx != es.shape_zyx or not (abs(ed.ijk_to_ras - es.ijk_to_ras) < 1e-4).all():
+        raise InputFileError(folder / "ct_ES.nii.gz", "grid differs from ct_ED.nii.gz")
+    seg = folder / "seg_ct_ED.nii.gz"  # centres the working grid only (any convention: labels > 0)
+    labels = read_nifti(seg, labels=True).array[0] if seg.is_file() else None
+    return pair_from_frames(ed.array[0], es.array[0], ed.ijk_to_ras, config, labels, entry.subject_id)
+
+
+def _cine_pair(entry, config):
+    from ..io.layout_common import sax_volume
+    from ..synthesis import pair_from_frames
+    from ..synthesis.data import cine_to_hu
+
+    study = read_entry_study(entry)
+    if study.es_frame is None:
+        raise InputFileError(entry.path, "the ES frame is unknown; a cine pair needs ED and ES")
+    stack = sax_volume(study.sax, name=study.subject_id)
+    labels = None
+    if all(s.labels is not None and study.ed_frame in (s.labelled_frames or []) for s in study.sax):
+        labels = sax_volume(study.sax, labels=True).array[study.ed_frame]
+    ed, es = (cine_to_hu(stack.array[f]) for f in (study.ed_frame, study.es_frame))
+    return pair_from_frames(ed, es, stack.ijk_to_ras, config, labels, entry.subject_id)
+
+
+def _cohort_pairs(args: argparse.Namespace, config) -> Tuple[list, str, list]:
+    """(pairs, modality, entries) of the training studies of ``--data`` / ``--manifest``."""
+    from ..io.cohort_scan import raise_problems, scan_study
+
+    scans = cohort_from_args(args, title="synth train", return_scans=True)
+    train = [s for s in scans if s.entry.split == "train"]
+    modality = args.modality
+    if modality == "auto":
+        modality = "ct" if all(s.has_ct for s in train) else "cine"
+    raise_problems([scan_study(s.entry, ("ct",) if modality == "ct" else ("es",)) for s in train])
+    make = _ct_pair if modality == "ct" else _cine_pair
+    print(f"training the CT motion CVAE on {len(train)} studies ({modality} ED/ES pairs, demons-annotated): "
+          f"{', '.join(s.entry.subject_id for s in train)}", flush=True)
+    return [make(s.entry, config) for s in train], modality, [s.entry for s in scans]
+
+
+def _pairs(args: argparse.Namespace, config) -> list:
+    from ..phantom.heart import PhantomHeart
+    from ..synthesis import phantom_pairs
+
     n = 12 if args.phantom is None else args.phantom
     if n < 1:
         raise InputFileError(None, f"--phantom must be >= 1, got {n}")
@@ -88,40 +139,85 @@ def _pairs(args: argparse.Namespace, config) -> list:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from ..io.atomic import atomic_write_text
+    from ..io.cohort import write_cohort_record
     from ..synthesis import SynthConfig, train_synthesis
+    from ..synthesis.data import CINE_HU_SCALE, CINE_PERCENTILE
     from ..training import load_config_json
+    from .presets import synth_preset
 
     if args.config:
         config = load_config_json(SynthConfig, args.config)
+    elif args.preset:
+        config = synth_preset(args.preset, 0 if args.seed is None else args.seed)
     else:
         config = SynthConfig.tiny() if args.tiny else (SynthConfig.large() if args.large else SynthConfig())
     for name, value in (("estimator_steps", args.estimator_steps), ("cvae_steps", args.cvae_steps), ("seed", args.seed)):
         if value is not None:
             setattr(config, name, value)
-    pairs = _pairs(args, config.validate())
+    config = config.validate()
+    entries, modality = [], "ct"
+    if args.data or args.manifest:
+        pairs, modality, entries = _cohort_pairs(args, config)
+    else:
+        pairs = _pairs(args, config)
     trained = train_synthesis(pairs, config, out_dir=args.out, resume=args.resume, device=args.device,
                               progress=progress_from(args))
+    inputs = {"modality": modality}
+    if modality == "cine":
+        inputs.update(cine_percentile=CINE_PERCENTILE, cine_hu_scale=CINE_HU_SCALE)
+    atomic_write_text(args.out / INPUTS_RECORD, json.dumps(inputs, indent=1) + "\n")
+    if entries:
+        write_cohort_record(record_path(args.out), entries, {"method": "synth", "preset": args.preset,
+                                                             "modality": modality})
     metrics = trained.result.metrics if trained.result is not None else {}
-    print(f"trained CT motion CVAE on {len(pairs)} pairs (mse {metrics.get('mse', float('nan')):.4g} voxels^2, "
-          f"kl {metrics.get('kl', float('nan')):.4g}); model: {args.out / 'synth.pt'} ({trained.model_version})")
+    print(f"trained CT motion CVAE on {len(pairs)} {modality} pairs (mse {metrics.get('mse', float('nan')):.4g} "
+          f"voxels^2, kl {metrics.get('kl', float('nan')):.4g}); model: {args.out / 'synth.pt'} ({trained.model_version})")
     return 0
+
+
+def _model_inputs(model: Path) -> dict:
+    """The model folder's ``inputs.json`` ({"modality": "ct"} when absent: models trained before it)."""
+    import json
+
+    path = Path(model).parent / INPUTS_RECORD
+    if not path.is_file():
+        return {"modality": "ct"}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputFileError(path, f"unreadable ({error})") from None
+    if not isinstance(value, dict) or value.get("modality") not in ("ct", "cine"):
+        raise InputFileError(path, "expected {\"modality\": \"ct\" | \"cine\", ...}")
+    return value
 
 
 def _sample(args: argparse.Namespace) -> int:
     from ..io.nifti import read_nifti
     from ..synthesis import generate_pairs, load_synthesis
 
+    from ..io.label_conventions import check_label_anatomy, to_product
+    from ..synthesis.data import cine_to_hu
+
     trained = load_synthesis(args.model, device=args.device)
+    inputs = _model_inputs(args.model)
     frame = read_nifti(args.frame)
     if frame.n_frames != 1:
         raise InputFileError(args.frame, f"{frame.n_frames} frames; the conditioning frame must be one 3D volume")
     labels = None
     if args.labels is not None:
+        convention = args.label_convention or "product"
         seg = read_nifti(args.labels, labels=True, allowed_labels=(0, 1, 2, 3))
         if seg.shape_zyx != frame.shape_zyx or not (abs(seg.ijk_to_ras - frame.ijk_to_ras) < 1e-3).all():
             raise InputFileError(args.labels, "grid differs from the conditioning frame's")
-        labels = seg.array[0]
-    folders = generate_pairs(trained, frame.array[0], args.out, ijk_to_ras=frame.ijk_to_ras, labels=labels, n=args.n,
+        labels = to_product(seg.array[0], convention, args.labels)
+        check_label_anatomy(labels, args.labels, convention)
+    volume = frame.array[0]
+    if inputs["modality"] == "cine":  # the model learnt cine frames on a HU-like scale: map this one alike
+        volume = cine_to_hu(volume, float(inputs.get("cine_percentile", 99.0)), float(inputs.get("cine_hu_scale", 500.0)))
+    folders = generate_pairs(trained, volume, args.out, ijk_to_ras=frame.ijk_to_ras, labels=labels, n=args.n,
                              mode=args.mode, seed=args.seed, es_phase=args.es_phase, subject_id=frame.name,
                              progress=progress_from(args))
     for folder in folders:

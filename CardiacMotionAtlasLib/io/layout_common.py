@@ -88,6 +88,30 @@ def stack_slices(slices: Sequence[CineSlice], tolerance_mm: float = 1e-3) -> Tup
     return stack, thickness, flipped
 
 
+def sax_volume(slices: Sequence[CineSlice], labels: bool = False, name: str = "sax") -> ImageSequence:
+    """The SAX ``slices`` (parallel, equally spaced; see :func:`stack_slices`) as one ``(t, z, y, x)``
+    sequence on the stack grid (k spacing = the slice *spacing*); ``labels=True`` stacks their labels
+    (``uint8``, 0 in frames a slice has no labels for). Raises :class:`CardiacMotionAtlasError`."""
+    if not slices:
+        raise CardiacMotionAtlasError(f"{name}: no SAX slice")
+    matrix, _, _ = stack_slices(slices)
+    first = slices[0].image
+    if labels:
+        if any(s.labels is None for s in slices):
+            raise CardiacMotionAtlasError(f"{name}: some SAX slices have no labels")
+        parts = []
+        for s in slices:
+            part = np.zeros(s.labels.array.shape, np.uint8)
+            frames = list(s.labelled_frames if s.labelled_frames is not None else range(s.n_frames))
+            part[frames] = np.asarray(s.labels.array)[frames]
+            parts.append(part)
+        array = np.concatenate(parts, axis=1)
+    else:
+        array = np.concatenate([s.image.array for s in slices], axis=1)
+    return ImageSequence(array, matrix, phases=first.phases.copy(), cycle_length_s=first.cycle_length_s,
+                         trigger_times_s=first.trigger_times_s, name=name)
+
+
 def check_same_grid(reference: ImageSequence, other: ImageSequence, path: PathLike, what: str) -> None:
     """``other`` (read from ``path``) must have the voxel grid of ``reference``."""
     if other.array.shape[1:] != reference.array.shape[1:]:
@@ -154,6 +178,7 @@ __all__ = [
     "slice_ijk_to_ras",
     "split_stack",
     "stack_slices",
+    "sax_volume",
     "check_same_grid",
     "check_frame_count",
     "read_json",

@@ -109,6 +109,22 @@ def pair_from_frames(ed: np.ndarray, es: np.ndarray, ijk_to_ras: np.ndarray, con
     return annotated_pair(ed_w, es_w, work_matrix, subject_id, **demons_options)
 
 
+CINE_PERCENTILE = 99.0
+CINE_HU_SCALE = 500.0
+"""Cine MR frames (arbitrary units) enter the CT networks on a HU-like scale: ``CINE_HU_SCALE * v / p``
+with ``p`` the frame's ``CINE_PERCENTILE`` percentile (bright bSSFP blood ~450, myocardium ~150, air 0),
+so a CMR cohort without CT (ACDC, M&Ms) trains the same networks on its SAX ED/ES frames."""
+
+
+def cine_to_hu(volume: np.ndarray, percentile: float = CINE_PERCENTILE, scale: float = CINE_HU_SCALE) -> np.ndarray:
+    """A cine MR frame ``(z, y, x)`` on the HU-like scale of :data:`CINE_HU_SCALE` (float32)."""
+    volume = np.asarray(volume, np.float32)
+    reference = float(np.percentile(volume, percentile)) if volume.size else 0.0
+    if not np.isfinite(reference) or reference <= 0:
+        raise SynthesisError(f"cine frame: its {percentile} percentile intensity is {reference}; cannot normalise")
+    return (scale * volume / reference).astype(np.float32)
+
+
 def random_bspline_flow(shape: Sequence[int], amplitude_vox: float, rng: np.random.Generator,
                         mesh_size: int = 3) -> np.ndarray:
     """A random smooth cubic B-spline field ``(3, z, y, x)`` (voxels): control-point displacements
@@ -181,5 +197,6 @@ def augment(es: torch.Tensor, ed: torch.Tensor, flow: torch.Tensor, options: Aug
     return es, ed, flow
 
 
-__all__ = ["FlowPair", "PairTensors", "annotate_flow_demons", "annotated_pair", "augment", "phantom_pair",
+__all__ = ["CINE_HU_SCALE", "CINE_PERCENTILE", "FlowPair", "PairTensors", "annotate_flow_demons", "annotated_pair",
+           "augment", "cine_to_hu", "phantom_pair",
            "pair_from_frames", "phantom_pairs", "random_bspline_flow", "stack_pairs", "working_ct_config"]
