@@ -105,7 +105,8 @@ class CardiacMotionAtlas(ScriptedLoadableModule):
 class CardiacMotionAtlasParameterNode:
     """The module's GUI state (saved with the scene).
 
-    phantomSeed, phantomIndex - which synthetic subject (cohort seed, subject index).
+    phantomFamily, phantomSeed, phantomIndex - which synthetic subject (phantom family, cohort seed,
+        subject index).
     tinyPhantom - small fast images (8 frames, 48x48) instead of the realistic protocol.
     studyFolder - a study folder (UK Biobank-style, ACDC, M&Ms or DICOM).
     cohortSubjects - subjects of a background phantom cohort run.
@@ -117,6 +118,7 @@ class CardiacMotionAtlasParameterNode:
     synthCheckpoint, synthFrame, synthLabels, synthSamples - CT synthesis: CVAE, ES CT volume, its labels, samples.
     """
 
+    phantomFamily: Annotated[str, Choice(["ellipsoidal", "lofted", "mixed"])] = "ellipsoidal"
     phantomSeed: Annotated[int, WithinRange(0, 1000000)] = 0
     phantomIndex: Annotated[int, WithinRange(0, 100000)] = 0
     tinyPhantom: bool = True
@@ -262,7 +264,8 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
     def onLoadPhantomButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to load the phantom subject."), waitCursor=True):
             nodes = self.logic.loadPhantomSubject(self._parameterNode.phantomSeed, self._parameterNode.phantomIndex,
-                                                  tiny=self._parameterNode.tinyPhantom)
+                                                  tiny=self._parameterNode.tinyPhantom,
+                                                  family=self._parameterNode.phantomFamily)
             self.logic.showSubject(nodes)
 
     def onLoadStudyButton(self) -> None:
@@ -281,7 +284,7 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
             self.ui.runStatusLabel.text = _("starting...")
             self._cohortRun = self.logic.generatePhantomCohort(
                 self._parameterNode.cohortSubjects, tiny=self._parameterNode.tinyPhantom,
-                progressCallback=self.onRunProgress, doneCallback=self.onRunDone)
+                family=self._parameterNode.phantomFamily, progressCallback=self.onRunProgress, doneCallback=self.onRunDone)
             self._setRunning(True)
             self._pollTimer.start()
 
@@ -414,10 +417,12 @@ class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
         return self._core
 
     # ------------------------------------------------------------------ loading
-    def loadPhantomSubject(self, seed: int = 0, index: int = 0, tiny: bool = False, scene=None):
-        """Synthetic subject as MRML nodes (see ``CardiacMotionAtlasLib.mrml.logic``); returns the
-        library's ``PhantomSubjectNodes``."""
-        return self.core.load_phantom_subject(scene or slicer.mrmlScene, seed=seed, index=index, tiny=tiny)
+    def loadPhantomSubject(self, seed: int = 0, index: int = 0, tiny: bool = False, scene=None,
+                           family: str = "ellipsoidal"):
+        """Synthetic subject of phantom ``family`` as MRML nodes (see ``CardiacMotionAtlasLib.mrml.logic``);
+        returns the library's ``PhantomSubjectNodes``."""
+        return self.core.load_phantom_subject(scene or slicer.mrmlScene, seed=seed, index=index, tiny=tiny,
+                                              family=family)
 
     def loadStudy(self, folder, scene=None):
         """A study folder's cine slices as volume sequences with one browser; returns ``CineStudyNodes``."""
@@ -432,11 +437,11 @@ class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
         return self.core.load_ct(scene or slicer.mrmlScene, filesOrFolder, phases=phases, label_files=labelFiles)
 
     def generatePhantomCohort(self, subjects: int = 1, tiny: bool = True, progressCallback=None, doneCallback=None,
-                              waitForCompletion: bool = False, scene=None):
+                              waitForCompletion: bool = False, scene=None, family: str = "ellipsoidal"):
         """``cardiac-atlas phantom`` in a background ``PythonSlicer`` process; the finished subjects are
         loaded into the scene. Without ``waitForCompletion`` the caller polls
         ``result.run.dispatch_pending()`` from the GUI thread (the Widget uses a QTimer)."""
-        return self.core.generate_phantom_cohort(scene or slicer.mrmlScene, subjects=subjects, tiny=tiny,
+        return self.core.generate_phantom_cohort(scene or slicer.mrmlScene, subjects=subjects, tiny=tiny, family=family,
                                                  on_progress=progressCallback, on_done=doneCallback,
                                                  wait=waitForCompletion, dispatch="poll")
 

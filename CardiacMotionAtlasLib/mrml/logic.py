@@ -82,8 +82,10 @@ class CardiacMotionAtlasLogic:
 
     # ------------------------------------------------------------------ phantom
     def load_phantom_subject(self, scene: Any, seed: int = 0, index: int = 0, tiny: bool = False,
-                             progress: Optional[ProgressCallback] = None) -> PhantomSubjectNodes:
-        """Simulate phantom subject ``index`` of cohort ``seed`` and add to ``scene``:
+                             progress: Optional[ProgressCallback] = None, *,
+                             family: str = "ellipsoidal") -> PhantomSubjectNodes:
+        """Simulate phantom subject ``index`` of cohort ``seed`` of phantom ``family`` (``ellipsoidal``,
+        ``lofted`` or ``mixed``; see :mod:`CardiacMotionAtlasLib.phantom.families`) and add to ``scene``:
 
         - its cine slices (SAX stack + LAX views) as volume sequences, with label sequences, in one
           browser (``<subject> cine``) that also plays the ground-truth myocardium mesh sequence
@@ -100,11 +102,11 @@ class CardiacMotionAtlasLogic:
         """
         from ..analysis.volume_curves import VolumeCurve
         from ..phantom.cmr import CMRConfig, simulate_cine
-        from ..phantom.heart import PhantomHeart
+        from ..phantom.families import make_heart
 
         report = progress or (lambda fraction, message: None)
         report(0.0, "simulating cine CMR")
-        heart = PhantomHeart.from_seed(int(seed), int(index))
+        heart = make_heart(family, int(seed), int(index))
         subject = heart.subject_id
         simulated = simulate_cine(heart, CMRConfig.tiny() if tiny else CMRConfig(), seed=int(seed),
                                   progress=lambda fraction, message: report(0.4 * fraction, message))
@@ -201,13 +203,14 @@ class CardiacMotionAtlasLogic:
                                      force_cpu=self.force_cpu)
 
     def generate_phantom_cohort(self, scene: Any, subjects: int = 1, tiny: bool = True, seed: int = 0,
-                                ct: bool = False, on_progress: Optional[ProgressCallback] = None,
+                                ct: bool = False, family: str = "ellipsoidal", on_progress: Optional[ProgressCallback] = None,
                                 on_done: Optional[Callable[[CohortRun], None]] = None, *, wait: bool = False,
                                 work_dir: Optional[PathLike] = None, dispatch: str = "poll",
                                 load_into_scene: bool = True) -> CohortRun:
         """Write a phantom cohort with ``cardiac-atlas phantom`` in the background (in ``work_dir``,
         default a temporary folder, sub-folder ``cohort``); once it completed, load every subject's
-        study into ``scene`` (``load_into_scene``), then call ``on_done(cohort_run)``. A cancelled or
+        study into ``scene`` (``load_into_scene``), then call ``on_done(cohort_run)``. ``family`` names the
+        phantom family (``ellipsoidal``, ``lofted``, ``mixed``). A cancelled or
         failed run changes nothing in the scene.
 
         The scene is modified in the thread that dispatches callbacks: with the default
@@ -215,7 +218,10 @@ class CardiacMotionAtlasLogic:
         from a ``qt.QTimer``), or pass ``wait=True`` to block."""
         if subjects < 1:
             raise ValueError(f"subjects must be >= 1, got {subjects}")
-        args = ["phantom", "--subjects", str(int(subjects)), "--seed", str(int(seed)), "--out", "cohort"]
+        from ..phantom.families import check_family
+
+        args = ["phantom", "--subjects", str(int(subjects)), "--seed", str(int(seed)), "--out", "cohort",
+                "--family", check_family(family)]
         if tiny:
             args.append("--tiny")
         if not ct:

@@ -134,7 +134,7 @@ def sample_lofted_parameters(seed: int, index: int, kind: Optional[str] = None,
     sphericity = rng.uniform(0.50, 0.66)
     septal_ratio = rng.uniform(0.95, 1.25)
     strain_base, strain_apex = rng.uniform(0.16, 0.23), rng.uniform(0.03, 0.07)
-    twist_apex, twist_base = rng.uniform(7.0, 13.0), -rng.uniform(2.0, 5.0)
+    twist_apex, twist_base = rng.uniform(8.0, 15.0), -rng.uniform(2.0, 5.0)
     heart_rate = rng.uniform(50.0, 95.0)
     if kind == "reduced_ef":
         edv, ef = rng.uniform(150.0, 230.0), rng.uniform(0.25, 0.45)

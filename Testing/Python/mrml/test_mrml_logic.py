@@ -60,6 +60,20 @@ def test_phantom_subject_nodes_hold_the_ground_truth(scene, loaded, phantom_hear
     assert len(loaded.slice_misalignments) == len(tiny_study.slices)
 
 
+def test_phantom_subject_of_the_lofted_family(scene):
+    from CardiacMotionAtlasLib.phantom.families import make_heart
+
+    heart = make_heart("lofted", 0, 1)
+    loaded = CardiacMotionAtlasLogic().load_phantom_subject(scene, seed=0, index=1, tiny=True, family="lofted")
+    assert loaded.subject_id == "lofted001"
+    assert table_node_to_indices(loaded.indices_table) == [pytest.approx(heart.clinical_indices())]
+    mesh = sequence_node_to_mesh_sequence(loaded.mesh_sequence)
+    vertices, _ = heart.surface("myocardium", mesh.phases[1], n_rings=16, n_around=32)
+    np.testing.assert_allclose(mesh.vertices[1], vertices, atol=1e-9)
+    with pytest.raises(ValueError, match="unknown phantom family"):
+        CardiacMotionAtlasLogic().load_phantom_subject(scene, seed=0, index=1, tiny=True, family="spheres")
+
+
 def test_phantom_subject_is_one_subject_hierarchy_folder(scene, loaded):
     hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     folder = loaded.folder_item
