@@ -1,13 +1,24 @@
 """``cardiac-atlas atlas train|fit|mesh``: the spatiotemporal Neural Diffeomorphic Flow atlas.
 
-Subjects come from 4D label maps (NIfTI/NRRD, labels 0 bg, 1 LV blood pool, 2 LV myocardium, 3 RV blood
-pool; one frame per phase), from subject folders written by ``cardiac-atlas phantom`` (their
-``ground_truth/labels_iso.nii.gz`` with the phases and ES frame of ``phantom.json``), or from the
-built-in phantom (``--phantom N``: subjects ``0..N-1`` of the cohort seed; ``--phantom-index K``).
+Subjects come from study folders of any layout (UK Biobank-style, ACDC, M&Ms: their SAX labels at the
+labelled frames, each layout's label convention converted to the product's), cohort roots whose
+sub-folders are studies (``--data``), a manifest (``--manifest``: subject, path, split), subject folders
+written by ``cardiac-atlas phantom`` (their ``ground_truth/labels_iso.nii.gz`` with the phases and ES frame
+of ``phantom.json``), bare 4D label maps (NIfTI/NRRD, one frame per phase; their convention must be given
+with ``--label-convention product|acdc|mnms`` or a sidecar ``<stem>.json``), or the built-in phantom
+(``--phantom N``: subjects ``0..N-1`` of the cohort seed; ``--phantom-index K``). Subject ids are the study
+folders' names (``.../1000001/labels.nii.gz`` -> ``1000001``). ``train`` prints what it found and every
+input problem (from headers) before preprocessing, and records the split in ``OUT/cohort.json``.
 
-    cardiac-atlas atlas train --phantom 8 --out atlas/ [--quick|--tiny] [--resume] [--device cuda]
+``--preset tiny|demo|default|large`` sets the training, fitting and meshing sizes (``demo``: the main
+job's); ``fit`` and ``mesh`` default to the preset the atlas was trained with (recognised from its
+configuration). Explicit options (``--steps``, ``--points-per-frame``, ``--tracking-steps``,
+``--resolution``) override the preset.
+
+    cardiac-atlas atlas train --data /data/acdc --test patient101 --out atlas/ --preset demo [--resume]
+    cardiac-atlas atlas train --labels ukbb/*/labels.nii.gz --label-convention product --out atlas/
     cardiac-atlas atlas fit --atlas atlas/atlas.pt --phantom-index 9 --setting ed --out fit/
-    cardiac-atlas atlas fit --atlas atlas/atlas.pt --labels subject_labels.nii.gz --setting ed_es --out fit/
+    cardiac-atlas atlas fit --atlas atlas/atlas.pt --labels /data/acdc/patient101 --setting ed_es --out fit/
     cardiac-atlas atlas mesh --atlas atlas/atlas.pt [--subject fit/phantom009_codes.pt] --phases 25 --out meshes/
 """
 
@@ -21,6 +32,8 @@ from typing import List
 
 import numpy as np
 
+from .cohort_options import (add_cohort_arguments, add_label_convention_argument, add_preset_argument,
+                             cohort_from_args, record_path, training_entries)
 from .options import add_progress_argument, progress_from
 
 
@@ -32,15 +45,19 @@ def add_atlas_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="atlas_command", required=True)
     train = sub.add_parser("train", help="train the atlas on a cohort (checkpoint: OUT/atlas.pt)")
     source = train.add_mutually_exclusive_group(required=True)
-    source.add_argument("--labels", type=Path, nargs="+", help="4D label maps or phantom subject folders")
+    source.add_argument("--labels", type=Path, nargs="+",
+                        help="study folders, phantom subject folders or bare 4D label maps (--label-convention)")
     source.add_argument("--phantom", type=int, metavar="N", help="the first N subjects of the built-in phantom cohort")
+    add_cohort_arguments(train, source)
     train.add_argument("--frames", type=int, default=10, help="phantom frames per cycle (with --phantom)")
     size = train.add_mutually_exclusive_group()
-    size.add_argument("--tiny", action="store_true", help="test-sized networks (seconds)")
-    size.add_argument("--quick", action="store_true", help="a few minutes on 2 CPU cores")
-    size.add_argument("--large", action="store_true", help="GPU-sized networks")
-    train.add_argument("--config", type=Path, help="JSON spec of AtlasConfig (overrides the size flags)")
+    add_preset_argument(size)
+    size.add_argument("--tiny", action="store_true", help="test-sized networks (seconds; = --preset tiny)")
+    size.add_argument("--quick", action="store_true", help="a few minutes on 2 CPU cores (= --preset demo)")
+    size.add_argument("--large", action="store_true", help="GPU-sized networks (= --preset large)")
+    train.add_argument("--config", type=Path, help="JSON spec of AtlasConfig (overrides the preset)")
     train.add_argument("--steps", type=int, help="override the number of training steps")
+    train.add_argument("--points-per-frame", type=int, help="override the SDF points per frame and step")
     train.add_argument("--resume", action="store_true", help="continue from OUT/atlas.pt when it exists")
     train.add_argument("--seed", type=int, default=0, help="phantom cohort seed and training seed")
     train.add_argument("--out", type=Path, required=True)
@@ -50,13 +67,16 @@ def add_atlas_arguments(parser: argparse.ArgumentParser) -> None:
     fit = sub.add_parser("fit", help="fit a new subject's codes (networks frozen) and write its meshes")
     fit.add_argument("--atlas", type=Path, required=True, help="atlas checkpoint (atlas.pt)")
     source = fit.add_mutually_exclusive_group(required=True)
-    source.add_argument("--labels", type=Path, help="4D label map or phantom subject folder")
+    source.add_argument("--labels", type=Path, help="study folder (any layout), phantom subject folder or bare 4D "
+                                                    "label map (--label-convention)")
     source.add_argument("--phantom-index", type=int, metavar="K", help="subject K of the built-in phantom cohort")
+    add_label_convention_argument(fit)
     fit.add_argument("--setting", choices=("all", "ed_es", "ed"), default="all", help="frames the fit observes")
     fit.add_argument("--frames", type=int, default=10, help="phantom frames per cycle (with --phantom-index)")
-    fit.add_argument("--steps", type=int, help="fitting steps (default from FitConfig)")
-    fit.add_argument("--phases", type=int, default=25, help="output meshes per cycle")
-    fit.add_argument("--resolution", type=int, help="marching-cubes grid of the template (default 72)")
+    add_preset_argument(fit)
+    fit.add_argument("--steps", type=int, help="fitting steps (default: the preset's)")
+    fit.add_argument("--points-per-frame", type=int, help="SDF points per frame and fitting step (default: the preset's)")
+    _add_mesh_options(fit)
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--out", type=Path, required=True)
     _add_device(fit)
@@ -65,16 +85,17 @@ def add_atlas_arguments(parser: argparse.ArgumentParser) -> None:
     mesh = sub.add_parser("mesh", help="template meshes over the cycle, or a fitted subject's meshes")
     mesh.add_argument("--atlas", type=Path, required=True)
     mesh.add_argument("--subject", type=Path, help="fitted subject (…_codes.pt from 'fit'); template if absent")
-    mesh.add_argument("--phases", type=int, default=25, help="meshes per cycle")
-    mesh.add_argument("--resolution", type=int, help="marching-cubes grid of the template (default 72)")
+    add_preset_argument(mesh)
+    _add_mesh_options(mesh)
     mesh.add_argument("--out", type=Path, required=True)
     _add_device(mesh)
 
 
-def _subject_from_labels(path: Path, sampling, seed: int):
-    from ..atlas.inputs import subject_from_label_input
-
-    return subject_from_label_input(path, sampling, seed)
+def _add_mesh_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--phases", type=int, default=25, help="output meshes per cycle")
+    parser.add_argument("--resolution", type=int, help="marching-cubes grid of the template (default: the preset's)")
+    parser.add_argument("--tracking-steps", type=int, help="template phases per cycle of the vertex tracking "
+                                                           "(default: the preset's)")
 
 
 def _phantom_subject(index: int, seed: int, frames: int, sampling, with_es: bool = True):
@@ -88,22 +109,44 @@ def _phantom_subject(index: int, seed: int, frames: int, sampling, with_es: bool
     return subject_from_phantom(heart, phases, sampling, seed=1000 * seed + index)
 
 
+def _train_preset_name(args: argparse.Namespace) -> str:
+    if args.preset:
+        return args.preset
+    return "tiny" if args.tiny else "demo" if args.quick else "large" if args.large else "default"
+
+
 def _atlas_config(args: argparse.Namespace):
     from ..atlas.config import AtlasConfig
     from ..training.config import load_config_json
+    from .presets import atlas_preset
 
     if args.config is not None:
         config = load_config_json(AtlasConfig, args.config)
-    elif args.tiny:
-        config = AtlasConfig.tiny()
-    elif args.quick:
-        config = AtlasConfig.quick()
-    elif args.large:
-        config = AtlasConfig.large()
     else:
-        config = AtlasConfig()
+        config = atlas_preset(_train_preset_name(args)).config
     config = replace(config, seed=args.seed)
+    if args.points_per_frame is not None:
+        config = replace(config, points_per_frame=args.points_per_frame)
     return replace(config, steps=args.steps) if args.steps is not None else config
+
+
+def _applied_preset(args: argparse.Namespace, atlas):
+    """The preset ``fit``/``mesh`` use: ``--preset``, else the one the atlas was trained with."""
+    from .presets import atlas_preset, recognise_atlas_preset
+
+    name = args.preset or recognise_atlas_preset(atlas.config) or "default"
+    source = "--preset" if args.preset else "the atlas' configuration" if recognise_atlas_preset(atlas.config) \
+        else "no preset matches the atlas' configuration"
+    return atlas_preset(name), source
+
+
+def _mesh_config(args: argparse.Namespace, preset):
+    config = preset.mesh
+    if args.resolution is not None:
+        config = replace(config, resolution=args.resolution)
+    if args.tracking_steps is not None:
+        config = replace(config, tracking_steps=args.tracking_steps)
+    return config
 
 
 def _write_meshes(mesh, folder: Path) -> List[Path]:
@@ -113,21 +156,33 @@ def _write_meshes(mesh, folder: Path) -> List[Path]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..atlas.inputs import subject_from_entry
     from ..atlas.train import train_atlas
+    from ..io.cohort import write_cohort_record
     from ..training.config import save_config_json
     from ..training.device import describe_device, select_device
 
-    device = select_device(args.device)
     config = _atlas_config(args)
+    entries = []
     if args.phantom is not None:
         if args.phantom < 1:
             raise SystemExit("--phantom must be >= 1")
+    else:  # pre-flight from headers: every input problem before the (slow) SDF sampling
+        entries = cohort_from_args(args, needs=("labels",), title="atlas train", bare_files_are_labels=True,
+                                   paths=args.labels if args.labels else args.data)
+    device = select_device(args.device)
+    if args.phantom is not None:
         subjects = [_phantom_subject(i, args.seed, args.frames, config.sampling, with_es=False)
                     for i in range(args.phantom)]
     else:
-        subjects = [_subject_from_labels(path, config.sampling, seed=i) for i, path in enumerate(args.labels)]
+        train = training_entries(entries)
+        print(f"sampling the SDFs of {len(train)} training subjects: {', '.join(e.subject_id for e in train)}",
+              flush=True)
+        subjects = [subject_from_entry(entry, config.sampling, seed=i) for i, entry in enumerate(train)]
     args.out.mkdir(parents=True, exist_ok=True)
     save_config_json(config, args.out / "atlas_config.json")
+    if entries:
+        write_cohort_record(record_path(args.out), entries, {"method": "atlas", "preset": _train_preset_name(args)})
     print(f"training on {len(subjects)} subjects ({describe_device(device)})")
     atlas = train_atlas(subjects, config, device=device, checkpoint_path=args.out / "atlas.pt", resume=args.resume,
                         progress=progress_from(args))
@@ -135,9 +190,22 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_subject_data(args: argparse.Namespace, sampling):
+    from ..atlas.inputs import subject_from_entry
+    from ..io.cohort import entry_for
+    from ..io.cohort_scan import format_scan, raise_problems, scan_study
+
+    if args.labels is None:
+        return _phantom_subject(args.phantom_index, args.seed, args.frames, sampling)
+    entry = entry_for(args.labels, args.label_convention, bare_files_are_labels=True)
+    scan = scan_study(entry, ("labels",))
+    print(format_scan([scan], "atlas fit"), flush=True)
+    raise_problems([scan])
+    return subject_from_entry(entry, sampling, args.seed)
+
+
 def run_fit(args: argparse.Namespace) -> int:
     from ..analysis.volume_curves import VolumeCurve, plot_volume_curves
-    from ..atlas.config import FitConfig, MeshConfig
     from ..atlas.evaluation import cavity_volume_curve
     from ..atlas.fit import fit_subject
     from ..atlas.meshing import subject_mesh_sequence, template_mesh_sequence, track_template
@@ -145,18 +213,20 @@ def run_fit(args: argparse.Namespace) -> int:
     from ..io.atomic import atomic_write_text
 
     atlas = Atlas.load(args.atlas, device=args.device)
-    if args.labels is not None:
-        subject = _subject_from_labels(args.labels, atlas.config.sampling, args.seed)
-    else:
-        subject = _phantom_subject(args.phantom_index, args.seed, args.frames, atlas.config.sampling)
-    config = FitConfig(seed=args.seed)
+    preset, source = _applied_preset(args, atlas)
+    subject = _fit_subject_data(args, atlas.config.sampling)
+    config = replace(preset.fit, seed=args.seed)
     if args.steps is not None:
         config = replace(config, steps=args.steps)
+    if args.points_per_frame is not None:
+        config = replace(config, points_per_frame=args.points_per_frame)
+    mesh_config = _mesh_config(args, preset)
+    print(f"fit preset {preset.name} ({source}): {config.steps} steps, {config.points_per_frame} points/frame; "
+          f"mesh grid {mesh_config.resolution}, {mesh_config.tracking_steps} tracking steps", flush=True)
     fitted = fit_subject(atlas, subject, args.setting, config, progress=progress_from(args))
     args.out.mkdir(parents=True, exist_ok=True)
     codes = fitted.save(args.out / f"{fitted.subject_id}_codes.pt", config)
     phases = np.arange(args.phases) / args.phases
-    mesh_config = MeshConfig() if args.resolution is None else MeshConfig(resolution=args.resolution)
     motion = track_template(atlas, mesh_config)
     mesh = subject_mesh_sequence(atlas, fitted, phases, motion, mesh_config)
     paths = _write_meshes(mesh, args.out / "meshes")
@@ -166,20 +236,21 @@ def run_fit(args: argparse.Namespace) -> int:
                        args.out / "volume_curve.png")
     atomic_write_text(args.out / "volume_curve.json", json.dumps(
         {"subject": fitted.subject_id, "setting": args.setting, "phases": phases.tolist(), "lv_ml": curve.tolist(),
-         "sdf_error_mm": fitted.sdf_error_mm, "fit_seconds": fitted.seconds}, indent=1))
+         "sdf_error_mm": fitted.sdf_error_mm, "fit_seconds": fitted.seconds, "preset": preset.name,
+         "fit_steps": config.steps, "points_per_frame": config.points_per_frame,
+         "mesh_resolution": mesh_config.resolution, "tracking_steps": mesh_config.tracking_steps}, indent=1))
     print(f"{fitted.subject_id}: fitted ({args.setting}) in {fitted.seconds:.1f} s, SDF error "
           f"{fitted.sdf_error_mm:.2f} mm; codes {codes}; {len(paths)} meshes in {args.out / 'meshes'}")
     return 0
 
 
 def run_mesh(args: argparse.Namespace) -> int:
-    from ..atlas.config import MeshConfig
     from ..atlas.fit import FittedSubject
     from ..atlas.meshing import subject_mesh_sequence, template_mesh_sequence
     from ..atlas.model import Atlas
 
     atlas = Atlas.load(args.atlas, device=args.device)
-    config = MeshConfig() if args.resolution is None else MeshConfig(resolution=args.resolution)
+    config = _mesh_config(args, _applied_preset(args, atlas)[0])
     phases = np.arange(args.phases) / args.phases
     if args.subject is None:
         mesh = template_mesh_sequence(atlas, phases, config=config)

@@ -49,7 +49,8 @@ class StudyEntry:
         subject_id: the id outputs and models use (from the study folder, see the module docstring).
         path: the study folder (or the bare label / stack file).
         layout: ``ukbb``, ``acdc``, ``mnms``, ``dicom``, ``stack``, ``labels`` (a bare label file) or
-            ``ct`` (a folder of CT phases ``ct_ED.nii.gz``, ``ct_ES.nii.gz`` without a cine study).
+            ``ct`` (a folder of CT phases ``ct_ED.nii.gz``, ``ct_ES.nii.gz`` without a cine study), or
+            ``ground_truth`` (a phantom subject folder with its ground truth only).
         label_convention: the convention its label files are in (None: unknown or no labels).
         split: ``train`` or ``test``.
         ground_truth: a phantom subject folder with ``ground_truth/labels_iso.nii.gz``.
@@ -113,6 +114,8 @@ def entry_for(path: PathLike, label_convention: Optional[str] = None, bare_files
     try:
         layout = detect_layout(path)
     except CineStudyError:
+        if ground_truth:  # a phantom subject folder reduced to its ground truth
+            return StudyEntry(sid, path, "ground_truth", "product", split, True)
         if not (path.is_dir() and all((path / f"ct_{tag}.nii.gz").is_file() for tag in ("ED", "ES"))):
             raise
         layout = "ct"  # CT phases only (ct_ED/ct_ES.nii.gz): the CT motion model's input

@@ -43,6 +43,8 @@ class StudyScan:
     es_frame: Optional[int] = None
     has_ct: bool = False
     problems: List[str] = field(default_factory=list)
+    label_files: List[Path] = field(default_factory=list)
+    convention: Optional[str] = None
 
 
 class _Problem(Exception):
@@ -117,6 +119,7 @@ def _scan_ukbb(scan: StudyScan) -> None:
     full = folder / "seg_sa.nii.gz"
     if full.is_file():
         _same_grid(image, _header(full), full, n)
+        scan.label_files.append(full)
         scan.labelled_frames = sorted(int(f) for f in stored) if stored is not None else _labelled_from_data(full)
     else:
         for tag, index in (("ED", scan.ed_frame), ("ES", scan.es_frame)):
@@ -126,7 +129,10 @@ def _scan_ukbb(scan: StudyScan) -> None:
                 if index is None:
                     raise _Problem(path, f"{tag} labels but the {tag} frame is unknown (es_frame in study.json)")
                 scan.labelled_frames.append(index)
+                scan.label_files.append(path)
     scan.has_ct = (folder / "ct_ED.nii.gz").is_file() and (folder / "ct_ES.nii.gz").is_file()
+    if scan.entry.ground_truth:
+        scan.label_files.append(folder / "ground_truth" / "labels_iso.nii.gz")
     if scan.entry.ground_truth and not scan.labelled_frames:
         scan.labelled_frames = list(range(_header(folder / "ground_truth" / "labels_iso.nii.gz")[0][0]))
 
@@ -159,6 +165,7 @@ def _scan_acdc(scan: StudyScan) -> None:
             frame = _frame(match.group("frame"), n, path, "frame", one_based=True)
             _same_grid(image, _header(path), path, 1)
             scan.labelled_frames.append(frame)
+            scan.label_files.append(path)
 
 
 def _scan_mnms(scan: StudyScan) -> None:
@@ -172,6 +179,7 @@ def _scan_mnms(scan: StudyScan) -> None:
     if gt.is_file():
         _same_grid(image, _header(gt), gt, scan.n_frames)
         scan.labelled_frames = _labelled_from_data(gt)
+        scan.label_files.append(gt)
     scan.ed_frame = scan.labelled_frames[0] if scan.labelled_frames else 0
     scan.es_frame = scan.labelled_frames[1] if len(scan.labelled_frames) == 2 else None
 
@@ -179,9 +187,10 @@ def _scan_mnms(scan: StudyScan) -> None:
 def _scan_labels(scan: StudyScan) -> None:
     path = scan.entry.path
     try:
-        convention_of_label_file(path, scan.entry.label_convention)
+        scan.convention = convention_of_label_file(path, scan.entry.label_convention)
     except CardiacMotionAtlasError as error:
         raise _Problem(path, str(error).split(": ", 1)[-1]) from None
+    scan.label_files.append(path)
     if path.name.lower().endswith((".nii", ".nii.gz")):
         (n, nz, _, _), _ = _header(path)
         scan.n_frames, scan.n_slices = n, nz
@@ -209,14 +218,46 @@ def _scan_ct(scan: StudyScan) -> None:
     scan.n_frames, scan.n_slices, scan.ed_frame, scan.es_frame, scan.has_ct = 2, ed[0][1], 0, 1, True
 
 
-_SCANNERS = {"ukbb": _scan_ukbb, "acdc": _scan_acdc, "mnms": _scan_mnms, "labels": _scan_labels, "ct": _scan_ct}
+def _scan_ground_truth(scan: StudyScan) -> None:
+    (n, nz, _, _), _ = _header(scan.entry.path / "ground_truth" / "labels_iso.nii.gz")
+    scan.label_files.append(scan.entry.path / "ground_truth" / "labels_iso.nii.gz")
+    scan.n_frames, scan.n_slices, scan.labelled_frames, scan.ed_frame = n, nz, list(range(n)), 0
 
 
-def scan_study(entry: StudyEntry, needs: Iterable[str] = ()) -> StudyScan:
-    """Pre-flight of one study (module docstring); never raises for a bad study: its problems are listed."""
+_SCANNERS = {"ground_truth": _scan_ground_truth, "ukbb": _scan_ukbb, "acdc": _scan_acdc, "mnms": _scan_mnms,
+             "labels": _scan_labels, "ct": _scan_ct}
+
+
+def _check_label_maps(scan: StudyScan) -> None:
+    """Read the label maps found (small) and refuse one that looks read in the wrong convention."""
+    import nibabel as nib
+    from .label_conventions import check_label_anatomy, to_product
+
+    convention = scan.convention or scan.entry.label_convention or "product"
+    for path in scan.label_files:
+        if not path.name.lower().endswith((".nii", ".nii.gz")):
+            continue
+        with reading(path):
+            data = np.asanyarray(nib.load(str(path)).dataobj)
+        if data.size == 0 or not np.issubdtype(data.dtype, np.number) or data.min() < 0 or data.max() > 3 \
+                or not np.array_equal(data, np.round(data)):
+            raise _Problem(path, "label values outside the integers 0..3")
+        volume = np.moveaxis(data.reshape(data.shape[:3] + (-1,)), (3, 2), (0, 1))  # (t, z, y, x)
+        try:
+            check_label_anatomy(to_product(volume, convention, path), path, convention)
+        except CardiacMotionAtlasError as error:
+            raise _Problem(path, str(error).split(": ", 1)[-1]) from None
+
+
+def scan_study(entry: StudyEntry, needs: Iterable[str] = (), check_labels: bool = True) -> StudyScan:
+    """Pre-flight of one study (module docstring); never raises for a bad study: its problems are listed.
+    ``check_labels``: also read the label maps found and refuse one that looks read in the wrong
+    convention (:func:`~CardiacMotionAtlasLib.io.label_conventions.check_label_anatomy`)."""
     scan = StudyScan(entry)
     try:
         _SCANNERS.get(entry.layout, _scan_by_reading)(scan)
+        if check_labels:
+            _check_label_maps(scan)
     except _Problem as problem:
         scan.problems.append(str(problem))
         return scan
@@ -260,7 +301,9 @@ def _frames_text(frames: Sequence[int], limit: int = 6) -> str:
 def format_scan(scans: Sequence[StudyScan], title: str = "cohort") -> str:
     """A table of what was found (one row per study), then the problems."""
     n_train = sum(s.entry.split == "train" for s in scans)
-    lines = [f"{title}: {len(scans)} studies ({n_train} train, {len(scans) - n_train} test)"]
+    count = f"{len(scans)} stud{'y' if len(scans) == 1 else 'ies'}"
+    lines = [f"{title}: {count}" + (f" ({n_train} train, {len(scans) - n_train} test)" if n_train < len(scans) or
+                                    len(scans) > 1 else "")]
     header = ("subject", "split", "layout", "labels", "frames", "slices", "labelled frames", "ED", "ES", "path")
     rows = [header]
     for s in scans:
