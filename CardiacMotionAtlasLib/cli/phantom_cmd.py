@@ -8,7 +8,7 @@ from pathlib import Path
 from ..phantom.acquisition import ACQUISITION_CHOICES
 from ..phantom.cmr import CMRConfig
 from ..phantom.cohort import CohortConfig, write_cohort
-from ..phantom.families import DEFAULT_FAMILY, FAMILY_CHOICES
+from ..phantom.families import DEFAULT_FAMILY, FAMILY_CHOICES, FAMILY_NAMES
 from .options import add_progress_argument, progress_from
 
 
@@ -49,15 +49,32 @@ def add_phantom_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_phantom(args: argparse.Namespace) -> int:
-    folders = write_cohort(args.out, cohort_config_from(args), progress_from(args))
+    from ..phantom.cohort import cohort_hearts
+    from ..phantom.plausibility import plausibility_rows, write_plausibility_csv
+
+    config = cohort_config_from(args)
+    folders = write_cohort(args.out, config, progress_from(args))
     print(f"wrote {len(folders)} subjects to {args.out} (subjects already complete were kept)")
+    rows = plausibility_rows(cohort_hearts(config))
+    path = write_plausibility_csv(rows, args.out / "plausibility.csv")
+    outside = [f"{row['subject']} ({row['out_of_range']})" for row in rows if row["out_of_range"]]
+    print(f"plausibility (measured volumes, EF, mass, thickening, shortening, torsion vs adult ranges): "
+          f"{len(rows) - len(outside)}/{len(rows)} subjects in range; table: {path}")
+    for line in outside:
+        print(f"  outside a range: {line}")
     return 0
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     from ..pipelines.synthetic_cohort import STAGES
 
-    _add_cohort_arguments(parser, default_subjects=6)
+    _add_cohort_arguments(parser, default_subjects=6, default_acquisition="randomised")
+    parser.add_argument("--train-family", dest="family", choices=FAMILY_CHOICES, default=DEFAULT_FAMILY,
+                        help="the family the methods train on (same as --family; --subjects of it, the last held "
+                             f"out in-family; default {DEFAULT_FAMILY})")
+    parser.add_argument("--test-family", choices=FAMILY_NAMES, default=None,
+                        help="family of the one extra cross-family held-out subject (default: a family the "
+                             "training family does not contain)")
     parser.add_argument("--stages", nargs="*", choices=STAGES, default=list(STAGES),
                         help="method stages to run after the indices (default: all; none: indices only)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
@@ -74,7 +91,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.subjects < 3 and args.stages:
         raise SystemExit("--subjects must be >= 3 with method stages (train on all but one, hold one out)")
     report = run_synthetic_cohort(args.out, cohort_config_from(args), progress_from(args), stages=args.stages,
-                                  size="tiny" if args.tiny else "quick", device=args.device)
+                                  size="tiny" if args.tiny else "quick", device=args.device,
+                                  test_family=args.test_family)
     print(report.read_text())
     print(f"results written to {args.out.resolve()} (report: {report.resolve()})")
     return 0

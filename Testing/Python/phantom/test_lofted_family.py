@@ -165,3 +165,20 @@ def test_family_registry():
     assert make_heart("ellipsoidal", 0, 3).subject_id == "phantom003"
     with pytest.raises(ValueError, match="unknown phantom family 'other'"):
         make_heart("other", 0, 0)
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_every_phenotype_of_every_family_is_plausible(family):
+    from CardiacMotionAtlasLib.phantom.plausibility import plausibility_rows
+
+    rows = plausibility_rows([make_heart(family, 4, i, kind) for i, kind in enumerate(SUBJECT_KINDS)])
+    assert [row["out_of_range"] for row in rows] == [""] * len(SUBJECT_KINDS), rows
+
+
+def test_plausibility_flags_an_implausible_heart():
+    from CardiacMotionAtlasLib.phantom.plausibility import plausibility_rows
+
+    params = sample_lofted_parameters(0, 0, "normal")
+    params.lv_ef = 0.9  # a heart that empties 90 % of its volume is not a normal adult heart
+    (row,) = plausibility_rows([LoftedHeart(params)])
+    assert "EF_pct" in row["out_of_range"].split()
