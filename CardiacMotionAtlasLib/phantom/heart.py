@@ -12,28 +12,13 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .heart_base import MYOCARDIAL_DENSITY_G_PER_ML, NOT_HEART, AnalyticHeart, grid_points_ras
+from .heart_base import MYOCARDIAL_DENSITY_G_PER_ML, NOT_HEART, AnalyticHeart, grid_points_ras, lv_frame_to_ras
 from .motion import HeartMotion
 from .parameters import SubjectParameters, sample_subject_parameters
 from .shape import ATRIUM_HEIGHT_MM, RV_FREE_WALL_MM, HeartShape
 from .surfaces import SURFACE_NAMES, material_surface
 from .tissues import Tissue
 from .volume_curve import ContractionCurve
-
-
-def lv_frame_to_ras(params: SubjectParameters) -> np.ndarray:
-    """4x4 matrix from the LV frame (x towards RV, z base->apex, mm) to RAS mm."""
-    axis = np.asarray(params.lv_axis_ras, float)
-    axis /= np.linalg.norm(axis)
-    towards_rv = np.asarray(params.rv_direction_ras, float)
-    towards_rv = towards_rv - towards_rv.dot(axis) * axis
-    towards_rv /= np.linalg.norm(towards_rv)
-    matrix = np.eye(4)
-    matrix[:3, 0] = towards_rv
-    matrix[:3, 1] = np.cross(axis, towards_rv)
-    matrix[:3, 2] = axis
-    matrix[:3, 3] = params.heart_centre_ras
-    return matrix
 
 
 class PhantomHeart(AnalyticHeart):

@@ -36,6 +36,22 @@ def grid_points_ras(ijk_to_ras: np.ndarray, shape_zyx: Tuple[int, int, int]) -> 
             + matrix[:3, 3])
 
 
+def lv_frame_to_ras(params) -> np.ndarray:
+    """4x4 matrix from the LV frame (x towards RV, z base->apex, mm) to RAS mm, from a family's parameters
+    (``lv_axis_ras``, ``rv_direction_ras`` orthogonalised against the axis, ``heart_centre_ras``)."""
+    axis = np.asarray(params.lv_axis_ras, float)
+    axis /= np.linalg.norm(axis)
+    towards_rv = np.asarray(params.rv_direction_ras, float)
+    towards_rv = towards_rv - towards_rv.dot(axis) * axis
+    towards_rv /= np.linalg.norm(towards_rv)
+    matrix = np.eye(4)
+    matrix[:3, 0] = towards_rv
+    matrix[:3, 1] = np.cross(axis, towards_rv)
+    matrix[:3, 2] = axis
+    matrix[:3, 3] = params.heart_centre_ras
+    return matrix
+
+
 class AnalyticHeart:
     """Family-independent queries of a phantom heart (see module docstring). A subclass sets ``params``
     (with ``subject_id``, ``kind``, ``seed``, ``heart_rate_bpm``, ``blood_hu``, ``to_dict()``), ``curve``
@@ -251,4 +267,4 @@ class AnalyticHeart:
         }
 
 
-__all__ = ["AnalyticHeart", "MYOCARDIAL_DENSITY_G_PER_ML", "NOT_HEART", "grid_points_ras"]
+__all__ = ["AnalyticHeart", "lv_frame_to_ras", "MYOCARDIAL_DENSITY_G_PER_ML", "NOT_HEART", "grid_points_ras"]

@@ -12,25 +12,12 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .heart_base import NOT_HEART, AnalyticHeart
+from .heart_base import NOT_HEART, AnalyticHeart, lv_frame_to_ras
 from .lofted_motion import LoftedCurve, LoftedMotion
 from .lofted_parameters import LoftedParameters, sample_lofted_parameters
 from .lofted_shape import LoftedShape
 from .surfaces import SURFACE_NAMES, disk_rings, stitch_rings
 from .tissues import Tissue
-
-
-def _frame_to_ras(params: LoftedParameters) -> np.ndarray:
-    """4x4 LV frame (x towards the RV, z base -> apex, mm) -> RAS mm."""
-    axis = np.asarray(params.lv_axis_ras, float)
-    axis = axis / np.linalg.norm(axis)
-    towards_rv = np.asarray(params.rv_direction_ras, float)
-    towards_rv = towards_rv - towards_rv.dot(axis) * axis
-    towards_rv /= np.linalg.norm(towards_rv)
-    matrix = np.eye(4)
-    matrix[:3, 0], matrix[:3, 1], matrix[:3, 2] = towards_rv, np.cross(axis, towards_rv), axis
-    matrix[:3, 3] = params.heart_centre_ras
-    return matrix
 
 
 class LoftedHeart(AnalyticHeart):
@@ -43,7 +30,7 @@ class LoftedHeart(AnalyticHeart):
         self.shape = LoftedShape.from_parameters(params)
         self.curve = LoftedCurve(params.curve_phases, params.curve_values)
         self.motion = LoftedMotion(self.shape, self.curve)
-        self.local_to_ras = _frame_to_ras(params)
+        self.local_to_ras = lv_frame_to_ras(params)
         self.ras_to_local = np.linalg.inv(self.local_to_ras)
         self._surface_cache: Dict[Tuple[str, int, int], Tuple[np.ndarray, np.ndarray]] = {}
         self._edv_ml = self.shape.lv_cavity_volume_ml()

@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .parameters import SUBJECT_KINDS
+from .parameters import draw_kind
 
 LOFTED_SEED_SALT = 20261207
 """Mixed into every draw so that the family's random streams share nothing with the other family's."""
@@ -123,10 +123,7 @@ def sample_lofted_parameters(seed: int, index: int, kind: Optional[str] = None,
     """Draw subject ``index`` of the ``lofted`` cohort with base ``seed`` (deterministic). ``kind``
     forces the phenotype; otherwise ~``abnormal_fraction`` of subjects are abnormal."""
     rng = np.random.default_rng([LOFTED_SEED_SALT, seed, index])
-    if kind is None:
-        kind = str(rng.choice(SUBJECT_KINDS[1:])) if rng.random() < abnormal_fraction else "normal"
-    if kind not in SUBJECT_KINDS:
-        raise ValueError(f"unknown subject kind {kind!r}; expected one of {SUBJECT_KINDS}")
+    kind = draw_kind(rng, kind, abnormal_fraction)
 
     edv = rng.uniform(100.0, 200.0)
     ef = rng.uniform(0.55, 0.70)

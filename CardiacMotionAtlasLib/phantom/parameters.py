@@ -73,19 +73,23 @@ def _random_unit_perturbation(rng: np.random.Generator, base: np.ndarray, degree
     return out / np.linalg.norm(out)
 
 
+def draw_kind(rng: np.random.Generator, kind: Optional[str], abnormal_fraction: float) -> str:
+    """``kind`` checked against :data:`SUBJECT_KINDS`, or, when None, a phenotype drawn with
+    ``abnormal_fraction`` of abnormal subjects (the abnormal kinds equally likely)."""
+    if kind is None:
+        kind = str(rng.choice(SUBJECT_KINDS[1:])) if rng.random() < abnormal_fraction else "normal"
+    if kind not in SUBJECT_KINDS:
+        raise ValueError(f"unknown subject kind {kind!r}; expected one of {SUBJECT_KINDS}")
+    return kind
+
+
 def sample_subject_parameters(
     seed: int, index: int, kind: Optional[str] = None, abnormal_fraction: float = 0.3
 ) -> SubjectParameters:
     """Draw subject ``index`` of the cohort with base ``seed`` (deterministic). ``kind`` forces the
     phenotype; otherwise ~``abnormal_fraction`` of subjects are abnormal."""
     rng = np.random.default_rng([seed, index])
-    if kind is None:
-        if rng.random() < abnormal_fraction:
-            kind = str(rng.choice(SUBJECT_KINDS[1:]))
-        else:
-            kind = "normal"
-    if kind not in SUBJECT_KINDS:
-        raise ValueError(f"unknown subject kind {kind!r}; expected one of {SUBJECT_KINDS}")
+    kind = draw_kind(rng, kind, abnormal_fraction)
 
     lv_edv = rng.uniform(95.0, 200.0)
     lv_ef = rng.uniform(0.55, 0.68)
@@ -142,4 +146,4 @@ def sample_subject_parameters(
     )
 
 
-__all__ = ["SUBJECT_KINDS", "SubjectParameters", "sample_subject_parameters"]
+__all__ = ["SUBJECT_KINDS", "draw_kind", "SubjectParameters", "sample_subject_parameters"]
