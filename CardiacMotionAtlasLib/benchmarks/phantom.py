@@ -1,6 +1,9 @@
 """Phantom plausibility report and simulator speed.
 
-    python -m CardiacMotionAtlasLib.benchmarks.phantom [--subjects N] [--quick] [--json PATH]
+    python -m CardiacMotionAtlasLib.benchmarks.phantom [--subjects N] [--family F] [--quick] [--json PATH]
+
+``--family``: one phantom family (``ellipsoidal``, ``lofted``, ``mixed``) or ``all`` (default: every
+family of :data:`~..phantom.families.FAMILY_NAMES`, one set of tables each).
 
 Table 1: per subject, volumes, EF, LV mass, wall thickening, longitudinal shortening, base descent,
 torsion, endocardial inward motion, myocardial volume drift and the ED-ES myocardium chamfer distance,
@@ -19,9 +22,9 @@ import numpy as np
 
 from ..phantom.cmr import CMRConfig, simulate_cine
 from ..phantom.ct import CTConfig, ct_grid, simulate_ct
+from ..phantom.families import FAMILY_CHOICES, FAMILY_NAMES, make_heart
 from ..phantom.heart import PhantomHeart
 from ..phantom.measurements import EXPECTED_RANGES, measure_heart
-from ..phantom.parameters import sample_subject_parameters
 from .common import benchmark_parser, format_table, machine_description, mean_std, write_json
 
 PLAUSIBILITY_COLUMNS = ["subject", "kind"] + list(EXPECTED_RANGES)
@@ -96,35 +99,56 @@ def speed_rows(heart: PhantomHeart, quick: bool) -> List[Dict]:
     return rows
 
 
-def main(argv=None) -> int:
-    parser = benchmark_parser(__doc__.splitlines()[0])
-    parser.add_argument("--subjects", type=int, default=None, help="cohort size (default 10, quick 4)")
-    args = parser.parse_args(argv)
-    n = args.subjects or (4 if args.quick else 10)
+def family_hearts(family: str, seed: int, n: int) -> List:
+    """``n`` hearts of ``family``; the last ones forced to each abnormal phenotype (shown at least once)."""
     kinds = [None] * n
-    # always show each abnormal phenotype at least once
     for index, kind in enumerate(("reduced_ef", "hypertrophy", "dilated")):
         if n > 3 + index:
             kinds[n - 1 - index] = kind
-    hearts = [PhantomHeart(sample_subject_parameters(args.seed, i, kinds[i])) for i in range(n)]
-    print(f"machine: {machine_description()}")
+    return [make_heart(family, seed, i, kinds[i]) for i in range(n)]
+
+
+def family_report(family: str, args, n: int) -> Dict:
+    """Print the three tables for one family; returns their rows."""
+    hearts = family_hearts(family, args.seed, n)
     rows = plausibility_rows(hearts)
-    expected = {"subject": "expected", "kind": "", **EXPECTED_RANGES}
-    print(format_table(rows, PLAUSIBILITY_COLUMNS, title="Phantom plausibility (measured from material points and meshes)"))
+    print(format_table(rows, PLAUSIBILITY_COLUMNS,
+                       title=f"Phantom plausibility, family {family} (measured from material points and meshes)"))
     print("expected ranges: " + "; ".join(f"{k} {v}" for k, v in EXPECTED_RANGES.items()))
     normals = [r for r in rows if r["kind"] == "normal"]
     if normals:
         print("normal subjects: " + "; ".join(f"{k} {mean_std([r[k] for r in normals])}" for k in EXPECTED_RANGES))
     label_rows = label_volume_rows(hearts[: 2 if args.quick else 4], 1.5)
     print()
-    print(format_table(label_rows, title="Label-map volumes at 1.5 mm vs analytic volumes (% error)"))
+    print(format_table(label_rows, title=f"Label-map volumes at 1.5 mm vs analytic volumes (% error), family {family}"))
     print()
     speed = speed_rows(hearts[0], args.quick)
-    print(format_table(speed, title="Simulator speed (wall time, s; CT baseline = every voxel pulled back through the motion law, labels only)"))
+    print(format_table(speed, title=f"Simulator speed, family {family} ({hearts[0].subject_id}; wall time, s; CT "
+                                    "baseline = every voxel pulled back through the motion law, labels only)"))
+    print()
+    for row in rows + label_rows + speed:
+        row["family"] = family
+    return {"rows": rows, "label_volumes": label_rows, "speed": speed}
+
+
+def main(argv=None) -> int:
+    parser = benchmark_parser(__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=None, help="subjects per family (default 10, quick 4)")
+    parser.add_argument("--family", choices=FAMILY_CHOICES + ("all",), default="all",
+                        help="phantom family (default all: each of " + ", ".join(FAMILY_NAMES) + ")")
+    args = parser.parse_args(argv)
+    n = args.subjects or (4 if args.quick else 10)
+    families = list(FAMILY_NAMES) if args.family == "all" else [args.family]
+    print(f"machine: {machine_description()}; families: {', '.join(families)}; {n} subjects each, seed {args.seed}")
+    print()
+    reports = {family: family_report(family, args, n) for family in families}
+    expected = {"subject": "expected", "kind": "", **EXPECTED_RANGES}
     if args.json:
-        write_json(args.json, rows, {"subjects": n, "seed": args.seed, "quick": args.quick,
-                                     "machine": machine_description()},
-                   expected=expected, label_volumes=label_rows, speed=speed)
+        write_json(args.json, sum((r["rows"] for r in reports.values()), []),
+                   {"subjects": n, "seed": args.seed, "quick": args.quick, "families": families,
+                    "machine": machine_description()},
+                   expected=expected, label_volumes=sum((r["label_volumes"] for r in reports.values()), []),
+                   speed=sum((r["speed"] for r in reports.values()), []))
     return 0
 
 

@@ -1,11 +1,16 @@
 """Generative CT motion (systole-conditioned CVAE) on held-out phantom subjects.
 
     python -m CardiacMotionAtlasLib.benchmarks.synthesis [--quick] [--large] [--json PATH] [--device auto]
-                                                         [--train N] [--test M] [--samples K] [--threads T]
+        [--train N] [--test M] [--samples K] [--threads T]
+        [--train-family ellipsoidal] [--test-family lofted] [--acquisition randomised]
 
-Leave-subjects-out: ``--train`` phantom subjects (ES/ED CT on the working grid with their exact flows)
-train the PWC flow estimator (whose pyramid is then frozen) and the CVAE; ``--test`` other subjects are
-only evaluated. Flows follow the synthesis convention ``ED(p) = ES(p + w(p))`` (working-grid voxels;
+Leave-subjects-out across phantom families (:func:`.common.build_protocol`): ``--train`` hearts of the
+training family (ES/ED CT on the working grid with their exact flows) train the PWC flow estimator
+(whose pyramid is then frozen) and the CVAE; two test sets of ``--test`` hearts each are only
+evaluated, every table reporting both: hearts of ``--test-family`` (cross-family, first) and held-out
+hearts of the training family (in-family). With ``--acquisition randomised`` each heart is posed in
+the scanner and its CT contrast (blood HU, RV enhancement), noise and PSF are drawn per subject; the
+working grid (axial, ``working_voxel_mm``) is the method's and stays fixed. Flows follow the synthesis convention ``ED(p) = ES(p + w(p))`` (working-grid voxels;
 mm = voxels x working_voxel_mm). Endpoint errors are pooled over voxels (mean +/- std, as the paper's
 0.56 +/- 0.58 voxels) inside the heart (ED labels > 0) and over the whole working cube.
 
@@ -31,14 +36,15 @@ import torch
 
 from ..data.displacement_field import DisplacementField
 from ..metrics.jacobian import negative_jacobian
-from ..phantom.heart import PhantomHeart
-from ..phantom.parameters import sample_subject_parameters
+from ..phantom.ct import simulate_ct
 from ..synthesis import (PairTensors, SynthConfig, annotate_flow_demons, estimate_flow, generate, make_latents,
                          phantom_pairs, random_bspline_flow, sample_flows, stack_pairs, train_cvae, train_flow_estimator)
+from ..synthesis.data import FlowPair, working_ct_config
 from ..synthesis.grid import warp_labels
-from ..geometry.warp import warp
+from ..geometry.warp import ras_to_voxel_displacement, warp
 from ..training import describe_device, select_device
-from .common import benchmark_parser, format_table, machine_description, write_json
+from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
+                     cross_family_first, write_json)
 
 
 def _log(message: str) -> None:
@@ -72,7 +78,7 @@ def _row(table: str, method: str, **values) -> Dict:
 def _text(rows: List[Dict], keys: List[str]) -> List[Dict]:
     out = []
     for row in rows:
-        text = {"method": row["method"]}
+        text = {"test_set": row.get("test_set", "-"), "method": row["method"]}
         for key in keys:
             value = row.get(key)
             if isinstance(value, str) or value is None:
@@ -138,6 +144,21 @@ def _concat(*parts: PairTensors) -> PairTensors:
     return PairTensors(torch.cat([p.es for p in parts]), torch.cat([p.ed for p in parts]), torch.cat([p.flow for p in parts]))
 
 
+def acquired_pair(heart, index: int, protocol, config: SynthConfig, seed: int = 0) -> FlowPair:
+    """:func:`~..synthesis.data.phantom_pair` with the subject's acquisition: the heart posed and the CT
+    contrast, noise and PSF drawn per subject when the protocol's acquisition is randomised; the grid is
+    the working grid either way. Flow ``ED(p) = ES(p + w(p))`` in working-grid voxels."""
+    base = working_ct_config(config)
+    _, drawn, _ = protocol.acquire(heart, index, None, base)
+    ct_config = base if drawn is None or drawn is base else replace(
+        base, blood_hu=drawn.blood_hu, rv_enhancement=drawn.rv_enhancement, noise_hu=drawn.noise_hu,
+        psf_fwhm_mm=drawn.psf_fwhm_mm)
+    ct = simulate_ct(heart, [0.0, heart.es_phase], ct_config, seed=seed)
+    flow = ras_to_voxel_displacement(ct.flow(0.0, heart.es_phase).vectors, ct.image.ijk_to_ras)
+    return FlowPair(heart.subject_id, ct.image.array[1], ct.image.array[0], flow.astype(np.float32),
+                    ct.image.ijk_to_ras, ct.labels.array[1], ct.labels.array[0], float(heart.es_phase))
+
+
 def _estimator_epe(estimator, test_pairs, config, device) -> Dict[str, list]:
     data = stack_pairs(test_pairs, config, device)
     flows = estimate_flow(estimator, data.ed, data.es).cpu().numpy()
@@ -156,9 +177,10 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--large", action="store_true", help="SynthConfig.large() (GPU)")
     parser.add_argument("--train", type=int, default=None, help="training subjects (default 12, quick 6)")
-    parser.add_argument("--test", type=int, default=None, help="held-out subjects (default 4, quick 2)")
+    parser.add_argument("--test", type=int, default=None, help="held-out subjects per test set (default 4, quick 2)")
     parser.add_argument("--samples", type=int, default=None, help="samples per ES frame (default 8, quick 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_family_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -170,10 +192,13 @@ def main(argv=None) -> int:
     wall = time.time()
     h = config.working_voxel_mm
 
-    _log(f"simulating {n_train} + {n_test} phantom subjects on a {config.working_size}^3 x {h} mm working grid")
-    hearts = [PhantomHeart(sample_subject_parameters(args.seed, i)) for i in range(n_train + n_test)]
-    pairs = phantom_pairs(hearts, config, seed=args.seed)
-    train_pairs, test_pairs = pairs[:n_train], pairs[n_train:]
+    protocol = protocol_from_args(args, n_train, n_test)
+    _log(f"simulating {n_train} + {sum(len(t.hearts) for t in protocol.test_sets)} phantom subjects on a "
+         f"{config.working_size}^3 x {h} mm working grid ({protocol.header()})")
+    train_pairs = [acquired_pair(heart, index, protocol, config, seed=args.seed)
+                   for heart, index in zip(protocol.train_hearts, protocol.train_indices)]
+    test_sets = [(t, [acquired_pair(heart, index, protocol, config, seed=args.seed)
+                      for heart, index in zip(t.hearts, t.indices)]) for t in protocol.test_sets]
     train_data = stack_pairs(train_pairs, config, device)
 
     _log(f"training the flow estimator ({config.estimator_steps} steps) = pyramid pre-training")
@@ -188,71 +213,77 @@ def main(argv=None) -> int:
     bound = config.flow_clip_mm / h
 
     # (1) reconstruction ---------------------------------------------------------------------------
-    _log("reconstruction")
-    test_data = stack_pairs(test_pairs, config, device)
     recon_rows = []
-    with torch.no_grad():
-        features = model.condition(test_data.es)
-        mu, _ = model.cvae.encode(test_data.flow, test_data.es, features)
-        recon = torch.clamp(model.cvae.decode(mu, test_data.es, features), -bound, bound).cpu().numpy()
-        prior = torch.clamp(model.cvae.decode(torch.zeros_like(mu), test_data.es, features), -bound, bound).cpu().numpy()
-    truths = test_data.flow.cpu().numpy()
-    demons = np.stack([annotate_flow_demons(p.ed, p.es) for p in test_pairs])
-    estimated = estimate_flow(estimator_a, test_data.ed, test_data.es).cpu().numpy()
-    for name, flows in (("CVAE reconstruction (posterior mean)", recon), ("CVAE prior mean (z = 0)", prior),
-                        ("flow estimator (ED, ES) -> w", estimated), ("SimpleITK demons (ED, ES)", demons),
-                        ("zero flow", np.zeros_like(truths))):
-        epe = [_epe(f, t) for f, t in zip(flows, truths)]
-        heart = np.concatenate([e[p.labels_ed > 0] for e, p in zip(epe, test_pairs)])
-        grid = np.concatenate([e.ravel() for e in epe])
-        recon_rows.append(_row("reconstruction", name, epe_heart_vox=heart, epe_heart_mm=heart * h,
-                               epe_grid_vox=grid, epe_grid_mm=grid * h))
+    for test_set, test_pairs in test_sets:
+        _log(f"reconstruction, {test_set.label}")
+        test_data = stack_pairs(test_pairs, config, device)
+        with torch.no_grad():
+            features = model.condition(test_data.es)
+            mu, _ = model.cvae.encode(test_data.flow, test_data.es, features)
+            recon = torch.clamp(model.cvae.decode(mu, test_data.es, features), -bound, bound).cpu().numpy()
+            prior = torch.clamp(model.cvae.decode(torch.zeros_like(mu), test_data.es, features), -bound, bound).cpu().numpy()
+        truths = test_data.flow.cpu().numpy()
+        demons = np.stack([annotate_flow_demons(p.ed, p.es) for p in test_pairs])
+        estimated = estimate_flow(estimator_a, test_data.ed, test_data.es).cpu().numpy()
+        for name, flows in (("CVAE reconstruction (posterior mean)", recon), ("CVAE prior mean (z = 0)", prior),
+                            ("flow estimator (ED, ES) -> w", estimated), ("SimpleITK demons (ED, ES)", demons),
+                            ("zero flow", np.zeros_like(truths))):
+            epe = [_epe(f, t) for f, t in zip(flows, truths)]
+            heart = np.concatenate([e[p.labels_ed > 0] for e, p in zip(epe, test_pairs)])
+            grid = np.concatenate([e.ravel() for e in epe])
+            recon_rows.append({"test_set": test_set.label,
+                               **_row("reconstruction", name, epe_heart_vox=heart, epe_heart_mm=heart * h,
+                                      epe_grid_vox=grid, epe_grid_mm=grid * h)})
 
     # (2) generators ---------------------------------------------------------------------------------
-    _log(f"sampling {n_samples} flows per held-out ES frame (CVAE, B-spline)")
     rms_vox = float(torch.sqrt((train_data.flow ** 2).sum(1).mean()))
     unit = random_bspline_flow((config.working_size,) * 3, 1.0, np.random.default_rng(0))
     amplitude = rms_vox / float(np.sqrt((unit ** 2).sum(0).mean()))
     rng = np.random.default_rng(args.seed + 99)
-    generators = {"CVAE samples, z ~ N(0, I)": [], "random B-spline fields": [], "true flows (phantom)": []}
-    line_steps, line_rough = [], []
-    sample_times = []
-    for index, pair in enumerate(test_pairs):
-        latents = make_latents("random", n_samples, config.latent_dim, seed=args.seed + index)
-        start = time.perf_counter()
-        flows = sample_flows(trained, torch.as_tensor(pair.es), latents)
-        ed = warp(torch.as_tensor(pair.es, device=device)[None, None].expand(n_samples, 1, -1, -1, -1), flows)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        sample_times.append((time.perf_counter() - start) / n_samples)
-        del ed
-        generators["CVAE samples, z ~ N(0, I)"].append(_flow_stats(flows.cpu().numpy(), pair, config))
-        bspline = np.stack([random_bspline_flow(pair.es.shape, amplitude, rng) for _ in range(n_samples)])
-        generators["random B-spline fields"].append(_flow_stats(bspline, pair, config))
-        generators["true flows (phantom)"].append(_flow_stats(pair.flow_vox[None], pair, config))
-        line = sample_flows(trained, torch.as_tensor(pair.es), make_latents("line", 9, config.latent_dim, seed=index))
-        line = line.cpu().numpy()
-        heart = pair.labels_ed > 0
-        steps = np.array([_epe(line[i + 1], line[i])[heart].mean() for i in range(len(line) - 1)])
-        line_steps.append(steps.mean())
-        line_rough.append(steps.std() / max(steps.mean(), 1e-12))
     cohort = [_label_stats(p.labels_es, p.labels_ed, h ** 3 / 1000.0) for p in train_pairs]
     cohort_ef = np.array([c["lvef"] for c in cohort])
     lo, hi = cohort_ef.min(), cohort_ef.max()
-    analytic_ef = [heart.clinical_indices()["LVEF"] for heart in hearts[:n_train]]
+    analytic_ef = [heart.clinical_indices()["LVEF"] for heart in protocol.train_hearts]
     gen_rows = []
-    for name, per_subject in generators.items():
-        merged = {key: sum((s[key] for s in per_subject), []) for key in per_subject[0]}
-        efs = np.asarray(merged["lvef"])
-        gen_rows.append(_row("generators", name, diversity_vox=merged["diversity"],
-                             diversity_mm=[d * h for d in merged["diversity"]],
-                             line_step_vox=line_steps if name.startswith("CVAE") else [],
-                             line_roughness=line_rough if name.startswith("CVAE") else [],
-                             neg_jac_pct=merged["neg_jac"], myo_change_pct=merged["myo_change"], lvef_pct=efs,
-                             ef_in_cohort_range_pct=float(100.0 * np.mean((efs >= lo) & (efs <= hi)))))
-    gen_rows.append(_row("generators", "cohort (training ES/ED labels)", lvef_pct=cohort_ef,
-                         myo_change_pct=[c["myo_change"] for c in cohort], ef_in_cohort_range_pct=100.0))
-    gen_rows.append(_row("generators", "cohort (analytic LVEF)", lvef_pct=analytic_ef))
+    sample_times = []
+    for test_set, test_pairs in test_sets:
+        _log(f"sampling {n_samples} flows per held-out ES frame (CVAE, B-spline), {test_set.label}")
+        generators = {"CVAE samples, z ~ N(0, I)": [], "random B-spline fields": [], "true flows (phantom)": []}
+        line_steps, line_rough = [], []
+        for index, pair in enumerate(test_pairs):
+            latents = make_latents("random", n_samples, config.latent_dim, seed=args.seed + index)
+            start = time.perf_counter()
+            flows = sample_flows(trained, torch.as_tensor(pair.es), latents)
+            ed = warp(torch.as_tensor(pair.es, device=device)[None, None].expand(n_samples, 1, -1, -1, -1), flows)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            sample_times.append((time.perf_counter() - start) / n_samples)
+            del ed
+            generators["CVAE samples, z ~ N(0, I)"].append(_flow_stats(flows.cpu().numpy(), pair, config))
+            bspline = np.stack([random_bspline_flow(pair.es.shape, amplitude, rng) for _ in range(n_samples)])
+            generators["random B-spline fields"].append(_flow_stats(bspline, pair, config))
+            generators["true flows (phantom)"].append(_flow_stats(pair.flow_vox[None], pair, config))
+            line = sample_flows(trained, torch.as_tensor(pair.es), make_latents("line", 9, config.latent_dim, seed=index))
+            line = line.cpu().numpy()
+            heart = pair.labels_ed > 0
+            steps = np.array([_epe(line[i + 1], line[i])[heart].mean() for i in range(len(line) - 1)])
+            line_steps.append(steps.mean())
+            line_rough.append(steps.std() / max(steps.mean(), 1e-12))
+        for name, per_subject in generators.items():
+            merged = {key: sum((s[key] for s in per_subject), []) for key in per_subject[0]}
+            efs = np.asarray(merged["lvef"])
+            gen_rows.append({"test_set": test_set.label,
+                             **_row("generators", name, diversity_vox=merged["diversity"],
+                                    diversity_mm=[d * h for d in merged["diversity"]],
+                                    line_step_vox=line_steps if name.startswith("CVAE") else [],
+                                    line_roughness=line_rough if name.startswith("CVAE") else [],
+                                    neg_jac_pct=merged["neg_jac"], myo_change_pct=merged["myo_change"], lvef_pct=efs,
+                                    ef_in_cohort_range_pct=float(100.0 * np.mean((efs >= lo) & (efs <= hi))))})
+    training_label = f"training ({protocol.train_family})"
+    gen_rows.append({"test_set": training_label,
+                     **_row("generators", "cohort (training ES/ED labels)", lvef_pct=cohort_ef,
+                            myo_change_pct=[c["myo_change"] for c in cohort], ef_in_cohort_range_pct=100.0)})
+    gen_rows.append({"test_set": training_label, **_row("generators", "cohort (analytic LVEF)", lvef_pct=analytic_ef)})
 
     # (3) usefulness ---------------------------------------------------------------------------------
     per_subject = max(1, n_samples // 2)
@@ -265,7 +296,7 @@ def main(argv=None) -> int:
                                                        for _ in range(per_subject)]), device=device))
         es_list.append(train_data.es[index:index + 1].expand(per_subject, -1, -1, -1, -1))
     es_all = torch.cat(es_list)
-    noise_hu = 20.0  # the phantom CT's noise level (CTConfig.noise_hu)
+    noise_hu = 20.0  # the phantom CT's default noise level (CTConfig.noise_hu)
     generated = _generated_pairs(es_all, torch.cat(cvae_flows), config, noise_hu, args.seed + 1)
     bspline_pairs = _generated_pairs(es_all, torch.clamp(torch.cat(bspline_flows).float(), -bound, bound), config,
                                      noise_hu, args.seed + 2)
@@ -277,15 +308,20 @@ def main(argv=None) -> int:
             ("random B-spline pairs only", bspline_pairs, len(bspline_pairs))]
     for name, data, n_pairs in runs:
         estimator = estimator_a if data is None else train_flow_estimator(data, config, device=device, description=name)
-        result = _estimator_epe(estimator, test_pairs, config, device)
-        useful_rows.append(_row("usefulness", name, n_pairs=n_pairs, epe_heart_vox=result["heart"],
-                                epe_heart_mm=result["heart"] * h, epe_grid_vox=result["grid"],
-                                subject_epe_heart_vox=result["subject_heart"]))
+        for test_set, test_pairs in test_sets:
+            result = _estimator_epe(estimator, test_pairs, config, device)
+            useful_rows.append({"test_set": test_set.label,
+                                **_row("usefulness", name, n_pairs=n_pairs, epe_heart_vox=result["heart"],
+                                       epe_heart_mm=result["heart"] * h, epe_grid_vox=result["grid"],
+                                       subject_epe_heart_vox=result["subject_heart"])})
+    order = protocol.labels
+    recon_rows, gen_rows, useful_rows = (cross_family_first(r, order) for r in (recon_rows, gen_rows, useful_rows))
 
     # (4) speed ------------------------------------------------------------------------------------------
-    from ..phantom.ct import CTConfig, simulate_ct
+    from ..phantom.ct import CTConfig
 
-    full = simulate_ct(hearts[n_train], [hearts[n_train].es_phase], CTConfig(), seed=args.seed)
+    speed_heart = protocol.test_sets[0].hearts[0]
+    full = simulate_ct(speed_heart, [speed_heart.es_phase], CTConfig(), seed=args.seed)
     start = time.perf_counter()
     generate(trained, full.image, labels=full.labels.array[0], n=2)
     full_s = (time.perf_counter() - start) / 2
@@ -302,9 +338,10 @@ def main(argv=None) -> int:
         speed_rows.append(_row("speed", "peak CUDA memory", value=torch.cuda.max_memory_allocated(device) / 2**20, unit="MB"))
     wall = time.time() - wall
 
-    print(f"Generative CT motion benchmark: {n_train} training / {n_test} held-out phantom subjects, "
+    print(f"Generative CT motion benchmark: {n_train} training / {n_test} held-out phantom subjects per test set, "
           f"{n_samples} samples per frame; working grid {config.working_size}^3 x {h} mm; device "
           f"{describe_device(device)}; {machine_description()}; torch threads {torch.get_num_threads()}")
+    print(protocol.header())
     print("EPE: per voxel, pooled over held-out subjects (mean +/- std); heart = ED labels > 0; 1 voxel = "
           f"{h} mm. Paper (Zuler et al.): reconstruction mEPE 0.56 +/- 0.58 voxels.\n")
     print(format_table(_text(recon_rows, ["epe_heart_vox", "epe_heart_mm", "epe_grid_vox", "epe_grid_mm"]),
@@ -312,7 +349,7 @@ def main(argv=None) -> int:
     print()
     print(format_table(_text(gen_rows, ["diversity_vox", "diversity_mm", "line_step_vox", "line_roughness", "neg_jac_pct",
                                         "myo_change_pct", "lvef_pct", "ef_in_cohort_range_pct"]),
-                       title=f"(2) Generators on held-out ES frames (cohort label-LVEF range {lo:.1f}-{hi:.1f} %)"))
+                       title=f"(2) Generators on held-out ES frames (training cohort label-LVEF range {lo:.1f}-{hi:.1f} %)"))
     print()
     print(format_table(_text(useful_rows, ["n_pairs", "epe_heart_vox", "epe_heart_mm", "epe_grid_vox"]),
                        title="(3) Usefulness: the same flow estimator trained on ..., tested on held-out GT pairs"))
@@ -324,7 +361,7 @@ def main(argv=None) -> int:
         write_json(args.json, recon_rows + gen_rows + useful_rows + speed_rows,
                    {"synth": _plain_config(config), "train": n_train, "test": n_test,
                     "samples": n_samples, "seed": args.seed, "quick": args.quick, "device": str(device),
-                    "wall_s": wall, "machine": machine_description()})
+                    "wall_s": wall, "machine": machine_description(), **protocol.config()})
     return 0
 
 
