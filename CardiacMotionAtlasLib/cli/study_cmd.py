@@ -19,8 +19,10 @@ def add_info_arguments(parser: argparse.ArgumentParser) -> None:
 def run_info(args: argparse.Namespace) -> int:
     layout = detect_layout(args.study)
     study = read_study(args.study)
+    convention = study.metadata.get("label_convention")
+    labels = f", labels read in the {convention} convention (shown as the product's)" if convention else ""
     print(f"{study.subject_id}: layout {layout}, {len(study.slices)} slices, {study.n_frames} frames, "
-          f"ED frame {study.ed_frame}, ES frame {study.es_frame}, cycle {study.cycle_length_s} s")
+          f"ED frame {study.ed_frame}, ES frame {study.es_frame}, cycle {study.cycle_length_s} s{labels}")
     for s in study.slices:
         spacing = ", ".join(f"{v:.2f}" for v in s.image.spacing)
         normal = ", ".join(f"{v:+.2f}" for v in s.normal)

@@ -2,7 +2,8 @@
 which of them train and which are held out (test).
 
 Sources (:func:`find_studies`): a study folder (any layout of :mod:`.layouts`), a cohort root whose
-sub-folders are studies, a phantom subject folder (UK Biobank-style plus ``ground_truth/``), or a bare
+sub-folders are studies (for DICOM: sub-folders of different patients / study UIDs; one study whose
+series sit in sub-folders stays one study), a phantom subject folder (UK Biobank-style plus ``ground_truth/``), or a bare
 label file (``layout == "labels"``: its convention must be given, see :mod:`.label_conventions`).
 
 Subject ids come from the study *folder*, never from a file name that every study shares: a folder is
@@ -131,6 +132,31 @@ def entry_for(path: PathLike, label_convention: Optional[str] = None, bare_files
     return StudyEntry(sid, path, layout, convention or label_convention, split, ground_truth)
 
 
+def _first_dicom_study(folder: Path, limit: int = 200) -> Optional[str]:
+    """``PatientID/StudyInstanceUID`` of the first DICOM file under ``folder`` (headers only), or None."""
+    import pydicom
+
+    for count, path in enumerate(sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))):
+        if count >= limit:
+            break
+        try:
+            ds = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=["PatientID", "StudyInstanceUID"])
+        except Exception:  # noqa: BLE001 - not a DICOM file: look further
+            continue
+        return f"{getattr(ds, 'PatientID', '')}/{getattr(ds, 'StudyInstanceUID', '')}"
+    return None
+
+
+def _is_dicom_cohort_root(path: Path) -> bool:
+    """A folder detected as DICOM whose files all lie in sub-folders of different studies (patient or
+    study UID): a cohort root, not one study whose series sit in sub-folders."""
+    if any(p.is_file() and not p.name.startswith(".") for p in path.iterdir()):
+        return False
+    studies = {_first_dicom_study(child) for child in path.iterdir() if child.is_dir() and not child.name.startswith(".")}
+    studies.discard(None)
+    return len(studies) > 1
+
+
 def find_studies(paths: Sequence[PathLike], label_convention: Optional[str] = None,
                  bare_files_are_labels: bool = False) -> List[StudyEntry]:
     """Entries of every study under ``paths``: each a study folder / file, or a cohort root whose
@@ -142,8 +168,10 @@ def find_studies(paths: Sequence[PathLike], label_convention: Optional[str] = No
         if not path.exists():
             raise CineStudyError(path, "does not exist")
         try:
-            entries.append(entry_for(path, label_convention, bare_files_are_labels))
-            continue
+            entry = entry_for(path, label_convention, bare_files_are_labels)
+            if not (entry.layout == "dicom" and _is_dicom_cohort_root(path)):
+                entries.append(entry)
+                continue
         except CohortError:
             raise
         except CineStudyError:

@@ -146,3 +146,16 @@ def test_preflight_refuses_an_acdc_map_declared_as_the_products(tiny_cine, tmp_p
     assert wrong.problems and "LV blood pool borders the background" in wrong.problems[0]
     right = scan_study(entry_for(path, "acdc", bare_files_are_labels=True), ("labels",))
     assert not right.problems and right.entry.subject_id == "1000009"
+
+
+def test_dicom_cohort_root_and_a_study_with_series_folders(tiny_cine, tmp_path):
+    from CardiacMotionAtlasLib.io.dicom import write_dicom_cine
+
+    sax = tiny_cine.study.sax[:2]
+    for patient in ("P1", "P2"):
+        for s in sax:
+            write_dicom_cine(s, tmp_path / "root" / patient / f"series{s.slice_index}", patient_id=patient,
+                             study_uid=f"1.2.3.{patient[-1]}", series_number=s.slice_index + 1)
+    entries = find_studies([tmp_path / "root"])
+    assert [(e.subject_id, e.layout) for e in entries] == [("P1", "dicom"), ("P2", "dicom")]
+    assert [e.subject_id for e in find_studies([tmp_path / "root" / "P1"])] == ["P1"]  # series sub-folders
