@@ -13,7 +13,8 @@ records the split and the grid reduction in ``<out stem>.cohort.json``. ``--fact
 reduce the grid (in-plane averaging, crop around the heart, evenly spaced frames with ED and ES kept);
 ``--preset tiny|demo`` reduces it as the main job does (about 4 mm pixels, a 125 mm crop, 8 frames,
 resolved from the first training study's pixel size), explicit options win; ``estimate`` must use the
-values the model was trained with (``--preset`` resolves them from the study's own pixel size). Outputs of ``estimate``: ED -> t DVFs (Slicer grid transforms),
+values the model was trained with: without options it reads them from the model's cohort record
+(``--preset`` resolves them from the study's own pixel size instead). Outputs of ``estimate``: ED -> t DVFs (Slicer grid transforms),
 uncertainty, warped labels, indices (CSV/JSON with 95 % bounds), strain, volume curves (CSV, PNG).
 Every command takes ``--device auto|cpu|cuda[:N]``, ``--threads N`` and ``--progress``.
 """
@@ -142,11 +143,29 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recorded_reduction(model: Path) -> Optional[Tuple[int, Optional[int], Optional[int]]]:
+    """(factor, crop, frames) that ``motion train`` recorded in ``<model stem>.cohort.json``, or None."""
+    path = record_path(model)
+    if not path.is_file():
+        return None
+    try:
+        reduction = json.loads(path.read_text(encoding="utf-8")).get("reduction")
+        return int(reduction["factor"]), reduction.get("crop") or None, reduction.get("frames") or None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
 def _estimate(args: argparse.Namespace) -> int:
     from ..motion import estimate_motion, load_motion, write_motion_outputs
 
     trained = load_motion(args.model, device=args.device)
-    sequence = load_sequence(args.study, args, trained.config.intensity_percentile)
+    reduction = None
+    if args.preset is None and args.factor is None and args.crop is None and args.frames is None:
+        reduction = _recorded_reduction(args.model)  # the training's grid, as recorded by 'motion train'
+        if reduction is not None:
+            print(f"grid reduction of the training (factor {reduction[0]}, crop {reduction[1]}, frames "
+                  f"{reduction[2]}) from {record_path(args.model)}", flush=True)
+    sequence = load_sequence(args.study, args, trained.config.intensity_percentile, reduction)
     estimate = estimate_motion(trained, sequence, samples=args.samples, use_given_ed_labels=not args.segnet_ed,
                                progress=progress_from(args), refine_steps=args.refine_steps)
     paths = write_motion_outputs(estimate, args.out)
