@@ -10,9 +10,11 @@ It is also UK Biobank's (Bai et al., JCMR 2018, the ``ukbb_cardiac`` segmentatio
   and 3 (RV)"; the CineMA project's M&Ms loader maps them the same way ({1: LV, 2: MYO, 3: RV}). So
   M&Ms equals the product's convention; it is named anyway so that a user can say where a map came from.
 
-A study folder's convention follows from its layout (:data:`LAYOUT_CONVENTIONS`); a bare label file's
-cannot be known, so :func:`convention_of_label_file` requires it to be given (``--label-convention``) or
-written in a sidecar ``<file stem>.json`` (``{"label_convention": "acdc"}``), and never guesses.
+A study folder's convention follows from its layout (:data:`LAYOUT_CONVENTIONS`). A bare label file's
+cannot be known unless it is written down: :func:`convention_of_label_file` takes it from
+``--label-convention``, a sidecar ``<file stem>.json`` (``{"label_convention": "acdc"}``), or the stamp the
+product's own NIfTI writer puts in the header (intent ``label``, intent name ``cma:<convention>``), and
+otherwise refuses: it never guesses.
 :func:`check_label_anatomy` is a last line of defence: in every convention the LV blood pool is enclosed
 by the myocardium while the RV blood pool borders the background (the RV wall is not labelled), so a
 map whose "LV blood pool" borders the background far more than its "RV" is refused as swapped.
@@ -47,6 +49,8 @@ LAYOUT_CONVENTIONS: Dict[str, Optional[str]] = {"ukbb": "product", "acdc": "acdc
                                                 "dicom": None, "stack": None}
 """The convention of each study layout's label files (None: the layout carries no labels)."""
 SIDECAR_KEY = "label_convention"
+STAMP_PREFIX = "cma:"
+"""NIfTI intent name prefix of the product's label files: ``cma:product``, ``cma:acdc``, ``cma:mnms``."""
 
 SWAP_MARGIN = 0.25
 """:func:`check_label_anatomy` refuses a map whose label 1 borders the background on a fraction of its
@@ -105,19 +109,44 @@ def read_sidecar(label_path: PathLike) -> Dict:
     return value
 
 
+def stamped_convention(path: PathLike) -> Optional[str]:
+    """The convention the product's NIfTI writer stamped in ``path``'s header (None: no stamp, not NIfTI
+    or unreadable; the readers report unreadable files)."""
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.name.lower().endswith((".nii", ".nii.gz")) or not path.is_file():
+        return None
+    try:
+        intent, _, name = nib.load(str(path)).header.get_intent()
+    except Exception:  # noqa: BLE001 - unreadable: the reader names the problem later
+        return None
+    name = str(name)
+    if intent != "label" or not name.startswith(STAMP_PREFIX) or name[len(STAMP_PREFIX):] not in CONVENTIONS:
+        return None
+    return name[len(STAMP_PREFIX):]
+
+
 def convention_of_label_file(path: PathLike, given: Optional[str] = None) -> str:
-    """The convention of a bare label file: ``given`` (``--label-convention``) or its sidecar's
-    ``label_convention``; both must agree when both exist. Neither: :class:`LabelConventionError`
-    naming the file (a bare map's convention is never guessed)."""
+    """The convention of a bare label file: ``given`` (``--label-convention``), its sidecar's
+    ``label_convention`` or the product's header stamp (:func:`stamped_convention`); those present must
+    agree. None: :class:`LabelConventionError` naming the file (a bare map's convention is never guessed)."""
     path = Path(path)
     stored = read_sidecar(path).get(SIDECAR_KEY)
+    where = sidecar_of(path).name
     if stored is not None:
         stored = check_convention(stored, sidecar_of(path))
+    stamp = stamped_convention(path)
+    if stamp is not None:
+        if stored is not None and stored != stamp:
+            raise LabelConventionError(path, f"{where} ({SIDECAR_KEY}: {stored}) contradicts the header "
+                                             f"({STAMP_PREFIX}{stamp})")
+        stored, where = stamp, f"the header ({STAMP_PREFIX}{stamp})"
     if given is not None:
         given = check_convention(given, path)
         if stored is not None and stored != given:
-            raise LabelConventionError(path, f"--label-convention {given} contradicts {sidecar_of(path).name} "
-                                             f"({SIDECAR_KEY}: {stored})")
+            raise LabelConventionError(path, f"--label-convention {given} contradicts {where}"
+                                             + ("" if where.startswith("the header") else f" ({SIDECAR_KEY}: {stored})"))
         return given
     if stored is not None:
         return stored
@@ -166,5 +195,6 @@ def check_label_anatomy(labels: np.ndarray, path: Optional[PathLike], convention
 
 
 __all__ = ["CONVENTIONS", "LAYOUT_CONVENTIONS", "LabelConventionError", "MEANINGS", "PRODUCT", "SIDECAR_KEY",
+           "STAMP_PREFIX", "stamped_convention",
            "check_convention", "check_label_anatomy", "convention_of_label_file", "from_product", "label_anatomy",
            "read_sidecar", "sidecar_of", "to_product"]

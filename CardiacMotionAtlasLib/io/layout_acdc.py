@@ -205,7 +205,7 @@ def write_acdc_study(study: CineStudy, folder: PathLike, patient: Optional[str] 
         labels = _sax_labels_at(study, frame)
         if labels is not None:
             write_nifti(ImageSequence(from_product(labels, "acdc")[None], stack, name=f"{stem}_gt"),
-                        folder / f"{stem}_gt.nii.gz", labels=True)
+                        folder / f"{stem}_gt.nii.gz", labels=True, label_convention="acdc")
     write_info_cfg(folder / "Info.cfg", {"ED": int(study.ed_frame) + 1, "ES": int(study.es_frame) + 1,
                                          "Group": group, "Height": float(height_cm),
                                          "NbFrame": int(cine.n_frames), "Weight": float(weight_kg)})

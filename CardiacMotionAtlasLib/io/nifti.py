@@ -142,10 +142,14 @@ def _uniform_step(image: ImageSequence) -> float:
     return 0.0
 
 
-def write_nifti(image: ImageSequence, path: PathLike, labels: bool = False) -> Path:
+def write_nifti(image: ImageSequence, path: PathLike, labels: bool = False,
+                label_convention: Optional[str] = "product") -> Path:
     """Write ``image`` atomically as NIfTI-1 (3D if one frame, else 4D ``(x, y, z, t)``), with the
     IJK->RAS matrix in both sform and qform (code 1, scanner), units mm and s, and the frame interval
-    in ``pixdim[4]``. ``labels=True`` stores ``uint8``. Returns the path written."""
+    in ``pixdim[4]``. ``labels=True`` stores ``uint8`` and stamps the label convention of the values
+    (``label_convention``: ``product`` unless told otherwise, None: no stamp) in the header (intent
+    ``label``, intent name ``cma:<convention>``), so that the product reads its own label files without
+    being told their convention (:func:`~.label_conventions.convention_of_label_file`). Returns the path."""
     path = Path(path)
     if not is_nifti_path(path):
         raise output_error(path, f"NIfTI output must end with one of {NIFTI_SUFFIXES}")
@@ -160,6 +164,10 @@ def write_nifti(image: ImageSequence, path: PathLike, labels: bool = False) -> P
     header = nifti.header
     header.set_data_dtype(data.dtype)
     header.set_xyzt_units("mm", "sec")
+    if labels and label_convention is not None:
+        from .label_conventions import STAMP_PREFIX, check_convention
+
+        header.set_intent("label", name=STAMP_PREFIX + check_convention(label_convention, path))
     if data.ndim == 4:
         header.set_zooms(tuple(header.get_zooms()[:3]) + (_uniform_step(image),))
     if image.name:

@@ -185,7 +185,7 @@ def _check_bare_acdc_label_map_needs_its_convention(acdc, tmp_path, capsys):
         study = read_study(acdc["root"] / name)
         gt = read_nifti(acdc["root"] / name / f"{name}_frame01_gt.nii.gz", labels=True)  # ACDC convention
         files.append(write_nifti(ImageSequence(gt.array, gt.ijk_to_ras), tmp_path / f"100000{name[-1]}" / "labels.nii.gz",
-                                 labels=True))
+                                 labels=True, label_convention=None))  # like a foreign file: no header stamp
         assert study.ed_frame == 0
     out = tmp_path / "atlas"
     assert main(["atlas", "train", "--labels", *map(str, files), "--preset", "tiny", "--out", str(out), *CPU]) == 2

@@ -141,7 +141,8 @@ def test_preflight_refuses_an_acdc_map_declared_as_the_products(tiny_cine, tmp_p
 
     labels = np.concatenate([s.labels.array for s in tiny_cine.study.sax], axis=1)
     path = tmp_path / "1000009" / "labels.nii.gz"
-    write_nifti(ImageSequence(from_product(labels, "acdc"), np.eye(4)), path, labels=True)
+    write_nifti(ImageSequence(from_product(labels, "acdc"), np.eye(4)), path, labels=True,
+                label_convention=None)  # a foreign file: no stamp of the product's writer
     wrong = scan_study(entry_for(path, "product", bare_files_are_labels=True), ("labels",))
     assert wrong.problems and "LV blood pool borders the background" in wrong.problems[0]
     right = scan_study(entry_for(path, "acdc", bare_files_are_labels=True), ("labels",))

@@ -53,6 +53,22 @@ def test_a_bare_label_file_needs_its_convention(tmp_path):
     assert "labels.json" in str(info.value)
 
 
+def test_the_products_label_files_carry_their_convention(tmp_path):
+    from CardiacMotionAtlasLib.io.label_conventions import stamped_convention
+
+    labels = ImageSequence(np.ones((1, 2, 3, 4), np.uint8), np.eye(4))
+    ours, acdc, foreign = tmp_path / "ours.nii.gz", tmp_path / "acdc.nii.gz", tmp_path / "foreign.nii.gz"
+    write_nifti(labels, ours, labels=True)
+    write_nifti(labels, acdc, labels=True, label_convention="acdc")
+    write_nifti(labels, foreign, labels=True, label_convention=None)
+    assert (stamped_convention(ours), stamped_convention(acdc), stamped_convention(foreign)) == ("product", "acdc", None)
+    assert convention_of_label_file(ours) == "product" and convention_of_label_file(acdc, "acdc") == "acdc"
+    with pytest.raises(LabelConventionError, match="contradicts the header"):
+        convention_of_label_file(ours, "acdc")
+    with pytest.raises(LabelConventionError, match="--label-convention"):
+        convention_of_label_file(foreign)
+
+
 def _sax_labels(study, frame):
     return np.concatenate([s.labels.array[frame] for s in study.sax], axis=0)
 
