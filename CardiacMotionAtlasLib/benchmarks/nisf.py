@@ -2,10 +2,15 @@
 held-out views, baselines, ablations, speed.
 
     python -m CardiacMotionAtlasLib.benchmarks.nisf [--quick] [--json PATH] [--device auto] [--train N] [--test M]
+        [--train-family ellipsoidal] [--test-family lofted] [--acquisition randomised]
 
 A phantom cohort is simulated (every subject with its own breath-hold misalignments, intensity scales
-and noise); NISF++ is trained on ``--train`` subjects and fitted to ``--test`` held-out subjects from
-their intensities alone (network frozen; also with their SAX/LAX labels, to compare fairly with the
+and noise; with ``--acquisition randomised`` also its own heart pose and CMR protocol: slice thickness
+and gap, pixel size and FOV (within the run's matrix), prescription error, contrast, coil bias, noise;
+the frame count stays the run's); NISF++ is trained on ``--train`` hearts of the training family and
+fitted to two test sets of ``--test`` hearts each (:func:`.common.build_protocol`): hearts of
+``--test-family`` (cross-family, reported first) and held-out hearts of the training family
+(in-family), every baseline on the same test hearts, from their intensities alone (network frozen; also with their SAX/LAX labels, to compare fairly with the
 label-resampling baselines). Ground truth: the phantom's analytic labels on a 1.25 mm isotropic grid at
 ED and ES (plus more phases without --quick) and the known per-slice misalignments.
 
@@ -42,10 +47,9 @@ from ..nisf.evaluation import (
     with_geometries,
 )
 from ..phantom.cmr import CMRConfig, simulate_cine
-from ..phantom.heart import PhantomHeart
-from ..phantom.parameters import sample_subject_parameters
 from ..training import describe_device, load_config_json, select_device
-from .common import benchmark_parser, format_table, machine_description, write_json
+from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
+                     cross_family_first, write_json)
 
 SEG_METRICS = [f"dice_{n}" for n in CLASS_NAMES.values()] + [f"hd95_{n}" for n in CLASS_NAMES.values()]
 
@@ -66,7 +70,8 @@ def _summary(method: str, values: Dict[str, List[float]], **extra) -> Dict:
 def _text_rows(rows: List[Dict], keys: List[str], label: str = "method") -> List[Dict]:
     out = []
     for row in rows:
-        text = {label: row[label]}
+        text = {"test_set": row["test_set"]} if "test_set" in row else {}
+        text[label] = row[label]
         for key in keys:
             value = row.get(key)
             if value is None or not np.isfinite(value):
@@ -100,11 +105,28 @@ def configs(args, device: torch.device):
     return cmr, config
 
 
-def simulate(args, cmr: CMRConfig):
-    n = args.train + args.test
-    hearts = [PhantomHeart(sample_subject_parameters(args.seed, i)) for i in range(n)]
-    sims = [simulate_cine(heart, cmr, seed=1000 + i) for i, heart in enumerate(hearts)]  # own misalignments
-    return hearts, sims
+def acquisition_ranges(cmr: CMRConfig):
+    """Per-subject protocol ranges that keep the run's size: the run's frame count, at most its matrix
+    (FOV = matrix x pixel), pixels from 1.6 mm at the quick 96 matrix (FOV >= 154 mm); the rest as drawn
+    by default (slices, prescription error, misalignment, contrast, bias, noise)."""
+    from dataclasses import replace as _replace
+
+    from ..phantom.acquisition import AcquisitionRanges
+
+    ranges = AcquisitionRanges().with_frames(cmr.n_frames)
+    low = max(1.2, 150.0 / cmr.matrix)
+    return _replace(ranges, max_matrix=cmr.matrix, pixel_mm=(low, max(2.4, low + 0.4)))
+
+
+def simulate(protocol, cmr: CMRConfig, hearts, indices):
+    """Cine studies of ``hearts`` (cohort ``indices``), each with its own misalignments, and with the
+    protocol's randomised acquisition (pose and CMR protocol) when it has one."""
+    ranges = acquisition_ranges(cmr) if protocol.acquisition == "randomised" else None
+    sims = []
+    for heart, index in zip(hearts, indices):
+        subject_cmr, _, _ = protocol.acquire(heart, index, cmr, None, ranges)
+        sims.append(simulate_cine(heart, subject_cmr, seed=1000 + index))  # own misalignments
+    return sims
 
 
 def eval_frames(sim, quick: bool) -> List[int]:
@@ -178,7 +200,7 @@ def held_out_view(trained, sim, view: str = "4CH") -> Dict[str, float]:
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=None, help="training subjects (default 6, quick 6)")
-    parser.add_argument("--test", type=int, default=None, help="held-out test subjects (default 4, quick 2)")
+    parser.add_argument("--test", type=int, default=None, help="held-out subjects per test set (default 4, quick 2)")
     parser.add_argument("--steps", type=int, default=None, help="override training steps")
     parser.add_argument("--config", help="NISFConfig JSON spec")
     parser.add_argument("--device", default="auto")
@@ -186,6 +208,7 @@ def main(argv=None) -> int:
                         help="skip training a second model with the paper's 7x7x7 spatial bands")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared CPU, several threads stall each other)")
+    add_family_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -195,16 +218,19 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     cmr, config = configs(args, device)
     start = time.perf_counter()
-    _log(f"simulating {args.train + args.test} subjects")
-    hearts, sims = simulate(args, cmr)
+    protocol = protocol_from_args(args, args.train, args.test)
+    _log(f"simulating {len(protocol.all_subjects())} subjects ({protocol.header()})")
+    train_hearts = protocol.train_hearts
+    train_sims = simulate(protocol, cmr, train_hearts, protocol.train_indices)
+    test_sets = [(t, t.hearts, simulate(protocol, cmr, t.hearts, t.indices)) for t in protocol.test_sets]
     _log(f"training on {args.train} subjects, {config.steps} steps ({describe_device(device)})")
     t0 = time.perf_counter()
-    trained = train_nisf([s.study for s in sims[:args.train]], config, device=device)
+    trained = train_nisf([s.study for s in train_sims], config, device=device)
     train_s = time.perf_counter() - t0
-    seg: Dict[str, Dict[str, List[float]]] = {}
+    seg: Dict = {}  # (test set label, method) -> scores
     inplane: List[Dict] = []
     motion: List[Dict] = []
-    ablation: Dict[str, Dict[str, List[float]]] = {}
+    ablation: Dict = {}
     held: List[Dict] = []
     speed = {"fit_s": [], "sample_frame_s": []}
     n_ablate = 1 if args.quick else args.test
@@ -212,93 +238,106 @@ def main(argv=None) -> int:
     if not args.no_encoding_ablation:  # the paper's encoding: 7 bands on every axis, z included
         paper_bands = replace(config, network=replace(config.network, spatial_frequencies=(7, 7, 7)))
         _log(f"training the encoding ablation (spatial bands {paper_bands.network.spatial_frequencies})")
-        encoding = train_nisf([s.study for s in sims[:args.train]], paper_bands, device=device)
+        encoding = train_nisf([s.study for s in train_sims], paper_bands, device=device)
     n_reference = 1 if args.quick else min(3, args.train)
+    training_label = f"training subjects ({protocol.train_family})"
     for index in range(n_reference):  # the models on their own training subjects: between-plane accuracy
-        heart, sim = hearts[index], sims[index]
+        heart, sim = train_hearts[index], train_sims[index]
         frames = eval_frames(sim, args.quick)
         grid = heart.bounding_grid(1.25)
         truth = heart.label_volumes(*grid, [f / sim.study.n_frames for f in frames])
         bands = "x".join(str(v) for v in config.network.spatial_frequencies)
-        _merge(seg.setdefault(f"NISF++ training subjects, bands {bands} (reference)", {}),
+        _merge(seg.setdefault((training_label, f"NISF++ training subjects, bands {bands} (reference)"), {}),
                segmentation(trained.subject_fit(index), heart, sim, frames, grid, truth))
         if encoding is not None:
-            _merge(seg.setdefault("NISF++ training subjects, bands 7x7x7 (paper)", {}),
+            _merge(seg.setdefault((training_label, "NISF++ training subjects, bands 7x7x7 (paper)"), {}),
                    segmentation(encoding.subject_fit(index), heart, sim, frames, grid, truth))
         for method, interpolation in (("training subjects, SAX labels nearest", "nearest"),):
             labels = resample_sax_stack(sim.study, *grid, frames, labels=True, interpolation=interpolation)
-            _merge(seg.setdefault(method, {}), segmentation(None, heart, sim, frames, grid, truth, labels))
-    for number, index in enumerate(range(args.train, args.train + args.test)):
-        heart, sim = hearts[index], sims[index]
-        _log(f"test subject {number + 1}/{args.test}: {heart.subject_id} ({heart.params.kind})")
-        frames = eval_frames(sim, args.quick)
-        grid = heart.bounding_grid(1.25)
-        truth = heart.label_volumes(*grid, [f / sim.study.n_frames for f in frames])
-        for method, interpolation in (("SAX labels, nearest (SimpleITK)", "nearest"),
-                                      ("SAX labels, linear (SimpleITK)", "linear")):
-            labels = resample_sax_stack(sim.study, *grid, frames, labels=True, interpolation=interpolation)
-            _merge(seg.setdefault(method, {}), segmentation(None, heart, sim, frames, grid, truth, labels))
-        t0 = time.perf_counter()
-        fit = fit_subject(trained, sim.study)
-        speed["fit_s"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        fit_scores = segmentation(fit, heart, sim, frames, grid, truth)
-        speed["sample_frame_s"].append((time.perf_counter() - t0) / len(frames))
-        _merge(seg.setdefault("NISF++ (intensities only)", {}), fit_scores)
-        motion.append({"subject": heart.subject_id, **motion_scores(fit, sim)})
-        inplane.extend(inplane_scores(fit, sim.study))
-        with_labels = fit_subject(trained, sim.study, use_labels=True)
-        _merge(seg.setdefault("NISF++ (+ test labels: SAX all frames, LAX ED/ES)", {}),
-               segmentation(with_labels, heart, sim, frames, grid, truth))
-        if number < n_ablate:
-            ablation.setdefault("full model", {k: [] for k in SEG_METRICS + ["mm_after"]})
-            _merge(ablation["full model"], {**fit_scores, "mm_after": [motion[-1]["mm_after"]]})
-            for name, switch in (("no motion correction", {"motion_correction": False}),
-                                 ("no intensity scaling", {"intensity_scaling": False}),
-                                 ("no PSF", {"psf_enabled": False})):
-                variant = fit_subject(trained, sim.study, **switch)
-                _merge(ablation.setdefault(name, {}), {**segmentation(variant, heart, sim, frames, grid, truth),
-                                                       "mm_after": [motion_scores(variant, sim)["mm_after"]]})
-            if encoding is not None:
-                variant = fit_subject(encoding, sim.study)
-                _merge(ablation.setdefault("spatial bands 7x7x7 (paper encoding)", {}),
-                       {**segmentation(variant, heart, sim, frames, grid, truth),
-                        "mm_after": [motion_scores(variant, sim)["mm_after"]]})
-            held.append(held_out_view(trained, sim))
-    seg_rows = [_summary(method, values) for method, values in seg.items()]
+            _merge(seg.setdefault((training_label, method), {}), segmentation(None, heart, sim, frames, grid, truth, labels))
+    for test_set, hearts, sims in test_sets:
+        label = test_set.label
+        for number, (heart, sim) in enumerate(zip(hearts, sims)):
+            _log(f"{label}: test subject {number + 1}/{len(hearts)}: {heart.subject_id} ({heart.params.kind})")
+            frames = eval_frames(sim, args.quick)
+            grid = heart.bounding_grid(1.25)
+            truth = heart.label_volumes(*grid, [f / sim.study.n_frames for f in frames])
+            for method, interpolation in (("SAX labels, nearest (SimpleITK)", "nearest"),
+                                          ("SAX labels, linear (SimpleITK)", "linear")):
+                labels = resample_sax_stack(sim.study, *grid, frames, labels=True, interpolation=interpolation)
+                _merge(seg.setdefault((label, method), {}), segmentation(None, heart, sim, frames, grid, truth, labels))
+            t0 = time.perf_counter()
+            fit = fit_subject(trained, sim.study)
+            speed["fit_s"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            fit_scores = segmentation(fit, heart, sim, frames, grid, truth)
+            speed["sample_frame_s"].append((time.perf_counter() - t0) / len(frames))
+            _merge(seg.setdefault((label, "NISF++ (intensities only)"), {}), fit_scores)
+            motion.append({"test_set": label, "subject": heart.subject_id, **motion_scores(fit, sim)})
+            inplane.extend({"test_set": label, **row} for row in inplane_scores(fit, sim.study))
+            with_labels = fit_subject(trained, sim.study, use_labels=True)
+            _merge(seg.setdefault((label, "NISF++ (+ test labels: SAX all frames, LAX ED/ES)"), {}),
+                   segmentation(with_labels, heart, sim, frames, grid, truth))
+            if number < n_ablate:
+                ablation.setdefault((label, "full model"), {k: [] for k in SEG_METRICS + ["mm_after"]})
+                _merge(ablation[(label, "full model")], {**fit_scores, "mm_after": [motion[-1]["mm_after"]]})
+                for name, switch in (("no motion correction", {"motion_correction": False}),
+                                     ("no intensity scaling", {"intensity_scaling": False}),
+                                     ("no PSF", {"psf_enabled": False})):
+                    variant = fit_subject(trained, sim.study, **switch)
+                    _merge(ablation.setdefault((label, name), {}),
+                           {**segmentation(variant, heart, sim, frames, grid, truth),
+                            "mm_after": [motion_scores(variant, sim)["mm_after"]]})
+                if encoding is not None:
+                    variant = fit_subject(encoding, sim.study)
+                    _merge(ablation.setdefault((label, "spatial bands 7x7x7 (paper encoding)"), {}),
+                           {**segmentation(variant, heart, sim, frames, grid, truth),
+                            "mm_after": [motion_scores(variant, sim)["mm_after"]]})
+                held.append({"test_set": label, **held_out_view(trained, sim)})
+    order = protocol.labels
+    seg_rows = cross_family_first([_summary(method, values, test_set=label) for (label, method), values in seg.items()], order)
     print(f"machine: {machine_description()}; device: {describe_device(device)}; train {args.train} / test "
-          f"{args.test} subjects; CMR {cmr.n_frames} frames, {cmr.pixel_mm} mm pixels; {config.steps} training steps "
-          f"(network {config.network.layers}x{config.network.hidden}, latent {config.network.latent_dim}, "
-          f"PSF K={config.psf.samples}); fit {config.fit.steps} steps")
-    print(format_table(_text_rows(seg_rows, SEG_METRICS), ["method"] + SEG_METRICS,
+          f"{args.test} subjects per test set; CMR {cmr.n_frames} frames, {cmr.pixel_mm} mm pixels"
+          f"{' (protocol randomised per subject, matrix <= %d)' % cmr.matrix if protocol.acquisition == 'randomised' else ''}"
+          f"; {config.steps} training steps (network {config.network.layers}x{config.network.hidden}, latent "
+          f"{config.network.latent_dim}, PSF K={config.psf.samples}); fit {config.fit.steps} steps")
+    print(protocol.header())
+    print(format_table(_text_rows(seg_rows, SEG_METRICS), ["test_set", "method"] + SEG_METRICS,
                        title="(1) 3D segmentation vs analytic labels, 1.25 mm isotropic grid "
                              "(mean +/- std over subjects x phases)"))
-    types = sorted({r["type"] for r in inplane})
-    type_rows = [_summary(t, {k: [r[k] for r in inplane if r["type"] == t and np.isfinite(r[k])]
-                              for k in ("dice", "psnr", "ssim")}) for t in types]
+    type_rows = []
+    for label in order:
+        rows_of_set = [r for r in inplane if r["test_set"] == label]
+        for t in sorted({r["type"] for r in rows_of_set}):
+            type_rows.append(_summary(t, {k: [r[k] for r in rows_of_set if r["type"] == t and np.isfinite(r[k])]
+                                          for k in ("dice", "psnr", "ssim")}, test_set=label))
     print()
-    print(format_table(_text_rows(type_rows, ["dice", "psnr", "ssim"]), ["method", "dice", "psnr", "ssim"],
+    print(format_table(_text_rows(type_rows, ["dice", "psnr", "ssim"]), ["test_set", "method", "dice", "psnr", "ssim"],
                        title="(2) NISF++ (intensities only) on the input slices, per slice type: in-plane label Dice "
                              "vs given labels, PSNR (dB) / SSIM vs observed"))
-    motion_keys = [k for k in motion[0] if k != "subject"]
-    motion_row = _summary("NISF++", {k: [m[k] for m in motion] for k in motion_keys})
+    motion_keys = [k for k in motion[0] if k not in ("subject", "test_set")]
+    motion_rows = [_summary("NISF++", {k: [m[k] for m in motion if m["test_set"] == label] for k in motion_keys},
+                            test_set=label) for label in order]
     print()
-    print(format_table(_text_rows([motion_row], motion_keys), ["method"] + motion_keys,
+    print(format_table(_text_rows(motion_rows, motion_keys), ["test_set", "method"] + motion_keys,
                        title="(3) motion correction: residual misalignment (mm at slice centre, deg; common offset "
                              "removed), NCC and label Dice along slice intersections"))
-    held_rows = [_summary("held-out 4CH", {k: [h[k] for h in held] for k in held[0]})] if held else []
+    held_keys = [k for k in held[0] if k != "test_set"] if held else []
+    held_rows = [_summary("held-out 4CH", {k: [h[k] for h in held if h["test_set"] == label] for k in held_keys},
+                          test_set=label) for label in order if any(h["test_set"] == label for h in held)]
     if held_rows:
         print()
-        print(format_table(_text_rows(held_rows, list(held[0])), ["method"] + list(held[0]),
+        print(format_table(_text_rows(held_rows, held_keys), ["test_set", "method"] + held_keys,
                            title="(4) held-out view: fit without the 4CH, predict it (labels Dice, intensity NCC) vs "
                                  "SAX stack resampled onto it"))
-    ablation_rows = [_summary(name, values) for name, values in ablation.items()]
+    ablation_rows = cross_family_first([_summary(name, values, test_set=label)
+                                    for (label, name), values in ablation.items()], order)
     print()
     ablation_keys = SEG_METRICS[:3] + ["mm_after"]
-    print(format_table(_text_rows(ablation_rows, ablation_keys), ["method"] + ablation_keys,
-                       title=f"(5) ablation ({n_ablate} test subject(s)): switches at inference, and a model "
-                             "trained with the paper's 7x7x7 spatial bands; Dice and residual misalignment (mm)"))
-    grid_voxels = int(np.prod(hearts[-1].bounding_grid(1.25)[1]))
+    print(format_table(_text_rows(ablation_rows, ablation_keys), ["test_set", "method"] + ablation_keys,
+                       title=f"(5) ablation ({n_ablate} test subject(s) per test set): switches at inference, and a "
+                             "model trained with the paper's 7x7x7 spatial bands; Dice and residual misalignment (mm)"))
+    grid_voxels = int(np.prod(test_sets[0][1][-1].bounding_grid(1.25)[1]))
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     speed_row = {"method": "NISF++", "train_s": train_s, "train_s_per_step": train_s / max(config.steps, 1),
                  "fit_s": float(np.mean(speed["fit_s"])), "sample_s_per_frame": float(np.mean(speed["sample_frame_s"])),
@@ -312,8 +351,8 @@ def main(argv=None) -> int:
     if args.json:
         write_json(args.json, seg_rows, {"quick": args.quick, "seed": args.seed, "train": args.train, "test": args.test,
                                          "cmr": cmr.to_dict(), "device": describe_device(device),
-                                         "machine": machine_description()},
-                   slice_types=type_rows, slices=inplane, motion=[motion_row], motion_subjects=motion,
+                                         "machine": machine_description(), **protocol.config()},
+                   slice_types=type_rows, slices=inplane, motion=motion_rows, motion_subjects=motion,
                    held_out_view=held_rows,
                    ablation=ablation_rows, speed=[speed_row])
     return 0
