@@ -5,7 +5,12 @@ calls the Logic. The Logic is a thin ``ScriptedLoadableModuleLogic`` around the 
 ``CardiacMotionAtlasLib.mrml.logic.CardiacMotionAtlasLogic`` (the same code runs in the Python console,
 headless with ``Slicer --no-main-window --python-script ...``, and outside Slicer with ``slicer-core``).
 All computation lives in the pure-Python package ``CardiacMotionAtlasLib``, installed next to this file;
-within the extension only this file imports ``qt``/``ctk``/``slicer`` GUI classes.
+within the extension only the Widget uses ``qt``/``ctk`` and dialogs; the Logic opens none.
+
+Python dependencies come from one list, the library's own requirements (``pyproject.toml``, installed
+next to the library), checked with their versions before a run; torch is installed through the PyTorch
+extension's installer (``PyTorchUtils``, which picks the CPU or CUDA build), asked once before the first
+run, never at import and never while testing.
 """
 
 import importlib.metadata
@@ -15,7 +20,7 @@ import os
 import pathlib
 import shutil
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import qt
 import slicer
@@ -35,20 +40,6 @@ except ImportError:  # Slicer < 5.4 has no translation helpers
 
     def _(text):
         return text
-
-
-PYTHON_REQUIREMENTS = {
-    # import name -> pip requirement (torch comes from the PyTorch extension, see installTorch)
-    "numpy": "numpy>=1.24",
-    "scipy": "scipy>=1.10",
-    "SimpleITK": "SimpleITK>=2.2",
-    "nibabel": "nibabel>=5.0",
-    "pydicom": "pydicom>=2.4",
-    "skimage": "scikit-image>=0.21",
-    "matplotlib": "matplotlib>=3.7",
-    "tqdm": "tqdm>=4.60",
-    "torchdiffeq": "torchdiffeq>=0.2.3",
-}
 
 
 def _ensureLibraryImportable():
@@ -114,8 +105,11 @@ class CardiacMotionAtlasParameterNode:
     atlasCheckpoint, atlasLabels, atlasSetting, atlasFitSteps - atlas fit: checkpoint, label-map sequence
         (2 = LV myocardium), observed frames (all, ed_es, ed), optimisation steps.
     nisfCheckpoint, nisfStudy, nisfSpacing - NISF++: checkpoint, cine study browser, output grid spacing (mm).
-    motionCheckpoint, motionStudy, motionFactor - CardioMorphNet: checkpoint, cine study, in-plane reduction.
+    motionCheckpoint, motionStudy - CardioMorphNet: checkpoint, cine study.
+    motionFactor, motionCrop, motionFrames - the grid reduction (in-plane factor, crop pixels (0: none), frames
+        (0: all)); filled in and locked when the model stores the one it was trained with.
     synthCheckpoint, synthFrame, synthLabels, synthSamples - CT synthesis: CVAE, ES CT volume, its labels, samples.
+    computeDevice - where method runs compute: auto (GPU when present), cpu, cuda.
     """
 
     phantomFamily: Annotated[str, Choice(["ellipsoidal", "lofted", "mixed"])] = "ellipsoidal"
@@ -135,10 +129,13 @@ class CardiacMotionAtlasParameterNode:
     motionCheckpoint: pathlib.Path
     motionStudy: slicer.vtkMRMLSequenceBrowserNode
     motionFactor: Annotated[int, WithinRange(1, 8)] = 1
+    motionCrop: Annotated[int, WithinRange(0, 512)] = 0
+    motionFrames: Annotated[int, WithinRange(0, 100)] = 0
     synthCheckpoint: pathlib.Path
     synthFrame: slicer.vtkMRMLScalarVolumeNode
     synthLabels: slicer.vtkMRMLLabelMapVolumeNode
     synthSamples: Annotated[int, WithinRange(1, 100)] = 3
+    computeDevice: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
 
 
 #
@@ -158,6 +155,9 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self._cohortRun = None
         self._methodRun = None
         self._pollTimer = None
+        self._dependenciesOffered = False  # the install offer is made once, before the first run
+        self._motionCheckpointShown = None  # the checkpoint whose stored settings the motion section shows
+        self._motionSettingsLocked = False
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -234,9 +234,13 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
             self.ui.libraryVersionLabel.text = _("not found ({error})").format(error=error)
             logging.error("CardiacMotionAtlas: %s", error)
         self.ui.torchStatusLabel.text = self.logic.torchStatus()
-        missing = self.logic.missingPythonPackages()
-        self.ui.dependenciesLabel.text = (", ".join(missing) if missing else _("all installed"))
-        self.ui.installDependenciesButton.enabled = bool(missing)
+        try:
+            problems = self.logic.dependencyReport().problems
+        except Exception as error:  # the library is missing or its requirement list unreadable
+            problems = {str(error): "unknown"}
+        self.ui.dependenciesLabel.text = (", ".join(f"{r} ({why})" for r, why in problems.items())
+                                          if problems else _("all installed"))
+        self.ui.installDependenciesButton.enabled = bool(problems)
 
     def _updateButtons(self, caller=None, event=None) -> None:
         running = self._cohortRun is not None or self._methodRun is not None
@@ -252,6 +256,28 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         self.ui.runNisfButton.enabled = not running and node is not None and _isSet(node.nisfCheckpoint)
         self.ui.runSynthButton.enabled = not running and node is not None and _isSet(node.synthCheckpoint)
         self.ui.runMotionButton.enabled = not running and node is not None and _isSet(node.motionCheckpoint)
+        self._updateMotionSettings()
+
+    def _updateMotionSettings(self) -> None:
+        """Show (and lock) the grid reduction the selected motion model was trained with."""
+        node = self._parameterNode
+        checkpoint = str(node.motionCheckpoint) if node is not None and _isSet(node.motionCheckpoint) else None
+        if checkpoint == self._motionCheckpointShown:
+            return
+        self._motionCheckpointShown = checkpoint
+        settings, text = None, ""
+        if checkpoint is not None:
+            try:
+                settings = self.logic.motionTrainingSettings(checkpoint)
+                text = _("Trained with: {settings}").format(settings=settings.describe())
+            except Exception as error:  # a bad checkpoint is reported here and refused by the run
+                text = _("Cannot read the model: {error}").format(error=error)
+        self._motionSettingsLocked = settings is not None and settings.known
+        if self._motionSettingsLocked and settings.preset is None:
+            node.motionFactor, node.motionCrop, node.motionFrames = settings.factor, settings.crop or 0, settings.frames or 0
+        for spinBox in (self.ui.motionFactorSpinBox, self.ui.motionCropSpinBox, self.ui.motionFramesSpinBox):
+            spinBox.enabled = not self._motionSettingsLocked
+        self.ui.motionSettingsLabel.text = text
 
     def _setRunning(self, running: bool) -> None:
         self.ui.cancelRunButton.enabled = running
@@ -280,13 +306,37 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
                 slicer.util.setSliceViewerLayers(background=nodes.browser.GetProxyNode(nodes.image_sequence), fit=True)
 
     def onGenerateCohortButton(self) -> None:
+        self._offerDependenciesOnce()
         with slicer.util.tryWithErrorDisplay(_("Failed to start the background run."), waitCursor=True):
             self.ui.runStatusLabel.text = _("starting...")
             self._cohortRun = self.logic.generatePhantomCohort(
                 self._parameterNode.cohortSubjects, tiny=self._parameterNode.tinyPhantom,
-                family=self._parameterNode.phantomFamily, progressCallback=self.onRunProgress, doneCallback=self.onRunDone)
+                family=self._parameterNode.phantomFamily, progressCallback=self.onRunProgress, doneCallback=self.onRunDone,
+                waitForCompletion=False)
             self._setRunning(True)
             self._pollTimer.start()
+
+    def _offerDependenciesOnce(self) -> None:
+        """Before the first run: if Python packages are missing, ask once whether to install them (torch
+        through the PyTorch extension). Declined or failed: the run is refused with the same offer."""
+        if self._dependenciesOffered:
+            return
+        self._dependenciesOffered = True
+        try:
+            report = self.logic.dependencyReport()
+        except Exception as error:
+            logging.error("CardiacMotionAtlas: cannot check the Python packages: %s", error)
+            return
+        if report.ok:
+            return
+        if slicer.util.confirmOkCancelDisplay(report.offer() + "\n\n" + _("Install them now?"),
+                                              windowTitle=_("Cardiac Motion Atlas: Python packages")):
+            self._installDependencies()
+
+    def _installDependencies(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to install the Python packages."), waitCursor=True):
+            self.logic.installDependencies()
+        self._updateAbout()
 
     def onPollBackgroundRun(self) -> None:
         """Deliver the background run's callbacks in the GUI thread (they may touch widgets and the scene)."""
@@ -309,7 +359,9 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
             self.ui.runStatusLabel.text = _("registry: {methods}").format(methods=", ".join(sorted(found)) or "-")
 
     def _startMethodRun(self, start) -> None:
-        """Start a method run (``start(progress, done)`` returns a MethodRun); input errors show at once."""
+        """Start a method run (``start(progress, done)`` returns a MethodRun, not waiting); input errors and
+        missing packages (with the install offer) show at once."""
+        self._offerDependenciesOnce()
         with slicer.util.tryWithErrorDisplay(_("Cannot start the run."), waitCursor=True):
             self.ui.runStatusLabel.text = _("starting...")
             self._methodRun = start(self.onRunProgress, self.onMethodRunDone)
@@ -320,25 +372,28 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         node = self._parameterNode
         self._startMethodRun(lambda progress, done: self.logic.fitAtlas(
             node.atlasCheckpoint, node.atlasLabels, node.atlasSetting, steps=node.atlasFitSteps,
-            progressCallback=progress, doneCallback=done))
+            device=node.computeDevice, progressCallback=progress, doneCallback=done, waitForCompletion=False))
 
     def onRunNisfButton(self) -> None:
         node = self._parameterNode
         self._startMethodRun(lambda progress, done: self.logic.reconstructNisf(
-            node.nisfCheckpoint, node.nisfStudy, spacingMm=node.nisfSpacing, progressCallback=progress,
-            doneCallback=done))
+            node.nisfCheckpoint, node.nisfStudy, spacingMm=node.nisfSpacing, device=node.computeDevice,
+            progressCallback=progress, doneCallback=done, waitForCompletion=False))
 
     def onRunMotionButton(self) -> None:
         node = self._parameterNode
+        # locked settings are the model's: let the Logic apply them (it refuses others)
+        factor, crop, frames = ((None, None, None) if self._motionSettingsLocked else
+                                (node.motionFactor, node.motionCrop or None, node.motionFrames or None))
         self._startMethodRun(lambda progress, done: self.logic.estimateMotion(
-            node.motionCheckpoint, node.motionStudy, factor=node.motionFactor, progressCallback=progress,
-            doneCallback=done))
+            node.motionCheckpoint, node.motionStudy, factor=factor, crop=crop, frames=frames,
+            device=node.computeDevice, progressCallback=progress, doneCallback=done, waitForCompletion=False))
 
     def onRunSynthButton(self) -> None:
         node = self._parameterNode
         self._startMethodRun(lambda progress, done: self.logic.synthesizeCT(
             node.synthCheckpoint, node.synthFrame, node.synthLabels, samples=node.synthSamples,
-            progressCallback=progress, doneCallback=done))
+            device=node.computeDevice, progressCallback=progress, doneCallback=done, waitForCompletion=False))
 
     def onMethodRunDone(self, methodRun) -> None:
         self._pollTimer.stop()
@@ -351,7 +406,7 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
             self.ui.runStatusLabel.text = _("failed")
             slicer.util.errorDisplay(_("The {method} run failed.").format(method=methodRun.method),
                                      detailedText=methodRun.error_message())
-        methodRun.run.cleanup()
+        # the Logic removed a temporary work folder after success; a failed run's folder is kept (see the message)
         self._methodRun = None
         self._setRunning(False)
 
@@ -371,7 +426,6 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
         else:
             self.ui.runStatusLabel.text = _("failed")
             slicer.util.errorDisplay(_("The background run failed."), detailedText=result.error_message)
-        cohortRun.run.cleanup()
         self._cohortRun = None
         self._setRunning(False)
 
@@ -384,9 +438,11 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
             self._methodRun.cancel()
 
     def onInstallDependenciesButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Failed to install the Python packages."), waitCursor=True):
-            self.logic.installDependencies(askConfirmation=True)
-        self._updateAbout()
+        self._dependenciesOffered = True
+        report = self.logic.dependencyReport()
+        if report.ok or slicer.util.confirmOkCancelDisplay(report.offer() + "\n\n" + _("Install them now?"),
+                                                            windowTitle=_("Cardiac Motion Atlas: Python packages")):
+            self._installDependencies()
 
 
 #
@@ -397,7 +453,14 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
 class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
     """Slicer-side entry points (camelCase, defaulting to ``slicer.mrmlScene``) delegating to the GUI-free
     ``CardiacMotionAtlasLib.mrml.logic.CardiacMotionAtlasLogic``; usable from the Python console and
-    headless. Methods block unless they take callbacks."""
+    headless. Opens no dialog (the Widget asks the user).
+
+    Method runs block by default and return their result nodes (a dict: name -> node), raising with the
+    CLI's message when a run fails; with ``waitForCompletion=False`` they return the running ``MethodRun``
+    at once (the Widget polls ``run.run.dispatch_pending()`` from a QTimer). A missing Python package
+    (torch) refuses the run with ``MissingDependencyError``, whose message offers the installation
+    (:meth:`installDependencies`).
+    """
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
@@ -437,13 +500,18 @@ class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
         return self.core.load_ct(scene or slicer.mrmlScene, filesOrFolder, phases=phases, label_files=labelFiles)
 
     def generatePhantomCohort(self, subjects: int = 1, tiny: bool = True, progressCallback=None, doneCallback=None,
-                              waitForCompletion: bool = False, scene=None, family: str = "ellipsoidal"):
+                              waitForCompletion: bool = True, scene=None, family: str = "ellipsoidal"):
         """``cardiac-atlas phantom`` in a background ``PythonSlicer`` process; the finished subjects are
-        loaded into the scene. Without ``waitForCompletion`` the caller polls
-        ``result.run.dispatch_pending()`` from the GUI thread (the Widget uses a QTimer)."""
-        return self.core.generate_phantom_cohort(scene or slicer.mrmlScene, subjects=subjects, tiny=tiny, family=family,
-                                                 on_progress=progressCallback, on_done=doneCallback,
-                                                 wait=waitForCompletion, dispatch="poll")
+        loaded into the scene. Blocks and returns the loaded studies (``CineStudyNodes`` list) by default;
+        with ``waitForCompletion=False`` returns the ``CohortRun`` at once (poll ``run.dispatch_pending()``)."""
+        cohort = self.core.generate_phantom_cohort(scene or slicer.mrmlScene, subjects=subjects, tiny=tiny,
+                                                   family=family, on_progress=progressCallback,
+                                                   on_done=doneCallback, wait=waitForCompletion, dispatch="poll")
+        if not waitForCompletion:
+            return cohort
+        if not cohort.result.ok:
+            raise RuntimeError(_("The phantom cohort run failed: {error}").format(error=cohort.result.error_message))
+        return cohort.loaded
 
     # ------------------------------------------------------------------ methods (background runs)
     def checkpointsFromRegistry(self, registry) -> dict:
@@ -456,45 +524,64 @@ class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
                 found[model.method] = resolve_checkpoint(pathlib.Path(registry), name, model.method)
         return found
 
-    def fitAtlas(self, checkpoint, labels, setting: str = "all", steps: Optional[int] = None, progressCallback=None,
-                 doneCallback=None, waitForCompletion: bool = False, scene=None):
-        """Atlas fit in a background process (see ``CardiacMotionAtlasLib.mrml.logic``); returns a MethodRun
-        whose ``nodes`` hold the mesh sequence, template and volume curve once done."""
+    @staticmethod
+    def _finish(methodRun, waitForCompletion: bool):
+        """The result nodes of a finished run (raising its error), or the running MethodRun."""
+        return methodRun.result_nodes() if waitForCompletion else methodRun
+
+    def fitAtlas(self, checkpoint, labels, setting: str = "all", steps: Optional[int] = None, device: str = "auto",
+                 progressCallback=None, doneCallback=None, waitForCompletion: bool = True, scene=None, **options):
+        """Atlas fit in a background process (see ``CardiacMotionAtlasLib.mrml.method_logic``): the result
+        nodes (mesh sequence, template, volume curve, browser), or the MethodRun without waiting.
+        ``options``: further keywords of the library's ``run_atlas_fit`` (``phases``, ``resolution``...)."""
         if not _isSet(checkpoint):
             raise ValueError(_("Choose an atlas checkpoint first."))
-        return self.core.run_atlas_fit(scene or slicer.mrmlScene, pathlib.Path(checkpoint), labels, setting,
-                                       steps=steps, on_progress=progressCallback, on_done=doneCallback,
-                                       wait=waitForCompletion, dispatch="poll")
+        run = self.core.run_atlas_fit(scene or slicer.mrmlScene, pathlib.Path(checkpoint), labels, setting,
+                                      steps=steps, device=device, on_progress=progressCallback, on_done=doneCallback,
+                                      wait=waitForCompletion, dispatch="poll", **options)
+        return self._finish(run, waitForCompletion)
 
-    def reconstructNisf(self, checkpoint, study, spacingMm: float = 1.25, progressCallback=None, doneCallback=None,
-                        waitForCompletion: bool = False, scene=None):
-        """NISF++ reconstruction in a background process; returns a MethodRun (sequences, segmentation,
-        corrected slice planes in ``nodes`` once done)."""
+    def reconstructNisf(self, checkpoint, study, spacingMm: float = 1.25, device: str = "auto", progressCallback=None,
+                        doneCallback=None, waitForCompletion: bool = True, scene=None, **options):
+        """NISF++ reconstruction in a background process: the result nodes (sequences, segmentation,
+        corrected slice planes), or the MethodRun without waiting (``options``: ``phases``, ``steps``...)."""
         if not _isSet(checkpoint):
             raise ValueError(_("Choose a NISF++ checkpoint first."))
-        return self.core.run_nisf_reconstruction(scene or slicer.mrmlScene, pathlib.Path(checkpoint), study,
-                                                 spacing_mm=spacingMm, on_progress=progressCallback,
-                                                 on_done=doneCallback, wait=waitForCompletion, dispatch="poll")
+        run = self.core.run_nisf_reconstruction(scene or slicer.mrmlScene, pathlib.Path(checkpoint), study,
+                                                spacing_mm=spacingMm, device=device, on_progress=progressCallback,
+                                                on_done=doneCallback, wait=waitForCompletion, dispatch="poll", **options)
+        return self._finish(run, waitForCompletion)
 
-    def estimateMotion(self, checkpoint, study, factor: int = 1, progressCallback=None, doneCallback=None,
-                       waitForCompletion: bool = False, scene=None):
-        """CardioMorphNet in a background process; returns a MethodRun (grid transform, uncertainty, warped
-        labels, myocardium with uncertainty scalars, indices, volume curves, strain in ``nodes``)."""
+    def motionTrainingSettings(self, checkpoint):
+        """The grid reduction (factor, crop, frames or a preset) a CardioMorphNet model was trained with."""
+        return self.core.motion_training_settings(pathlib.Path(checkpoint))
+
+    def estimateMotion(self, checkpoint, study, factor: Optional[int] = None, crop: Optional[int] = None,
+                       frames: Optional[int] = None, device: str = "auto", progressCallback=None, doneCallback=None,
+                       waitForCompletion: bool = True, scene=None, **options):
+        """CardioMorphNet in a background process with the model's stored grid reduction (other
+        ``factor``/``crop``/``frames`` are refused): the result nodes (grid transform, uncertainty, warped
+        labels, myocardium with uncertainty scalars, indices, volume curves, strain), or the MethodRun
+        (``options``: ``samples``, ``refine_steps``)."""
         if not _isSet(checkpoint):
             raise ValueError(_("Choose a CardioMorphNet model first."))
-        return self.core.run_motion_estimation(scene or slicer.mrmlScene, pathlib.Path(checkpoint), study,
-                                               factor=factor, on_progress=progressCallback, on_done=doneCallback,
-                                               wait=waitForCompletion, dispatch="poll")
+        run = self.core.run_motion_estimation(scene or slicer.mrmlScene, pathlib.Path(checkpoint), study,
+                                              factor=factor, crop=crop, frames=frames, device=device,
+                                              on_progress=progressCallback, on_done=doneCallback,
+                                              wait=waitForCompletion, dispatch="poll", **options)
+        return self._finish(run, waitForCompletion)
 
-    def synthesizeCT(self, checkpoint, frame, labels=None, samples: int = 3, progressCallback=None,
-                     doneCallback=None, waitForCompletion: bool = False, scene=None):
-        """CT motion synthesis in a background process; returns a MethodRun (generated frames, flows as
-        grid transforms, sample table in ``nodes``; annotated pairs in ``output_dir``)."""
+    def synthesizeCT(self, checkpoint, frame, labels=None, samples: int = 3, device: str = "auto",
+                     progressCallback=None, doneCallback=None, waitForCompletion: bool = True, scene=None,
+                     **options):
+        """CT motion synthesis in a background process: the result nodes (generated frames, flows as grid
+        transforms, sample table), or the MethodRun without waiting (``options``: ``mode``, ``seed``...)."""
         if not _isSet(checkpoint):
             raise ValueError(_("Choose a CT synthesis model first."))
-        return self.core.run_ct_synthesis(scene or slicer.mrmlScene, pathlib.Path(checkpoint), frame, labels,
-                                          n=samples, on_progress=progressCallback, on_done=doneCallback,
-                                          wait=waitForCompletion, dispatch="poll")
+        run = self.core.run_ct_synthesis(scene or slicer.mrmlScene, pathlib.Path(checkpoint), frame, labels,
+                                         n=samples, device=device, on_progress=progressCallback,
+                                         on_done=doneCallback, wait=waitForCompletion, dispatch="poll", **options)
+        return self._finish(run, waitForCompletion)
 
     # ------------------------------------------------------------------ views (GUI only)
     def showMethodResult(self, methodRun) -> None:
@@ -541,27 +628,54 @@ class CardiacMotionAtlasLogic(ScriptedLoadableModuleLogic):
     def torchStatus(self) -> str:
         """A short text: PyTorch version, or how to get it. Never imports or installs torch."""
         if importlib.util.find_spec("torch") is None:
-            return _("not installed (install the PyTorch extension, then use its PyTorch Utils module)")
+            return _("not installed (the module offers to install it through the PyTorch extension)")
         try:
             return importlib.metadata.version("torch")
         except importlib.metadata.PackageNotFoundError:
             return _("installed (version unknown)")
 
-    def missingPythonPackages(self) -> list:
-        """pip requirements of the library that Slicer's Python lacks (torch excluded)."""
-        return [requirement for name, requirement in PYTHON_REQUIREMENTS.items()
-                if importlib.util.find_spec(name) is None]
+    def dependencyReport(self):
+        """What the library needs that this Slicer lacks, from the library's own requirement list
+        (``pyproject.toml``), with versions checked (``CardiacMotionAtlasLib.mrml.dependencies``)."""
+        _ensureLibraryImportable()
+        from CardiacMotionAtlasLib.mrml.dependencies import dependency_report
 
-    def installDependencies(self, askConfirmation: bool = True) -> None:
-        """Install the missing packages with pip (on request, never at import time)."""
-        missing = self.missingPythonPackages()
-        if not missing:
-            return
-        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                _("CardiacMotionAtlas needs these Python packages: {packages}. Install them now?").format(
-                    packages=", ".join(missing))):
-            return
-        slicer.util.pip_install(missing)
+        return dependency_report()
+
+    def missingPythonPackages(self) -> List[str]:
+        """Unsatisfied requirements of the library, torch included (empty: ready to run)."""
+        return list(self.dependencyReport().problems)
+
+    def installDependencies(self):
+        """Install what :meth:`dependencyReport` lists: torch through the PyTorch extension
+        (``PyTorchUtilsLogic().installTorch(askConfirmation=True, torchVersionRequirement=...)``: it asks the
+        user and picks the CPU or CUDA build), then the other packages with ``slicer.util.pip_install``.
+        Never at import, refused while Slicer runs tests. Returns the report after installing; raises
+        ``MissingDependencyError`` when something is still missing."""
+        application = getattr(slicer, "app", None)
+        if application is not None and application.testingEnabled():
+            raise RuntimeError(_("Python packages are not installed while Slicer runs tests."))
+        from CardiacMotionAtlasLib.mrml.dependencies import install_dependencies
+
+        return install_dependencies(self._installTorch, self._pipInstall)
+
+    @staticmethod
+    def _installTorch(versionRequirement: str) -> None:
+        """torch through the PyTorch extension's installer (the boundary the tests stub)."""
+        try:
+            import PyTorchUtils
+        except ModuleNotFoundError as error:
+            raise RuntimeError(_("CardiacMotionAtlas needs PyTorch: install the 'PyTorch' extension with the "
+                                 "Extensions Manager, restart Slicer and run again.")) from error
+        torchLogic = PyTorchUtils.PyTorchUtilsLogic()
+        torchLogic.installTorch(askConfirmation=True, torchVersionRequirement=versionRequirement)
+        importlib.invalidate_caches()
+
+    @staticmethod
+    def _pipInstall(requirements: List[str]) -> None:
+        """pip requirements (version specifiers kept) into Slicer's Python."""
+        slicer.util.pip_install(requirements)
+        importlib.invalidate_caches()
 
 
 #
@@ -592,8 +706,9 @@ class CardiacMotionAtlasTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Test passed")
 
     def _requirePackages(self, logic):
-        if logic.missingPythonPackages() or importlib.util.find_spec("torch") is None:
-            self.skipTest(f"missing Python packages: {logic.missingPythonPackages() or ['torch']}")
+        missing = logic.missingPythonPackages()
+        if missing:  # never installed by a test: install them with the module's button first
+            self.skipTest(f"missing Python packages: {missing}")
 
     def test_LoadPhantomSubject(self):
         """The same check as the pytest suite (CardiacMotionAtlasLib.mrml.selftest)."""

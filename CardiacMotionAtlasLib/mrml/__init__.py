@@ -12,7 +12,11 @@ memory; LPS appears only in files written by MRML storage nodes):
 - :mod:`.tables`: clinical indices <-> table nodes, volume curves -> table + plot chart;
 - :mod:`.scene`: a standalone scene outside Slicer, ``.mrb`` save/load;
 - :mod:`.background`: the library's CLI in a background process (progress, cancel);
-- :mod:`.logic`: the GUI-free logic of the Slicer module.
+- :mod:`.logic`, :mod:`.method_logic`: the GUI-free logic of the Slicer module (method runs block by
+  default and return the result nodes; temporary work folders are removed after success);
+- :mod:`.dependencies`: the library's requirements (one list: pyproject.toml) checked with versions;
+- :mod:`.motion_settings`: the grid reduction a CardioMorphNet model was trained with;
+- :mod:`.render`: 3D and slice views of a scene rendered offscreen (EGL) by the MRML displayable managers.
 
 Outside Slicer (plain Python with ``slicer-core``)::
 
@@ -48,7 +52,9 @@ from .transforms import (
     slice_transforms_to_nodes,
 )
 from .method_outputs import load_atlas_fit_outputs, load_motion_outputs, load_nisf_outputs, load_synth_outputs
-from .method_runs import MethodInputError, MethodRun
+from .method_runs import MethodInputError, MethodRun, MethodRunError
+from .dependencies import DependencyReport, MissingDependencyError, dependency_report
+from .motion_settings import MotionTrainingSettings, read_motion_training_settings
 from .volumes import (
     create_sequence_browser,
     image_sequence_to_browser,
@@ -63,14 +69,19 @@ __all__ = [
     "CardiacMotionAtlasLogic",
     "CineStudyNodes",
     "CohortRun",
+    "DependencyReport",
     "MRMLBridgeError",
     "MethodInputError",
     "MethodRun",
+    "MethodRunError",
+    "MissingDependencyError",
+    "MotionTrainingSettings",
     "PhantomSubjectNodes",
     "StandaloneScene",
     "VolumeCurvePlot",
     "cine_study_from_browser",
     "cine_study_to_nodes",
+    "dependency_report",
     "clinical_indices_to_table_node",
     "create_sequence_browser",
     "create_standalone_scene",
@@ -88,6 +99,7 @@ __all__ = [
     "matrix_to_linear_transform_node",
     "mesh_sequence_to_sequence_node",
     "place_in_folder",
+    "read_motion_training_settings",
     "run_cli_in_background",
     "save_scene_bundle",
     "segmentation_node_to_labels",

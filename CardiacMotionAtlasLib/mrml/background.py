@@ -2,7 +2,9 @@
 background process, with progress, cancel and a blocking mode.
 
 - The child process runs in a working folder (a new temporary folder unless given): relative paths in
-  ``args`` land there, which is how inputs and outputs are exchanged with the caller.
+  ``args`` land there, which is how inputs and outputs are exchanged with the caller. A temporary folder
+  the run owns is removed by :meth:`BackgroundCLIRun.cleanup` once the run succeeded or was cancelled;
+  a failed run's folder is kept for inspection and named in :attr:`CLIRunResult.error_message`.
 - A reader thread parses ``PROGRESS <fraction> <message>`` lines with
   :func:`~CardiacMotionAtlasLib.training.progress.parse_progress_line`; other lines are kept as output.
 - Callbacks (``on_progress(fraction, message)``, ``on_done(result)``) run either in the reader thread
@@ -68,7 +70,8 @@ class CLIRunResult:
         if self.cancelled:
             return "cancelled"
         tail = "\n".join(self.output[-10:])
-        return f"exit status {self.returncode}" + (f":\n{tail}" if tail else "")
+        return (f"exit status {self.returncode}" + (f":\n{tail}" if tail else "")
+                + f"\n(work folder kept for inspection: {self.work_dir})")
 
 
 def default_python_executable() -> str:
@@ -131,11 +134,14 @@ class BackgroundCLIRun:
     def __init__(self, args: Sequence[str], on_progress: Optional[ProgressCallback] = None,
                  on_done: Optional[DoneCallback] = None, *, work_dir: Optional[Union[str, os.PathLike]] = None,
                  python_executable: Optional[str] = None, dispatch: str = "thread", force_cpu: bool = False,
-                 env: Optional[Dict[str, str]] = None, progress_lines: Optional[bool] = None) -> None:
+                 env: Optional[Dict[str, str]] = None, progress_lines: Optional[bool] = None,
+                 owns_work_dir: Optional[bool] = None) -> None:
         if dispatch not in DISPATCH_MODES:
             raise ValueError(f"dispatch must be one of {DISPATCH_MODES}, got {dispatch!r}")
         self.command = cli_command(args, python_executable, progress_lines)
-        self._owns_work_dir = work_dir is None
+        # a folder the caller gave is the caller's, unless it says the run owns it (a temporary folder the
+        # caller made for this run's inputs): owned folders are removed by cleanup() after success
+        self._owns_work_dir = work_dir is None if owns_work_dir is None else bool(owns_work_dir)
         self.work_dir = Path(work_dir) if work_dir is not None else Path(
             tempfile.mkdtemp(prefix="CardiacMotionAtlas-run-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -279,12 +285,25 @@ class BackgroundCLIRun:
     def pid(self) -> Optional[int]:
         return None if self._process is None else self._process.pid
 
-    def cleanup(self) -> None:
-        """Delete the working folder if this run created it (call after reading its outputs)."""
+    @property
+    def owns_work_dir(self) -> bool:
+        """Whether the working folder is a temporary folder of this run (removed by :meth:`cleanup`)."""
+        return self._owns_work_dir
+
+    def cleanup(self, failed: bool = False) -> bool:
+        """Delete the working folder if this run owns it and it did not fail (call after reading its
+        outputs); a failed run's folder (exit status != 0, or ``failed``: its outputs could not be used)
+        is kept for inspection. Returns whether the folder was removed. A folder given by the caller is
+        never removed."""
         if self.is_running:
             raise MRMLBridgeError("cannot remove the working folder of a running process; cancel it first")
+        result = self.result
+        if failed or (result is not None and not result.ok and not result.cancelled):
+            return False
         if self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+            return not self.work_dir.exists()
+        return False
 
 
 def _terminate_tree(process: subprocess.Popen, grace_s: float) -> None:

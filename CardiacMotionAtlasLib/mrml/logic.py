@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-import numpy as np
-
 from .background import BackgroundCLIRun, CLIRunResult, DoneCallback, ProgressCallback, run_cli_in_background
 from .cine import CineStudyNodes, cine_study_to_nodes
-from .ct import CTPhaseNodes, ct_phases_to_nodes, phantom_ct_files, read_ct_phases
-from .method_runs import (INPUT_DIR, OUTPUT_DIR, MethodInputError, MethodRun, absolute, cine_study_input,
-                          ct_frame_input, labels_input, start_method_run, write_image_input, write_labels_input,
-                          write_study_input)
 from .common import set_attribute
+from .ct import CTPhaseNodes, ct_phases_to_nodes, phantom_ct_files, read_ct_phases
+from .dependencies import DependencyReport, dependency_report, require_dependencies
+from .method_logic import MethodRunsMixin
+from .method_runs import MethodInputError, MethodRun
 from .models import configure_model_display, mesh_sequence_to_sequence_node
 from .segmentations import labels_to_segmentation_node
 from .tables import VolumeCurvePlot, clinical_indices_to_table_node, volume_curves_to_plot
@@ -69,16 +67,28 @@ class CohortRun:
         return self.run.result
 
 
-class CardiacMotionAtlasLogic:
-    """Load phantom subjects and studies as MRML nodes, and run CLI pipelines in the background.
+class CardiacMotionAtlasLogic(MethodRunsMixin):
+    """Load phantom subjects and studies as MRML nodes, and run the methods and CLI pipelines in the
+    background (the ``run_*`` methods: :mod:`~CardiacMotionAtlasLib.mrml.method_logic`).
 
     ``python_executable``: interpreter of background runs (default: ``PythonSlicer`` inside Slicer,
-    else the current one); ``force_cpu`` hides CUDA devices from them.
+    else the current one); ``force_cpu`` hides CUDA devices from them (``device="cpu"`` does so per run);
+    ``dependency_check``: returns the :class:`~.dependencies.DependencyReport` checked before every
+    background run (default: the library's requirements against this interpreter's packages; None: no
+    check). Background runs block by default (``wait=True``).
     """
 
-    def __init__(self, python_executable: Optional[str] = None, force_cpu: bool = False) -> None:
+    def __init__(self, python_executable: Optional[str] = None, force_cpu: bool = False,
+                 dependency_check: Optional[Callable[[], DependencyReport]] = dependency_report) -> None:
         self.python_executable = python_executable
         self.force_cpu = force_cpu
+        self.dependency_check = dependency_check
+
+    def check_dependencies(self) -> None:
+        """Raise :class:`~.dependencies.MissingDependencyError` (message: what is missing and how to
+        install it) when a required Python package is missing or too old."""
+        if self.dependency_check is not None:
+            require_dependencies(self.dependency_check)
 
     # ------------------------------------------------------------------ phantom
     def load_phantom_subject(self, scene: Any, seed: int = 0, index: int = 0, tiny: bool = False,
@@ -198,24 +208,26 @@ class CardiacMotionAtlasLogic:
                               work_dir: Optional[PathLike] = None, dispatch: str = "thread") -> BackgroundCLIRun:
         """``cardiac-atlas <args> --progress lines`` in a child process; see
         :func:`~CardiacMotionAtlasLib.mrml.background.run_cli_in_background`."""
+        self.check_dependencies()
         return run_cli_in_background(args, on_progress, on_done, wait=wait, work_dir=work_dir,
                                      python_executable=self.python_executable, dispatch=dispatch,
                                      force_cpu=self.force_cpu)
 
     def generate_phantom_cohort(self, scene: Any, subjects: int = 1, tiny: bool = True, seed: int = 0,
                                 ct: bool = False, family: str = "ellipsoidal", on_progress: Optional[ProgressCallback] = None,
-                                on_done: Optional[Callable[[CohortRun], None]] = None, *, wait: bool = False,
+                                on_done: Optional[Callable[[CohortRun], None]] = None, *, wait: bool = True,
                                 work_dir: Optional[PathLike] = None, dispatch: str = "poll",
                                 load_into_scene: bool = True) -> CohortRun:
         """Write a phantom cohort with ``cardiac-atlas phantom`` in the background (in ``work_dir``,
-        default a temporary folder, sub-folder ``cohort``); once it completed, load every subject's
-        study into ``scene`` (``load_into_scene``), then call ``on_done(cohort_run)``. ``family`` names the
-        phantom family (``ellipsoidal``, ``lofted``, ``mixed``). A cancelled or
-        failed run changes nothing in the scene.
+        default a temporary folder, sub-folder ``cohort``, removed once the studies are loaded); once it
+        completed, load every subject's study into ``scene`` (``load_into_scene``), then call
+        ``on_done(cohort_run)``. ``family`` names the phantom family (``ellipsoidal``, ``lofted``,
+        ``mixed``). A cancelled or failed run changes nothing in the scene (a failed run's folder is kept).
 
-        The scene is modified in the thread that dispatches callbacks: with the default
+        Blocks until the studies are loaded (``wait=True``, the default: console, scripts). With
+        ``wait=False`` the scene is modified in the thread that dispatches callbacks: with
         ``dispatch="poll"`` call ``cohort.run.dispatch_pending()`` from the GUI thread (the module does so
-        from a ``qt.QTimer``), or pass ``wait=True`` to block."""
+        from a ``qt.QTimer``)."""
         if subjects < 1:
             raise ValueError(f"subjects must be >= 1, got {subjects}")
         from ..phantom.families import check_family
@@ -230,16 +242,27 @@ class CardiacMotionAtlasLogic:
 
         def finished(result: CLIRunResult) -> None:
             cohort = holder["cohort"]
-            if result.ok and load_into_scene:
-                from ..phantom.cohort import subject_is_complete
+            failed = False
+            try:
+                if result.ok and load_into_scene:
+                    from ..phantom.cohort import subject_is_complete
 
-                out = result.work_dir / "cohort"
-                for subject_folder in sorted(p for p in out.iterdir() if p.is_dir()):
-                    if subject_is_complete(subject_folder):
-                        cohort.loaded.append(self.load_study(scene, subject_folder))
-            if on_done is not None:
-                on_done(cohort)
+                    out = result.work_dir / "cohort"
+                    for subject_folder in sorted(p for p in out.iterdir() if p.is_dir()):
+                        if subject_is_complete(subject_folder):
+                            cohort.loaded.append(self.load_study(scene, subject_folder))
+            except BaseException:
+                failed = True
+                raise
+            finally:
+                try:
+                    if on_done is not None:
+                        on_done(cohort)
+                finally:
+                    if load_into_scene:  # the studies are in the scene: the temporary folder has done its job
+                        cohort.run.cleanup(failed=failed)
 
+        self.check_dependencies()
         run = BackgroundCLIRun(args, on_progress, finished, work_dir=work_dir,
                                python_executable=self.python_executable,
                                dispatch="poll" if wait else dispatch, force_cpu=self.force_cpu)
@@ -253,167 +276,6 @@ class CardiacMotionAtlasLogic:
                 run.cancel()
                 raise
         return cohort
-
-
-    # ------------------------------------------------------------------ method runs
-    def _start(self, method: str, args: List[str], loader, prepare, on_progress, on_done, wait, work_dir,
-               dispatch) -> MethodRun:
-        return start_method_run(method, args, loader, prepare=prepare, on_progress=on_progress, on_done=on_done,
-                                wait=wait, work_dir=work_dir, dispatch=dispatch,
-                                python_executable=self.python_executable, force_cpu=self.force_cpu)
-
-    def run_atlas_fit(self, scene: Any, atlas_checkpoint: PathLike, labels: Any, setting: str = "all", *,
-                      steps: Optional[int] = None, phases: int = 25, resolution: Optional[int] = None,
-                      device: str = "auto", on_progress: Optional[ProgressCallback] = None,
-                      on_done: Optional[Callable[[MethodRun], None]] = None, wait: bool = False,
-                      work_dir: Optional[PathLike] = None, dispatch: str = "poll") -> MethodRun:
-        """Fit a subject to the NDF atlas (networks frozen) from ``labels`` (a label-map sequence node,
-        an ImageSequence, a label file or a phantom subject folder) observing ``setting`` (``all``,
-        ``ed_es`` or ``ed``), then load its mesh sequence, the template and the volume curve (see
-        :func:`~CardiacMotionAtlasLib.mrml.method_outputs.load_atlas_fit_outputs`)."""
-        from .method_outputs import load_atlas_fit_outputs
-
-        if setting not in ("all", "ed_es", "ed"):
-            raise MethodInputError(f"unknown setting {setting!r}: use all, ed_es or ed")
-        checkpoint = Path(atlas_checkpoint)
-        if not checkpoint.is_file():
-            raise MethodInputError(f"{checkpoint}: no atlas checkpoint (train one, or pick one from the registry)")
-        source = labels_input(labels, setting)
-        args = ["atlas", "fit", "--atlas", absolute(checkpoint), "--setting", setting, "--phases", str(int(phases)),
-                "--device", device, "--out", OUTPUT_DIR]
-        if steps is not None:
-            args += ["--steps", str(int(steps))]
-        if resolution is not None:
-            args += ["--resolution", str(int(resolution))]
-
-        def prepare(folder: Path) -> None:
-            args.extend(["--labels", absolute(source) if isinstance(source, Path) else
-                         write_labels_input(source, folder)])
-
-        return self._start_with_late_args("atlas", args, lambda out: load_atlas_fit_outputs(scene, out), prepare,
-                                          on_progress, on_done, wait, work_dir, dispatch)
-
-    def run_nisf_reconstruction(self, scene: Any, model_checkpoint: PathLike, study: Any, *,
-                                spacing_mm: float = 1.25, phases: Optional[int] = None, steps: Optional[int] = None,
-                                use_labels: bool = False, device: str = "auto",
-                                on_progress: Optional[ProgressCallback] = None,
-                                on_done: Optional[Callable[[MethodRun], None]] = None, wait: bool = False,
-                                work_dir: Optional[PathLike] = None, dispatch: str = "poll") -> MethodRun:
-        """Reconstruct a subject's 4D intensities and labels with NISF++ from its cine slices (``study``: the
-        cine browser node of a loaded study, a CineStudy or a study folder), then load the super-resolved
-        sequences, the ED segmentation and the corrected slice planes (see
-        :func:`~CardiacMotionAtlasLib.mrml.method_outputs.load_nisf_outputs`)."""
-        from .method_outputs import load_nisf_outputs
-
-        checkpoint = Path(model_checkpoint)
-        if not checkpoint.is_file():
-            raise MethodInputError(f"{checkpoint}: no NISF++ checkpoint (train one, or pick one from the registry)")
-        if spacing_mm <= 0:
-            raise MethodInputError(f"grid spacing must be > 0 mm, got {spacing_mm}")
-        source = cine_study_input(study)
-        args = ["nisf", "reconstruct", "--model", absolute(checkpoint), "--out", OUTPUT_DIR, "--spacing",
-                str(float(spacing_mm)), "--device", device, "--study"]
-        if phases is not None:
-            args[-1:-1] = ["--phases", str(int(phases))]
-        if steps is not None:
-            args[-1:-1] = ["--steps", str(int(steps))]
-        if use_labels:
-            args[-1:-1] = ["--use-labels"]
-
-        def prepare(folder: Path) -> None:
-            args.append(absolute(source) if isinstance(source, Path) else write_study_input(source, folder))
-
-        return self._start_with_late_args("nisf", args, lambda out: load_nisf_outputs(scene, out), prepare,
-                                          on_progress, on_done, wait, work_dir, dispatch)
-
-    def run_motion_estimation(self, scene: Any, model_checkpoint: PathLike, study: Any, *,
-                              samples: Optional[int] = None, factor: int = 1, crop: Optional[int] = None,
-                              frames: Optional[int] = None, refine_steps: Optional[int] = None,
-                              device: str = "auto",
-                              on_progress: Optional[ProgressCallback] = None,
-                              on_done: Optional[Callable[[MethodRun], None]] = None, wait: bool = False,
-                              work_dir: Optional[PathLike] = None, dispatch: str = "poll") -> MethodRun:
-        """CardioMorphNet motion of a cine SAX study (a loaded study's browser, a CineStudy or a study
-        folder), then load the ED->ES grid transform, uncertainty and warped-label sequences, the ED
-        myocardium with uncertainty scalars, indices (with 95 % bounds), volume curves and strain (see
-        :func:`~CardiacMotionAtlasLib.mrml.method_outputs.load_motion_outputs`). ``factor``/``crop``/
-        ``frames`` must be those the model was trained with (``cardiac-atlas motion train``);
-        ``refine_steps``: per-subject refinement of the posterior mean (default: the model's; 0: off)."""
-        from .method_outputs import load_motion_outputs
-
-        checkpoint = Path(model_checkpoint)
-        if not checkpoint.is_file():
-            raise MethodInputError(f"{checkpoint}: no CardioMorphNet checkpoint (train one, or pick one from the registry)")
-        source = cine_study_input(study)
-        args = ["motion", "estimate", "--model", absolute(checkpoint), "--out", OUTPUT_DIR, "--factor",
-                str(int(factor)), "--device", device]
-        if crop is not None:
-            args += ["--crop", str(int(crop))]
-        if frames is not None:
-            args += ["--frames", str(int(frames))]
-        if samples is not None:
-            args += ["--samples", str(int(samples))]
-        if refine_steps is not None:
-            args += ["--refine-steps", str(int(refine_steps))]
-
-        def prepare(folder: Path) -> None:
-            args.extend(["--study", absolute(source) if isinstance(source, Path) else write_study_input(source, folder)])
-
-        return self._start_with_late_args("motion", args, lambda out: load_motion_outputs(scene, out), prepare,
-                                          on_progress, on_done, wait, work_dir, dispatch)
-
-    def run_ct_synthesis(self, scene: Any, model_checkpoint: PathLike, frame: Any, labels: Any = None, *,
-                         n: int = 3, mode: str = "random", seed: int = 0, es_phase: float = 0.35,
-                         device: str = "auto", on_progress: Optional[ProgressCallback] = None,
-                         on_done: Optional[Callable[[MethodRun], None]] = None, wait: bool = False,
-                         work_dir: Optional[PathLike] = None, dispatch: str = "poll") -> MethodRun:
-        """Sample ``n`` flows with the CT motion CVAE conditioned on ``frame`` (the ES-phase CT: a scalar
-        volume node, an ImageSequence or a NIfTI file; ``labels``: its label map node/file, optional), warp
-        it into generated ED frames and load them (see
-        :func:`~CardiacMotionAtlasLib.mrml.method_outputs.load_synth_outputs`); the annotated pairs stay in
-        ``run.output_dir`` for export."""
-        from ..data.image_sequence import ImageSequence
-        from .method_outputs import load_synth_outputs
-
-        checkpoint = Path(model_checkpoint)
-        if not checkpoint.is_file():
-            raise MethodInputError(f"{checkpoint}: no CT synthesis checkpoint (synth.pt from 'cardiac-atlas synth train')")
-        if n < 1 or mode not in ("random", "line", "grid"):
-            raise MethodInputError(f"need n >= 1 and mode random|line|grid, got n={n}, mode={mode!r}")
-        image = ct_frame_input(frame)
-        label_image = None
-        if labels is not None:
-            if isinstance(labels, (str, os.PathLike, ImageSequence)):
-                label_image = labels
-            elif hasattr(labels, "IsA") and labels.IsA("vtkMRMLLabelMapVolumeNode"):
-                from .volumes import volume_node_ijk_to_ras, volume_node_to_array
-
-                label_image = ImageSequence(volume_node_to_array(labels)[None], volume_node_ijk_to_ras(labels),
-                                            np.zeros(1), name=labels.GetName())
-            else:
-                raise MethodInputError("labels must be a label-map volume node or a NIfTI file")
-        args = ["synth", "sample", "--model", absolute(checkpoint), "--out", OUTPUT_DIR, "--n", str(int(n)),
-                "--mode", mode, "--seed", str(int(seed)), "--es-phase", str(float(es_phase)), "--device", device]
-
-        def prepare(folder: Path) -> None:
-            args.extend(["--frame", absolute(image) if isinstance(image, Path) else
-                         write_image_input(image, folder, "ct_frame")])
-            if label_image is not None:
-                args.extend(["--labels", absolute(Path(label_image)) if not isinstance(label_image, ImageSequence)
-                             else write_image_input(label_image, folder, "ct_labels", labels=True)])
-
-        return self._start_with_late_args("synth", args, lambda out: load_synth_outputs(scene, out), prepare,
-                                          on_progress, on_done, wait, work_dir, dispatch)
-
-    def _start_with_late_args(self, method, args, loader, prepare, on_progress, on_done, wait, work_dir,
-                              dispatch) -> MethodRun:
-        """Like :meth:`_start`, for commands whose input path exists only once the work folder does."""
-        import tempfile
-
-        folder = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="CardiacMotionAtlas-run-"))
-        (folder / INPUT_DIR).mkdir(parents=True, exist_ok=True)
-        prepare(folder)
-        return self._start(method, args, loader, None, on_progress, on_done, wait, folder, dispatch)
 
 
 # ---------------------------------------------------------------------------------------- subject hierarchy
@@ -447,4 +309,5 @@ def _subject_nodes(nodes: PhantomSubjectNodes) -> List[Any]:
             nodes.indices_table, plot.table, plot.chart, *plot.series]
 
 
-__all__ = ["CardiacMotionAtlasLogic", "CohortRun", "MethodRun", "MethodInputError", "PhantomSubjectNodes", "place_in_folder"]
+__all__ = ["CardiacMotionAtlasLogic", "CohortRun", "MethodRun", "MethodInputError", "PhantomSubjectNodes",
+           "place_in_folder"]

@@ -6,14 +6,20 @@ A cancelled or failed run changes nothing in the scene: nodes are only created a
 status 0, in the thread that dispatches callbacks (the Slicer GUI polls with ``dispatch="poll"``;
 ``wait=True`` blocks and dispatches in the caller: the Python console and headless scripts).
 Bad input is refused *before* anything starts, with a :class:`MethodInputError` that says what is wrong.
+
+The work folder is a new temporary folder unless the caller gives one: a temporary folder is removed once
+the run succeeded and its outputs are loaded (or it was cancelled); after a failure it is kept and its path
+is part of :meth:`MethodRun.error_message`. A folder given by the caller is never removed.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from .background import BackgroundCLIRun, CLIRunResult, ProgressCallback
 from .common import MRMLBridgeError
@@ -25,6 +31,11 @@ OUTPUT_DIR = "output"
 
 class MethodInputError(MRMLBridgeError, ValueError):
     """The input given to a method run cannot be used (message says why and what to give instead)."""
+
+
+class MethodRunError(MRMLBridgeError, RuntimeError):
+    """A method run failed or was cancelled (message: the method, the CLI's last output lines and the kept
+    work folder)."""
 
 
 @dataclass
@@ -48,24 +59,53 @@ class MethodRun:
     def output_dir(self) -> Path:
         return self.run.work_dir / OUTPUT_DIR
 
+    @property
+    def work_dir(self) -> Path:
+        """The run's work folder (inputs in ``input/``, the CLI's outputs in ``output/``)."""
+        return self.run.work_dir
+
     def cancel(self) -> None:
         self.run.cancel()
 
     def error_message(self) -> str:
+        """'' when ok; else why not (a failed run's message names the work folder, which is kept)."""
         if self.load_error:
-            return self.load_error
+            return f"{self.load_error}\n(work folder kept for inspection: {self.work_dir})"
         return self.result.error_message if self.result is not None else "not finished"
 
+    def result_nodes(self) -> Dict[str, Any]:
+        """The loaded result nodes (name -> MRML node or node group); :class:`MethodRunError` when the run
+        failed, was cancelled or has not finished."""
+        if self.ok:
+            return self.nodes
+        raise MethodRunError(f"the {self.method} run did not succeed: {self.error_message()}")
 
-def start_method_run(method: str, args: Sequence[str], load_outputs: Callable[[Path], Dict[str, Any]], *,
+    def _finish(self) -> None:
+        """Remove the temporary work folder after success or cancel; keep it after a failure."""
+        self.run.cleanup(failed=self.load_error is not None)
+
+
+def start_method_run(method: str, args: List[str], load_outputs: Callable[[Path], Dict[str, Any]], *,
                      prepare: Optional[Callable[[Path], None]] = None,
                      on_progress: Optional[ProgressCallback] = None,
-                     on_done: Optional[Callable[[MethodRun], None]] = None, wait: bool = False,
+                     on_done: Optional[Callable[[MethodRun], None]] = None, wait: bool = True,
                      work_dir: Optional[PathLike] = None, dispatch: str = "poll",
                      python_executable: Optional[str] = None, force_cpu: bool = False) -> MethodRun:
-    """Run ``cardiac-atlas <args>`` in ``work_dir`` (default: a new temporary folder) after
-    ``prepare(work_dir)`` wrote the inputs; on success ``load_outputs(work_dir / "output")`` fills
-    ``MethodRun.nodes``; then ``on_done(method_run)``."""
+    """Run ``cardiac-atlas <args>`` in ``work_dir`` (default: a new temporary folder, removed after
+    success) after ``prepare(work_dir)`` wrote the inputs (it may append arguments naming them to ``args``);
+    on success ``load_outputs(work_dir / "output")`` fills ``MethodRun.nodes``; then ``on_done(method_run)``.
+    ``wait`` (default) blocks until all of that happened; ``wait=False`` returns at once (callbacks then
+    come through ``run.dispatch_pending()`` with ``dispatch="poll"``, as the Slicer GUI does)."""
+    owns_folder = work_dir is None
+    folder = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="CardiacMotionAtlas-run-"))
+    if prepare is not None:
+        try:
+            (folder / INPUT_DIR).mkdir(parents=True, exist_ok=True)
+            prepare(folder)
+        except BaseException:
+            if owns_folder:  # nothing started: leave nothing behind
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
     holder: Dict[str, MethodRun] = {}
 
     def finished(result: CLIRunResult) -> None:
@@ -75,17 +115,17 @@ def start_method_run(method: str, args: Sequence[str], load_outputs: Callable[[P
                 method_run.nodes = load_outputs(result.work_dir / OUTPUT_DIR)
             except Exception as error:  # report, never leave the caller without on_done
                 method_run.load_error = f"{method}: could not load the results: {error}"
-        if on_done is not None:
-            on_done(method_run)
+        try:
+            if on_done is not None:
+                on_done(method_run)
+        finally:
+            method_run._finish()
 
-    run = BackgroundCLIRun(list(args), on_progress, finished, work_dir=work_dir,
+    run = BackgroundCLIRun(list(args), on_progress, finished, work_dir=folder, owns_work_dir=owns_folder,
                            python_executable=python_executable, dispatch="poll" if wait else dispatch,
                            force_cpu=force_cpu)
     method_run = MethodRun(method, run)
     holder["run"] = method_run
-    if prepare is not None:
-        (run.work_dir / INPUT_DIR).mkdir(parents=True, exist_ok=True)
-        prepare(run.work_dir)
     run.start()
     if wait:
         try:
@@ -223,7 +263,7 @@ def absolute(path: Path) -> str:
     return str(Path(path).resolve())
 
 
-__all__ = ["MethodInputError", "MethodRun", "start_method_run", "labels_input", "cine_study_input", "ct_frame_input",
+__all__ = ["MethodInputError", "MethodRun", "MethodRunError", "start_method_run", "labels_input", "cine_study_input", "ct_frame_input",
            "write_image_input",
            "write_labels_input", "write_study_input", "INPUT_DIR", "OUTPUT_DIR"]
 

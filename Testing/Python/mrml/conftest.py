@@ -79,3 +79,21 @@ def tiny_study(tiny_simulation):
 def coarse_grid(phantom_heart):
     """(IJK->RAS, (z, y, x) shape) of an isotropic 5 mm RAS grid around the phantom heart."""
     return phantom_heart.bounding_grid(5.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_motion_model(tmp_path_factory):
+    """A CardioMorphNet checkpoint trained in seconds on two tiny phantom subjects (full grid, no record
+    of a grid reduction)."""
+    import torch
+
+    from CardiacMotionAtlasLib.motion import MotionConfig, sequence_from_study, train_motion
+    from CardiacMotionAtlasLib.phantom.cmr import CMRConfig, simulate_cine
+    from CardiacMotionAtlasLib.phantom.heart import PhantomHeart
+
+    torch.set_num_threads(1)
+    sequences = [sequence_from_study(simulate_cine(PhantomHeart.from_seed(0, i), CMRConfig.tiny(), seed=i).study,
+                                     ed_es_only=True) for i in (1, 2)]
+    path = tmp_path_factory.mktemp("motion") / "motion.pt"
+    train_motion(sequences, MotionConfig.tiny().with_changes(seg_steps=6, steps=6), checkpoint_path=path, device="cpu")
+    return path

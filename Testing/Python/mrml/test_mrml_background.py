@@ -45,7 +45,7 @@ def test_background_cohort_loads_into_the_scene_when_complete(scene):
     logic = CardiacMotionAtlasLogic()
     fractions = []
     cohort = logic.generate_phantom_cohort(scene, subjects=1, tiny=True, on_progress=lambda f, m: fractions.append(f),
-                                           dispatch="poll")
+                                           wait=False, dispatch="poll")
     before = scene.GetNumberOfNodes()
     deadline = time.monotonic() + 120
     while not cohort.run.finished:
@@ -65,7 +65,7 @@ def test_cancel_kills_the_process_tree_and_changes_nothing(scene):
     fractions, finished = [], []
     nodes_before = scene.GetNumberOfNodes()
     cohort = logic.generate_phantom_cohort(scene, subjects=1, tiny=True, on_progress=lambda f, m: fractions.append(f),
-                                           on_done=finished.append, dispatch="poll")
+                                           on_done=finished.append, wait=False, dispatch="poll")
     run = cohort.run
     deadline = time.monotonic() + 60
     while not fractions:  # the child started its cohort loop (first PROGRESS line)

@@ -133,8 +133,8 @@ def test_cancelled_atlas_fit_changes_nothing(scene, logic, tiny_atlas, phantom_h
     before = scene.GetNumberOfNodes()
     progress, done = [], []
     run = logic.run_atlas_fit(scene, tiny_atlas, node, "all", steps=1_000_000,
-                              on_progress=lambda f, m: progress.append(f), on_done=done.append, dispatch="poll",
-                              work_dir=tmp_path / "run")
+                              on_progress=lambda f, m: progress.append(f), on_done=done.append, wait=False,
+                              dispatch="poll", work_dir=tmp_path / "run")
     deadline = time.monotonic() + 120
     while not progress:  # the fit loop started
         assert time.monotonic() < deadline and run.run.is_running, run.run.output

@@ -23,22 +23,6 @@ from CardiacMotionAtlasLib.mrml.transforms import grid_transform_node_to_displac
 from CardiacMotionAtlasLib.mrml.volumes import sequence_node_to_image_sequence  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny_motion_model(tmp_path_factory):
-    import torch
-
-    from CardiacMotionAtlasLib.motion import MotionConfig, sequence_from_study, train_motion
-    from CardiacMotionAtlasLib.phantom.cmr import CMRConfig, simulate_cine
-    from CardiacMotionAtlasLib.phantom.heart import PhantomHeart
-
-    torch.set_num_threads(1)
-    sequences = [sequence_from_study(simulate_cine(PhantomHeart.from_seed(0, i), CMRConfig.tiny(), seed=i).study,
-                                     ed_es_only=True) for i in (1, 2)]
-    path = tmp_path_factory.mktemp("motion") / "motion.pt"
-    train_motion(sequences, MotionConfig.tiny().with_changes(seg_steps=6, steps=6), checkpoint_path=path, device="cpu")
-    return path
-
-
 def test_motion_estimation_loads_transform_sequences_model_and_tables(scene, tiny_motion_model, tmp_path):
     logic = CardiacMotionAtlasLogic(python_executable=sys.executable, force_cpu=True)
     subject = logic.load_phantom_subject(scene, seed=0, index=0, tiny=True)

@@ -129,12 +129,75 @@ def test_cmake_installs_the_module_files():
     cmake = (MODULE_DIR / "CMakeLists.txt").read_text()
     assert "set(MODULE_NAME CardiacMotionAtlas)" in cmake
     assert "${MODULE_NAME}.py" in cmake
-    for resource in sorted((MODULE_DIR / "Resources").rglob("*")):
+    installed = [*(MODULE_DIR / "Resources").rglob("*"), *(MODULE_DIR / "Scripts").rglob("*.py")]
+    assert any(p.name == "CardiacMotionAtlasBatch.py" for p in installed)  # the README runs it
+    for resource in sorted(installed):
         if resource.is_file():
             relative = resource.relative_to(MODULE_DIR).as_posix().replace("CardiacMotionAtlas", "${MODULE_NAME}")
             assert relative in cmake, f"{relative} is not installed by CardiacMotionAtlas/CMakeLists.txt"
     python_files = [p for p in MODULE_DIR.glob("*.py")]
     assert [p.name for p in python_files] == ["CardiacMotionAtlas.py"]
+    # the requirement list the module checks is installed next to the library
+    assert "pyproject.toml" in cmake and "CardiacMotionAtlasLib COMPONENT RuntimeLibraries" in cmake
+
+
+def test_tests_are_registered_with_ctest():
+    cmake = (MODULE_DIR / "CMakeLists.txt").read_text()
+    assert "WITH_GENERIC_TESTS" in cmake and "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in cmake
+    assert "add_test(NAME py_${MODULE_NAME}_pytest_${_suite}" in cmake and "-m pytest" in cmake
+    assert "${_library_source_dir}/Testing/Python/*" in cmake
+
+
+def test_extension_metadata_points_at_real_files():
+    cmake = (ROOT / "CMakeLists.txt").read_text()
+    assert "placeholder" not in cmake.lower()
+    homepage = re.search(r'set\(EXTENSION_HOMEPAGE "\$\{CardiacMotionAtlas_REPOSITORY_URL\}/blob/'
+                         r'\$\{CardiacMotionAtlas_REPOSITORY_BRANCH\}/([^"#]+)#([^"]+)"\)', cmake)
+    assert homepage is not None, "the homepage is the README section of the repository"
+    readme = (ROOT / homepage.group(1)).read_text()
+    assert homepage.group(2) == "3d-slicer" and "\n### 3D Slicer\n" in readme
+    urls = re.findall(r"\$\{_cma_raw_url\}/([^\s\"]+)", cmake)
+    screenshots = [u for u in urls if u.startswith("Resources/Screenshots/")]
+    assert "Resources/CardiacMotionAtlas.png" in urls and len(screenshots) >= 2
+    for relative in urls:
+        assert (ROOT / relative).is_file(), f"the metadata names {relative}, which is not in the repository"
+        assert (ROOT / relative).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", relative
+
+
+def _class(tree, name):
+    return next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name)
+
+
+def test_logic_opens_no_dialog_and_blocks_by_default(module_tree):
+    logic = _class(module_tree, "CardiacMotionAtlasLogic")
+    dialogs = {"confirmOkCancelDisplay", "errorDisplay", "infoDisplay", "warningDisplay", "messageBox",
+               "tryWithErrorDisplay", "delayDisplay", "confirmYesNoDisplay"}
+    for node in ast.walk(logic):
+        if isinstance(node, ast.Name):
+            assert node.id not in {"qt", "ctk"}, f"the Logic uses {node.id} (line {node.lineno})"
+        if isinstance(node, ast.Attribute):
+            assert node.attr not in dialogs, f"the Logic opens a dialog: {node.attr} (line {node.lineno})"
+    runs = {"fitAtlas", "reconstructNisf", "estimateMotion", "synthesizeCT", "generatePhantomCohort"}
+    for method in (n for n in logic.body if isinstance(n, ast.FunctionDef) and n.name in runs):
+        names = [a.arg for a in method.args.args]
+        default = method.args.defaults[names.index("waitForCompletion") - len(names)]
+        assert ast.literal_eval(default) is True, f"{method.name} must block by default (console)"
+    assert "PYTHON_REQUIREMENTS" not in MODULE_FILE.read_text()  # requirements come from the library's list
+    assert "installTorch(askConfirmation=True, torchVersionRequirement=" in ast.unparse(logic)
+
+
+def test_widget_runs_do_not_wait_and_pass_the_device(module_tree):
+    widget = _class(module_tree, "CardiacMotionAtlasWidget")
+    runs = {"fitAtlas", "reconstructNisf", "estimateMotion", "synthesizeCT", "generatePhantomCohort"}
+    seen = set()
+    for node in ast.walk(widget):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in runs:
+            keywords = {k.arg: k.value for k in node.keywords}
+            assert "waitForCompletion" in keywords and ast.literal_eval(keywords["waitForCompletion"]) is False
+            if node.func.attr != "generatePhantomCohort":
+                assert ast.unparse(keywords["device"]) == "node.computeDevice", node.func.attr
+            seen.add(node.func.attr)
+    assert seen == runs
 
 
 def _imported_modules(path: Path):
