@@ -274,7 +274,11 @@ class CardiacMotionAtlasWidget(ScriptedLoadableModuleWidget, VTKObservationMixin
                 text = _("Cannot read the model: {error}").format(error=error)
         self._motionSettingsLocked = settings is not None and settings.known
         if self._motionSettingsLocked and settings.preset is None:
-            node.motionFactor, node.motionCrop, node.motionFrames = settings.factor, settings.crop or 0, settings.frames or 0
+            try:  # shown for information; the run applies the stored values even beyond the spin boxes' ranges
+                node.motionFactor, node.motionCrop = settings.factor, settings.crop or 0
+                node.motionFrames = settings.frames or 0
+            except ValueError as error:
+                logging.warning("CardiacMotionAtlas: stored motion settings outside the GUI ranges: %s", error)
         for spinBox in (self.ui.motionFactorSpinBox, self.ui.motionCropSpinBox, self.ui.motionFramesSpinBox):
             spinBox.enabled = not self._motionSettingsLocked
         self.ui.motionSettingsLabel.text = text
@@ -700,9 +704,14 @@ class CardiacMotionAtlasTest(ScriptedLoadableModuleTest):
         logic = CardiacMotionAtlasLogic()
         version = logic.libraryVersion()
         import CardiacMotionAtlasLib
+        from CardiacMotionAtlasLib.mrml.dependencies import library_requirements
 
         self.assertEqual(version, CardiacMotionAtlasLib.__version__)
         self.assertTrue(logic.torchStatus())
+        requirements, source = library_requirements()  # the installed pyproject.toml: one list
+        self.assertIn("torch", [r.name for r in requirements], source)
+        report = logic.dependencyReport()  # checked, never installed by a test
+        self.assertEqual(report.ok, not logic.missingPythonPackages())
         self.delayDisplay("Test passed")
 
     def _requirePackages(self, logic):

@@ -20,6 +20,7 @@ application the views exist already and its application logic must keep its own 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,8 @@ def offscreen_rendering_problem(timeout_s: float = 120.0) -> Optional[str]:
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
     except subprocess.TimeoutExpired:
         return f"an offscreen VTK render window did not finish rendering a sphere within {timeout_s:.0f} s"
-    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)  # VTK's coloured log lines
+    lines = [line for line in text.splitlines() if line.strip()]
     if done.returncode == 0 and any(line.startswith("RENDER-OK") for line in lines):
         return None
     tail = " | ".join(line.strip() for line in lines[-6:])
