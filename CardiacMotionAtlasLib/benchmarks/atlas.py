@@ -1,9 +1,13 @@
 """Spatiotemporal Neural Diffeomorphic Flow atlas on held-out phantom subjects.
 
     python -m CardiacMotionAtlasLib.benchmarks.atlas [--quick] [--large] [--json PATH] [--device D]
+        [--train-family ellipsoidal] [--test-family lofted] [--acquisition randomised]
 
-Trains the atlas on a phantom cohort (SDF samples of its exact myocardium meshes, canonical frames from
-its ED label maps), fits held-out subjects from all frames / ED+ES / ED alone (networks frozen) and
+Trains the atlas on a phantom cohort of the training family (SDF samples of its exact myocardium meshes,
+canonical frames from its ED label maps; with ``--acquisition randomised`` every heart in its own pose in
+the scanner) and reports two test sets (:func:`.common.build_protocol`), every table with both:
+hearts of ``--test-family`` (cross-family, first) and held-out hearts of the training family
+(in-family). It fits the held-out subjects from all frames / ED+ES / ED alone (networks frozen) and
 compares, in the same run, with baselines that see the same frames (:mod:`..atlas.baselines`):
 the ED mesh held static, the training cohort's mean canonical motion applied to the ED mesh, and (ED+ES,
 all frames) the observed frames' SDFs blended linearly in time. Ablations and diagnostics in the same run:
@@ -44,11 +48,10 @@ from ..atlas.sampling import subject_from_phantom
 from ..atlas.train import train_atlas
 from ..data.mesh_sequence import MeshSequence
 from ..metrics import directed_surface_distances, mesh_topology
-from ..phantom.heart import PhantomHeart
-from ..phantom.parameters import sample_subject_parameters
 from ..training.device import describe_device, select_device
 from ..training.seeding import seed_everything
-from .common import benchmark_parser, format_table, machine_description, mean_std, write_json
+from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, mean_std,
+                     protocol_from_args, write_json)
 
 SETTINGS = {"all": "all frames", "ed_es": "ED+ES", "ed": "ED alone"}
 Mesh = Tuple[np.ndarray, np.ndarray]
@@ -82,8 +85,9 @@ def surface_errors(meshes: Sequence[Mesh], truth: Sequence[Mesh], samples: int) 
 class Scores:
     """Per (setting, method): surface errors of the withheld frames, ES errors, volume and EF errors."""
 
-    def __init__(self, samples: int) -> None:
+    def __init__(self, samples: int, test_set: str = "") -> None:
         self.samples = samples
+        self.test_set = test_set
         self.entries: Dict = {}
 
     def add(self, setting: str, method: str, meshes: Sequence[Mesh], subject: Dict) -> None:
@@ -105,7 +109,7 @@ class Scores:
         rows = []
         for (setting, method), e in self.entries.items():
             errors, es = np.concatenate(e["err"]), np.stack(e["es"])
-            rows.append({"setting": SETTINGS[setting], "method": method, "chamfer_mm": mean_std(errors[:, 0]),
+            rows.append({"test_set": self.test_set, "setting": SETTINGS[setting], "method": method, "chamfer_mm": mean_std(errors[:, 0]),
                          "hd95_mm": mean_std(errors[:, 1]), "ES_chamfer_mm": mean_std(es[:, 0]),
                          "ES_hd95_mm": mean_std(es[:, 1]), "volume_err_ml": mean_std(e["vol"]),
                          "EF_err_pct": mean_std(e["ef"]), "ED_chamfer_mm": mean_std(e["ed"]),
@@ -114,22 +118,24 @@ class Scores:
         return rows
 
 
-def cross_subject_rows(ed: Dict[str, List[np.ndarray]], truth: List[np.ndarray], faces: np.ndarray,
+def cross_subject_rows(ed: Dict[str, List[np.ndarray]], truth: List[np.ndarray], faces: List[np.ndarray],
                        frames: List) -> List[Dict]:
     """Vertex i of subject B vs the true counterpart of vertex i of subject A (phantom ring coordinates),
     for the atlas and for 'nearest point in the canonical frame' (A's vertex moved to B by the canonical
     frames, snapped to B's true surface)."""
     atlas_err, nearest_err = [], []
     for a in range(len(truth)):
-        locate = SurfaceParameterisation(truth[a], faces, 100000)
+        locate = SurfaceParameterisation(truth[a], faces[a], 100000)
         for b in range(len(truth)):
-            if a == b:
-                continue
+            if a == b or faces[a].shape != faces[b].shape or not np.array_equal(faces[a], faces[b]):
+                continue  # the ring parameterisation is ground truth only within one family
             counterpart = locate.transfer(ed["atlas"][a], truth[b])
             atlas_err.append(np.linalg.norm(ed["atlas"][b] - counterpart, axis=1).mean())
             moved = frames[b].to_ras(frames[a].to_canonical(ed["atlas"][a]))
-            snapped = SurfaceParameterisation(truth[b], faces, 100000).nearest(moved)
+            snapped = SurfaceParameterisation(truth[b], faces[b], 100000).nearest(moved)
             nearest_err.append(np.linalg.norm(snapped - counterpart, axis=1).mean())
+    if not atlas_err:
+        return []
     return [{"correspondence": "across subjects (ED), atlas: same vertex index", "error_mm": mean_std(atlas_err)},
             {"correspondence": "across subjects (ED), nearest point in canonical frame", "error_mm": mean_std(nearest_err)}]
 
@@ -191,51 +197,17 @@ def speed_rows(atlas, fitted, motion, size, fit_seconds, cycle_seconds, train_s,
     return rows
 
 
-def main(argv=None) -> int:
-    parser = benchmark_parser(__doc__.splitlines()[0])
-    parser.add_argument("--large", action="store_true", help="GPU-sized networks and cohort")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    args = parser.parse_args(argv)
-    device, size, wall = select_device(args.device), sizes(args.quick, args.large), time.perf_counter()
-    seed_everything(args.seed)
-    n_train, n_frames = size["train"], size["frames"]
-    hearts = [PhantomHeart(sample_subject_parameters(args.seed, i)) for i in range(n_train + size["held"])]
-    train_hearts, held_hearts = hearts[:n_train], hearts[n_train:]
-    grid, midpoints = np.arange(n_frames) / n_frames, (np.arange(n_frames) + 0.5) / n_frames
-    print(f"machine: {machine_description()}; device {describe_device(device)}; load average {os.getloadavg()[0]:.1f}")
-    print(f"cohort: {n_train} training + {len(held_hearts)} held-out phantom subjects "
-          f"({', '.join(h.params.kind for h in held_hearts)}), {n_frames} frames per cycle observed")
-
-    config = replace(size["atlas"], seed=args.seed, checkpoint_every=0)
-    start = time.perf_counter()
-    train_data = [subject_from_phantom(h, grid, config.sampling, seed=i) for i, h in enumerate(train_hearts)]
-    held_data = [subject_from_phantom(h, np.sort(np.append(grid, h.es_phase)), config.sampling, seed=100 + i)
-                 for i, h in enumerate(held_hearts)]
-    data_s, start = time.perf_counter() - start, time.perf_counter()
-    atlas = train_atlas(train_data, config, device=device)
-    train_s, start = time.perf_counter() - start, time.perf_counter()
-    template_mesh = extract_template_mesh(atlas, 0.0, size["mesh"])
-    sdf_motion = track_template(atlas, size["mesh"], template_mesh)
-    template_s, start = time.perf_counter() - start, time.perf_counter()
-    motion = material_template_motion(atlas, sdf_motion, [h.positions for h in train_hearts], size["mesh"])
-    material_s = time.perf_counter() - start
-    normal_motion = track_template(atlas, replace(size["mesh"], smoothing_iterations=0), template_mesh)
-    prior = atlas.shape_motion_prior
-    print(f"data {data_s:.0f} s, training {train_s:.0f} s ({atlas.training_seconds_per_step:.3f} s/step, shape-to-motion "
-          f"prior included), template march + tracking {template_s:.1f} s ({len(motion.faces)} faces), template "
-          f"material motion {material_s:.1f} s")
-    if prior is not None:
-        print(f"shape-to-motion prior: ridge alpha {prior.alpha:.3g}, leave-one-out explained code variance "
-              f"{100 * prior.explained:.0f} %")
-    print()
-
-    scores = Scores(size["samples"])
-    fit_seconds: Dict[str, List[float]] = {"all": [], "ed_es": [], "ed_es (no timing prior)": [], "ed": [],
-                                           "ed (plain prior)": []}
+def evaluate_test_set(test_set, atlas, size, grid, midpoints, train_hearts, motion, sdf_motion, normal_motion,
+                      fit_seconds, checks, cycle_seconds) -> Dict:
+    """Fit and score every held-out heart of one test set (methods and baselines on the same hearts).
+    Returns its surface rows, correspondence rows, true LVEFs and the last fit."""
+    scores = Scores(size["samples"], test_set.label)
     temporal: Dict[str, List[float]] = {}
-    checks = {"jacobian": [], "folds": 0, "codes": 0}
-    ed_atlas, ed_truth, cycle_seconds = [], [], []
-    for heart, data in zip(held_hearts, held_data):
+    ed_atlas, ed_truth, ed_faces, frames_used = [], [], [], []
+    last_fit = None
+    config = atlas.config
+    for heart, index in zip(test_set.hearts, test_set.indices):
+        data = subject_from_phantom(heart, np.sort(np.append(grid, heart.es_phase)), config.sampling, seed=100 + index)
         es = float(heart.es_phase)
         phases = np.concatenate([[0.0], np.sort(np.append(midpoints, es))])  # ED, then the evaluation phases
         truth_mesh = heart.mesh_sequence("myocardium", phases)
@@ -286,26 +258,78 @@ def main(argv=None) -> int:
                     temporal.setdefault(name, []).append(temporal_correspondence_error(sequence, heart.positions)[1:].mean())
                 ed_atlas.append(mesh.vertices[0])
                 ed_truth.append(truth_mesh.vertices[0])
+                ed_faces.append(truth_mesh.faces)
+                frames_used.append(frame)
                 start = time.perf_counter()
                 subject_mesh_sequence(atlas, fitted, np.arange(size["cycle"]) / size["cycle"], motion, size["mesh"])
                 cycle_seconds.append(time.perf_counter() - start)
                 last_fit = fitted
+    corr_rows = [{"test_set": test_set.label, "correspondence": f"over the cycle (all frames fit): {name}",
+                  "error_mm": mean_std(values)} for name, values in temporal.items()]
+    corr_rows += [{"test_set": test_set.label, **row}
+                  for row in cross_subject_rows({"atlas": ed_atlas}, ed_truth, ed_faces, frames_used)]
+    return {"rows": scores.rows(), "correspondence": corr_rows, "last_fit": last_fit,
+            "true_ef": [heart.clinical_indices()["LVEF"] for heart in test_set.hearts]}
 
-    rows = scores.rows()
-    columns = ["setting", "method", "chamfer_mm", "hd95_mm", "ES_chamfer_mm", "ES_hd95_mm", "volume_err_ml", "EF_err_pct",
-               "ED_chamfer_mm"]
+
+def main(argv=None) -> int:
+    parser = benchmark_parser(__doc__.splitlines()[0])
+    parser.add_argument("--large", action="store_true", help="GPU-sized networks and cohort")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_family_arguments(parser)
+    args = parser.parse_args(argv)
+    device, size, wall = select_device(args.device), sizes(args.quick, args.large), time.perf_counter()
+    seed_everything(args.seed)
+    n_train, n_frames = size["train"], size["frames"]
+    protocol = protocol_from_args(args, n_train, size["held"])
+    train_hearts = protocol.train_hearts
+    grid, midpoints = np.arange(n_frames) / n_frames, (np.arange(n_frames) + 0.5) / n_frames
+    print(f"machine: {machine_description()}; device {describe_device(device)}; load average {os.getloadavg()[0]:.1f}")
+    print(protocol.header())
+    print(f"cohort: {n_train} training + {size['held']} held-out phantom subjects per test set, {n_frames} frames per "
+          "cycle observed")
+
+    config = replace(size["atlas"], seed=args.seed, checkpoint_every=0)
+    start = time.perf_counter()
+    train_data = [subject_from_phantom(h, grid, config.sampling, seed=i) for i, h in enumerate(train_hearts)]
+    data_s, start = time.perf_counter() - start, time.perf_counter()
+    atlas = train_atlas(train_data, config, device=device)
+    train_s, start = time.perf_counter() - start, time.perf_counter()
+    template_mesh = extract_template_mesh(atlas, 0.0, size["mesh"])
+    sdf_motion = track_template(atlas, size["mesh"], template_mesh)
+    template_s, start = time.perf_counter() - start, time.perf_counter()
+    motion = material_template_motion(atlas, sdf_motion, [h.positions for h in train_hearts], size["mesh"])
+    material_s = time.perf_counter() - start
+    normal_motion = track_template(atlas, replace(size["mesh"], smoothing_iterations=0), template_mesh)
+    prior = atlas.shape_motion_prior
+    print(f"data {data_s:.0f} s, training {train_s:.0f} s ({atlas.training_seconds_per_step:.3f} s/step, shape-to-motion "
+          f"prior included), template march + tracking {template_s:.1f} s ({len(motion.faces)} faces), template "
+          f"material motion {material_s:.1f} s")
+    if prior is not None:
+        print(f"shape-to-motion prior: ridge alpha {prior.alpha:.3g}, leave-one-out explained code variance "
+              f"{100 * prior.explained:.0f} %")
+    print()
+
+    fit_seconds: Dict[str, List[float]] = {"all": [], "ed_es": [], "ed_es (no timing prior)": [], "ed": [],
+                                           "ed (plain prior)": []}
+    checks = {"jacobian": [], "folds": 0, "codes": 0}
+    cycle_seconds: List[float] = []
+    results = [evaluate_test_set(test_set, atlas, size, grid, midpoints, train_hearts, motion, sdf_motion,
+                                 normal_motion, fit_seconds, checks, cycle_seconds) for test_set in protocol.test_sets]
+    last_fit = results[-1]["last_fit"]
+    rows = sum((r["rows"] for r in results), [])  # cross-family first (the protocol's order)
+    columns = ["test_set", "setting", "method", "chamfer_mm", "hd95_mm", "ES_chamfer_mm", "ES_hd95_mm", "volume_err_ml",
+               "EF_err_pct", "ED_chamfer_mm"]
     print(format_table(rows, columns, title="Held-out subjects: withheld frames (mean +/- std over subjects x frames; "
                                             "ES columns: the ES frame, observed in ED+ES; ED_chamfer: the observed "
                                             "ED frame)"))
-    true_ef = [heart.clinical_indices()["LVEF"] for heart in held_hearts]
+    true_ef = "; ".join(f"{t.label}: {', '.join(f'{v:.0f} %' for v in r['true_ef'])}"
+                        for t, r in zip(protocol.test_sets, results))
     print(f"paper (UK Biobank): chamfer 1.03 / 1.24 / 1.36 mm, HD95 2.40 / 2.91 / 3.25 mm (all / ED+ES / ED); "
-          f"true LVEF of the held-out subjects: {', '.join(f'{v:.0f} %' for v in true_ef)}; volumes and EF are "
+          f"true LVEF of the held-out subjects: {true_ef}; volumes and EF are "
           "measured from myocardium meshes by SAX-slice filling, errors against the same measurement on the "
           "ground-truth meshes")
-    corr_rows = [{"correspondence": f"over the cycle (all frames fit): {name}", "error_mm": mean_std(values)}
-                 for name, values in temporal.items()]
-    corr_rows += cross_subject_rows({"atlas": ed_atlas}, ed_truth, truth_mesh.faces,
-                                    [d.frame.with_extent_factor(atlas.extent_factor) for d in held_data])
+    corr_rows = sum((r["correspondence"] for r in results), [])
     print()
     print(format_table(corr_rows, title="Correspondence vs the phantom's material points (mm, mean over vertices)"))
     topology = mesh_topology((motion.vertices[0], motion.faces))
@@ -314,7 +338,7 @@ def main(argv=None) -> int:
          "value": f"{topology.is_closed} / {topology.is_manifold} / {topology.is_consistently_oriented}"},
         {"check": "Euler characteristic (2 = sphere) / components", "value": f"{topology.euler_characteristic} / {topology.n_components}"},
         {"check": "vertices / faces", "value": f"{topology.n_vertices} / {topology.n_faces}"},
-        {"check": f"min det Jacobian of D1 on a 24^3 grid over [-1,1]^3 ({checks['codes']} fitted codes)",
+        {"check": f"min det Jacobian of D1 on a 24^3 grid over [-1,1]^3 ({checks['codes']} fitted codes, both test sets)",
          "value": f"{min(checks['jacobian']):.3f}"},
         {"check": "folded phase steps of D2 (2001-point grid, all fitted codes)", "value": str(checks["folds"])},
         {"check": "template SDF tracking: cycle closure error (mm)",
@@ -334,9 +358,10 @@ def main(argv=None) -> int:
     if args.json:
         write_json(args.json, rows, {"quick": args.quick, "large": args.large, "seed": args.seed,
                                      "device": str(device), "machine": machine_description(),
-                                     "train_subjects": n_train, "held_out": len(held_hearts), "frames": n_frames,
+                                     "train_subjects": n_train, "held_out": size["held"], "frames": n_frames,
                                      "shape_prior": None if prior is None else {"alpha": prior.alpha,
-                                                                                "explained": prior.explained}},
+                                                                                "explained": prior.explained},
+                                     **protocol.config()},
                    correspondence=corr_rows, topology=topo_rows, speed=speed)
     return 0
 
