@@ -254,5 +254,5 @@ def test_cli_family_acquisition_and_frames():
     cmr, _, _ = randomise_subject(heart, subject_rng(0, 1), config.cmr, None, config.acquisition_ranges)
     assert cmr.n_frames == 25 and cmr.pixel_mm != CMRConfig().pixel_mm
     demo = cohort_config_from(parser.parse_args(["demo", "--out", "x", "--tiny"]))
-    assert demo.acquisition == "fixed" and demo.family == "ellipsoidal"
+    assert demo.acquisition == "randomised" and demo.family == "ellipsoidal"  # the main job trains on randomised data
     assert cohort_config_from(parser.parse_args(["phantom", "--out", "x", "--acquisition", "fixed"])).acquisition == "fixed"
