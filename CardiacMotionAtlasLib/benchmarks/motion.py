@@ -3,6 +3,14 @@ strain, uncertainty, against demons, an intensity-supervised network and the abl
 
     python -m CardiacMotionAtlasLib.benchmarks.motion [--quick] [--large] [--json PATH] [--device auto]
         [--train N] [--test M] [--steps S] [--threads 1]
+        [--train-family ellipsoidal] [--test-family lofted] [--acquisition randomised]
+
+Protocol (:func:`.common.build_protocol`): trained on ``--train`` hearts of the training family, reported
+on two test sets of ``--test`` hearts each, every table with both and every baseline on the same test
+hearts: hearts of ``--test-family`` (cross-family, first) and held-out hearts of the training family
+(in-family). With ``--acquisition randomised`` every heart has its own pose in the scanner and its own
+SAX protocol (slice thickness and gap, prescription error, in-plane rotation, contrast, coil bias, noise,
+intensity scales); the grid (pixels, matrix, frames) and the absence of misalignment stay the run's.
 
 Set-up: phantom subjects simulated as cine SAX stacks (10 frames, 4 mm pixels, 32x32 (128 mm), 10 mm slices;
 ``--large``: 25 frames, 1.8 mm, 96x96) **without breath-hold misalignment** (so the nominal SAX grid on
@@ -37,11 +45,10 @@ from ..motion.baselines import demons_fields, intensity_config, no_segnet_config
 from ..motion.evaluation import INDEX_NAMES, evaluate_fields, phantom_strain
 from ..motion.train import frame_order
 from ..phantom.cmr import CMRConfig, simulate_cine
-from ..phantom.heart import PhantomHeart
-from ..phantom.parameters import sample_subject_parameters
 from ..pipelines.sax_stack import sax_stack
 from ..training import describe_device, select_device
-from .common import benchmark_parser, format_table, machine_description, write_json
+from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
+                     write_json)
 
 SHAPE_KEYS = [f"{m}_{r}" for m in ("dice", "jaccard") for r in ("LV", "Myo", "RV")]
 SURFACE_KEYS = [f"{m}_{r}" for m in ("hd95", "msd") for r in ("LV", "Myo", "RV")]
@@ -68,8 +75,31 @@ def configs(args, device: torch.device):
     return cmr, config
 
 
-def _row(method: str, per_subject: List[Dict[str, float]]) -> Dict:
-    row: Dict = {"method": method}
+def acquisition_ranges(cmr: CMRConfig):
+    """Per-subject protocol ranges that keep the run's grid: its pixel size, square matrix and frame count,
+    no breath-hold misalignment (the ground truth is sampled on the nominal grid); slice thickness, gap and
+    count, prescription error, in-plane rotation, contrast, coil bias, noise and scales drawn as by default."""
+    from dataclasses import replace as _replace
+
+    from ..phantom.acquisition import AcquisitionRanges
+
+    fov = cmr.matrix * cmr.pixel_mm
+    return _replace(AcquisitionRanges().with_frames(cmr.n_frames), pixel_mm=(cmr.pixel_mm, cmr.pixel_mm),
+                    fov_mm=(fov, fov), max_matrix=cmr.matrix, fov_rows_fraction=(1.0, 1.0),
+                    misalignment_mm=(0.0, 0.0), misalignment_deg=(0.0, 0.0))
+
+
+def simulate(protocol, cmr: CMRConfig, hearts, indices):
+    ranges = acquisition_ranges(cmr) if protocol.acquisition == "randomised" else None
+    sims = []
+    for heart, index in zip(hearts, indices):
+        subject_cmr, _, _ = protocol.acquire(heart, index, cmr, None, ranges)
+        sims.append(simulate_cine(heart, subject_cmr, seed=1000 + index))
+    return sims
+
+
+def _row(method: str, per_subject: List[Dict[str, float]], test_set: str = "") -> Dict:
+    row: Dict = {"test_set": test_set, "method": method}
     for key in per_subject[0]:
         values = np.asarray([s[key] for s in per_subject], float)
         row[key], row[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
@@ -82,7 +112,7 @@ def _row(method: str, per_subject: List[Dict[str, float]]) -> Dict:
 def _text(rows: List[Dict], keys: List[str], with_std: bool = True) -> List[Dict]:
     out = []
     for row in rows:
-        text = {"method": row["method"]}
+        text = {"test_set": row["test_set"], "method": row["method"]}
         for key in keys:
             value = row.get(key)
             if value is None or not np.isfinite(value):
@@ -98,11 +128,12 @@ def _text(rows: List[Dict], keys: List[str], with_std: bool = True) -> List[Dict
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=None, help="training subjects (default 5, quick 3)")
-    parser.add_argument("--test", type=int, default=None, help="held-out subjects (default 3, quick 2)")
+    parser.add_argument("--test", type=int, default=None, help="held-out subjects per test set (default 3, quick 2)")
     parser.add_argument("--steps", type=int, default=None, help="override the motion training steps")
     parser.add_argument("--large", action="store_true", help="GPU sizes (MotionConfig.large, 25 frames, 96x96)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1 on a shared CPU)")
+    add_family_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -111,10 +142,11 @@ def main(argv=None) -> int:
     device = select_device(args.device)
     cmr, config = configs(args, device)
     start = time.perf_counter()
-    _log(f"simulating {args.train + args.test} subjects")
-    hearts = [PhantomHeart(sample_subject_parameters(args.seed, i)) for i in range(args.train + args.test)]
-    sims = [simulate_cine(h, cmr, seed=1000 + i) for i, h in enumerate(hearts)]
-    train = [sequence_from_study(s.study, config.intensity_percentile, ed_es_only=True) for s in sims[:args.train]]
+    protocol = protocol_from_args(args, args.train, args.test)
+    _log(f"simulating {len(protocol.all_subjects())} subjects ({protocol.header()})")
+    train_sims = simulate(protocol, cmr, protocol.train_hearts, protocol.train_indices)
+    test_sets = [(t, simulate(protocol, cmr, t.hearts, t.indices)) for t in protocol.test_sets]
+    train = [sequence_from_study(s.study, config.intensity_percentile, ed_es_only=True) for s in train_sims]
     variants = {"CardioMorphNet": config, "no SegNet guidance (ablation)": no_segnet_config(config),
                 "intensity-supervised U-Net (NCC)": intensity_config(config)}
     trained, train_s = {}, {}
@@ -125,72 +157,75 @@ def main(argv=None) -> int:
         trained[name] = train_motion(train, variant, device=device)
         train_s[name] = (time.perf_counter() - t0, variant.steps + (variant.seg_steps if variant.uses_segnet else 0))
     amortised = "CardioMorphNet, amortised mean (no refinement)"
-    scores: Dict[str, List[Dict[str, float]]] = {name: [] for name in
-                                                 ["CardioMorphNet", amortised, *list(variants)[1:],
-                                                  "SimpleITK diffeomorphic demons", "zero motion"]}
-    speed: Dict[str, List[float]] = {name: [] for name in scores}
-    for number, (heart, sim) in enumerate(zip(hearts[args.train:], sims[args.train:])):
-        _log(f"test subject {number + 1}/{args.test}: {heart.subject_id}")
-        sequence = sequence_from_study(sim.study, config.intensity_percentile, ed_es_only=True)
-        order = frame_order(sequence)
-        labels = sax_stack(sim.study, labels=True).array[order]
-        es_position = order.index(sequence.es_frame)
-        phases = sequence.phases[order]
-        truth = np.stack([heart.displacement_field(sequence.ijk_to_ras, sequence.shape_zyx, 0.0, p).vectors
-                          for p in phases])
-        truth_strain = phantom_strain(heart, labels[0], sequence.ijk_to_ras, phases)
-        common = dict(ijk_to_ras=sequence.ijk_to_ras, labels=labels, truth_ras=truth, es_position=es_position,
-                      truth_indices=heart.clinical_indices(), truth_strain=truth_strain)
-        runs = [(name, model, None) for name, model in trained.items()]
-        runs.insert(1, (amortised, trained["CardioMorphNet"], 0))  # the same network, no per-subject refinement
-        for name, model, refine_steps in runs:
+    method_names = ["CardioMorphNet", amortised, *list(variants)[1:], "SimpleITK diffeomorphic demons", "zero motion"]
+    scores: Dict = {}  # (test set label, method) -> per-subject scores; cross-family first
+    speed: Dict[str, List[float]] = {name: [] for name in method_names}
+    for test_set, sims in test_sets:
+        for name in method_names:
+            scores[(test_set.label, name)] = []
+        for number, (heart, sim) in enumerate(zip(test_set.hearts, sims)):
+            _log(f"{test_set.label}: test subject {number + 1}/{len(sims)}: {heart.subject_id} ({heart.params.kind})")
+            sequence = sequence_from_study(sim.study, config.intensity_percentile, ed_es_only=True)
+            order = frame_order(sequence)
+            labels = sax_stack(sim.study, labels=True).array[order]
+            es_position = order.index(sequence.es_frame)
+            phases = sequence.phases[order]
+            truth = np.stack([heart.displacement_field(sequence.ijk_to_ras, sequence.shape_zyx, 0.0, p).vectors
+                              for p in phases])
+            truth_strain = phantom_strain(heart, labels[0], sequence.ijk_to_ras, phases)
+            common = dict(ijk_to_ras=sequence.ijk_to_ras, labels=labels, truth_ras=truth, es_position=es_position,
+                          truth_indices=heart.clinical_indices(), truth_strain=truth_strain)
+            runs = [(name, model, None) for name, model in trained.items()]
+            runs.insert(1, (amortised, trained["CardioMorphNet"], 0))  # the same network, no per-subject refinement
+            for name, model, refine_steps in runs:
+                t0 = time.perf_counter()
+                estimate = estimate_motion(model, sequence, samples=None if name == "CardioMorphNet" else 2,
+                                           refine_steps=refine_steps)
+                speed[name].append(time.perf_counter() - t0)
+                to_voxels = lambda a: torch.as_tensor(ras_to_voxel_displacement(a[order], sequence.ijk_to_ras))  # noqa
+                uncertainty = None
+                if name == "CardioMorphNet":
+                    uncertainty = {"covariance": estimate.covariance[order], "std_mm": estimate.displacement_std_mm()[order]}
+                scores[(test_set.label, name)].append(evaluate_fields(to_voxels(estimate.ed_to_t), to_voxels(estimate.t_to_ed),
+                                                                      uncertainty=uncertainty, **common))
             t0 = time.perf_counter()
-            estimate = estimate_motion(model, sequence, samples=None if name == "CardioMorphNet" else 2,
-                                       refine_steps=refine_steps)
-            speed[name].append(time.perf_counter() - t0)
-            to_voxels = lambda a: torch.as_tensor(ras_to_voxel_displacement(a[order], sequence.ijk_to_ras))  # noqa
-            uncertainty = None
-            if name == "CardioMorphNet":
-                uncertainty = {"covariance": estimate.covariance[order], "std_mm": estimate.displacement_std_mm()[order]}
-            scores[name].append(evaluate_fields(to_voxels(estimate.ed_to_t), to_voxels(estimate.t_to_ed),
-                                                uncertainty=uncertainty, **common))
-        t0 = time.perf_counter()
-        ed_to_t, t_to_ed = demons_fields(sequence, iterations=100, smoothing_mm=2.0)
-        speed["SimpleITK diffeomorphic demons"].append(time.perf_counter() - t0)
-        scores["SimpleITK diffeomorphic demons"].append(evaluate_fields(ed_to_t, t_to_ed, **common))
-        zero = torch.zeros_like(ed_to_t)
-        scores["zero motion"].append(evaluate_fields(zero, zero, **common))
-        speed["zero motion"].append(0.0)
-    rows = [_row(name, values) for name, values in scores.items()]
+            ed_to_t, t_to_ed = demons_fields(sequence, iterations=100, smoothing_mm=2.0)
+            speed["SimpleITK diffeomorphic demons"].append(time.perf_counter() - t0)
+            scores[(test_set.label, "SimpleITK diffeomorphic demons")].append(evaluate_fields(ed_to_t, t_to_ed, **common))
+            zero = torch.zeros_like(ed_to_t)
+            scores[(test_set.label, "zero motion")].append(evaluate_fields(zero, zero, **common))
+            speed["zero motion"].append(0.0)
+    rows = [_row(name, values, label) for (label, name), values in scores.items()]
     total_s = time.perf_counter() - start
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     speed_rows = []
-    for row in rows:
-        name = row["method"]
+    for name in method_names:
         seconds, steps = train_s.get(name, (float("nan"), 0))
         speed_rows.append({"method": name, "train_s": seconds, "train_step_s": seconds / steps if steps else float("nan"),
                            "inference_s_per_sequence": float(np.mean(speed[name]))})
     print(f"machine: {machine_description()}; device: {describe_device(device)}; train {args.train} / test "
           f"{args.test} subjects; SAX {cmr.n_frames} frames, {cmr.pixel_mm} mm pixels, {cmr.matrix}x{cmr.matrix}, "
-          f"{cmr.slice_spacing_mm} mm slices, no misalignment; CardioMorphNet {config.seg_steps} SegNet + "
+          f"{'randomised slices (thickness + gap)' if protocol.acquisition == 'randomised' else f'{cmr.slice_spacing_mm} mm slices'}"
+          f", no misalignment; CardioMorphNet {config.seg_steps} SegNet + "
           f"{config.steps} motion steps, {config.posterior_samples} posterior samples, {config.refine_steps} "
           f"refinement steps per subject")
-    print(format_table(_text(rows, SHAPE_KEYS), ["method"] + SHAPE_KEYS,
+    print(protocol.header())
+    print(format_table(_text(rows, SHAPE_KEYS), ["test_set", "method"] + SHAPE_KEYS,
                        title="(1) warped shapes ED<->ES, Dice / Jaccard (%) per region (mean +/- std over subjects)"))
     print()
-    print(format_table(_text(rows, SURFACE_KEYS), ["method"] + SURFACE_KEYS,
+    print(format_table(_text(rows, SURFACE_KEYS), ["test_set", "method"] + SURFACE_KEYS,
                        title="(2) warped shapes ED<->ES, HD95 / mean surface distance (mm)"))
     print()
-    print(format_table(_text(rows, MOTION_KEYS), ["method"] + MOTION_KEYS,
+    print(format_table(_text(rows, MOTION_KEYS), ["test_set", "method"] + MOTION_KEYS,
                        title="(3) motion: endpoint error in the ED myocardium (mm; all frames / ES), voxels with "
                              "det J <= 0 (all ED->t fields), strain error (% strain, mean |error| over frames)"))
     print()
     index_keys = [f"rmse_{k}" for k in INDEX_NAMES]
-    print(format_table(_text(rows, index_keys, with_std=False), ["method"] + index_keys,
+    print(format_table(_text(rows, index_keys, with_std=False), ["test_set", "method"] + index_keys,
                        title="(4) clinical indices: RMSE over subjects vs analytic (ml, %, g)"))
     print()
     unc = [r for r in rows if "unc_corr" in r]
-    print(format_table(_text(unc, ["unc_corr", "coverage95"]), ["method", "unc_corr", "coverage95"],
+    print(format_table(_text(unc, ["unc_corr", "coverage95"]), ["test_set", "method", "unc_corr", "coverage95"],
                        title="(5) uncertainty: Spearman corr(posterior std, endpoint error) in the myocardium; % of "
                              "true displacements inside the 95 % posterior ellipsoid"))
     print()
@@ -201,8 +236,9 @@ def main(argv=None) -> int:
     if args.json:
         write_json(args.json, rows, {"quick": args.quick, "large": args.large, "seed": args.seed, "train": args.train,
                                      "test": args.test, "cmr": cmr.to_dict(), "device": describe_device(device),
-                                     "machine": machine_description(), "total_s": total_s, "peak_rss_gb": peak_rss},
-                   speed=speed_rows, subjects={k: v for k, v in scores.items()})
+                                     "machine": machine_description(), "total_s": total_s, "peak_rss_gb": peak_rss,
+                                     **protocol.config()},
+                   speed=speed_rows, subjects={f"{label} | {name}": v for (label, name), v in scores.items()})
     return 0
 
 
