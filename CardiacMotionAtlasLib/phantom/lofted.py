@@ -43,37 +43,51 @@ class LoftedHeart(AnalyticHeart):
 
     # ------------------------------------------------------------------ anatomy in the LV frame
     def material_tissue_local(self, material: np.ndarray) -> np.ndarray:
-        s = self.shape
-        loft = s.from_frame(material)
+        loft = self.shape.from_frame(material)
+        level = np.maximum(loft[..., 2], 0.0)
+        return self._classify(loft, self.shape.radii(np.arctan2(loft[..., 1], loft[..., 0]), level))
+
+    def tissue_near(self, points_ras: np.ndarray, phase: float, background: np.ndarray) -> np.ndarray:
+        """Tissue at points near the heart (one pass: the pull-back's column radii classify the tissue)."""
+        spatial = self.shape.from_frame(self.to_local(points_ras))
+        material, radii = self.motion.inverse_loft_with_radii(spatial, phase)
+        heart = self._classify(material, radii)
+        return np.where(heart != NOT_HEART, heart, background).astype(np.uint8)
+
+    def _classify(self, loft: np.ndarray, radii) -> np.ndarray:
+        """Tissue class of material loft-frame points given the radii of their columns (at their level
+        inside the heart, at the base above it)."""
         x, y, z = loft[..., 0], loft[..., 1], loft[..., 2]
-        q, phi = x * x + y * y, np.arctan2(y, x)
+        q = x * x + y * y
+        endo, epi, rv, wall = radii
         out = np.full(q.shape, NOT_HEART, dtype=np.uint8)
-        inside = (z >= 0.0) & (z <= s.epi_length)
-        if np.any(inside):
-            p, zz, qq = phi[inside], z[inside], q[inside]
-            q_epi, q_rv = s.q_epi(p, zz), s.q_rv(p, zz)
-            tissue = np.full(qq.shape, NOT_HEART, dtype=np.uint8)
-            has_rv = q_rv > q_epi
-            tissue[has_rv & (qq < s.q_rv_wall(p, zz))] = Tissue.RV_WALL
-            tissue[has_rv & (qq < q_rv)] = Tissue.RV_BLOOD
-            tissue[qq < q_epi] = Tissue.LV_MYOCARDIUM
-            tissue[qq < s.q_endo(p, zz)] = Tissue.LV_BLOOD
-            out[inside] = tissue
+        inside = (z >= 0.0) & (z <= self.shape.epi_length)
+        has_rv = inside & (rv > epi)
+        out[has_rv & (q < wall * wall)] = Tissue.RV_WALL
+        out[has_rv & (q < rv * rv)] = Tissue.RV_BLOOD
+        out[inside & (q < epi * epi)] = Tissue.LV_MYOCARDIUM
+        out[inside & (q < endo * endo)] = Tissue.LV_BLOOD
         above = (z < 0.0) & (z > -self.params.atrium_height_mm)
         if np.any(above):
-            atrium = q[above] <= s.q_atrium(phi[above], z[above])
-            out[np.flatnonzero(above)[atrium]] = Tissue.ATRIAL_BLOOD
+            base = tuple(r[above] for r in radii)
+            phi = np.arctan2(y[above], x[above])
+            atrium = q[above] <= self.shape.q_atrium(phi, z[above], base_radii=base)
+            in_dome = out[above]
+            in_dome[atrium] = Tissue.ATRIAL_BLOOD
+            out[above] = in_dome
         return out
 
     def _near_heart(self, points_local: np.ndarray) -> np.ndarray:
-        """Heart tissue stays, at every phase, inside the loft-frame cylinder that holds the in-plane
-        motion (radius below the far radius, where the motion is the identity) between the atrial
-        dome's top and the apex: shortening moves material towards the fixed apex only."""
+        """Heart tissue stays, at every phase, inside the loft-frame cylinder of the RV free wall's largest
+        radius widened by the largest in-plane expansion (``1 / sqrt(lambda)``; every knot moves at
+        most that far out), between the atrial dome's top and the apex: shortening moves material
+        towards the fixed apex only."""
         s = self.shape
         loft = s.from_frame(points_local)
         q = loft[..., 0] ** 2 + loft[..., 1] ** 2
         z = loft[..., 2]
-        return (q <= s.far_radius**2) & (z >= -self.params.atrium_height_mm - 1.0) & (z <= s.epi_length + 1.0)
+        reach = s.wall_radius / np.sqrt(1.0 - self.motion.max_strain) + 2.0
+        return (q <= reach * reach) & (z >= -self.params.atrium_height_mm - 1.0) & (z <= s.epi_length + 1.0)
 
     def _ring(self, level: float, kind: str, n: int) -> np.ndarray:
         phi = np.arange(n) * 2.0 * np.pi / n
@@ -110,7 +124,7 @@ class LoftedHeart(AnalyticHeart):
         phi = np.linspace(-np.pi, np.pi, 73)
         z = np.linspace(0.0, s.epi_length, 41)
         p, zz = np.meshgrid(phi, z, indexing="ij")
-        rho = np.sqrt(s.q_rv_wall(p, zz))
+        rho = s.radii(p, zz)[3]
         loft = np.stack([rho * np.cos(p), rho * np.sin(p), zz], -1).reshape(-1, 3)
         return s.to_frame(loft)
 

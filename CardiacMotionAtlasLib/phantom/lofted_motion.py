@@ -116,19 +116,19 @@ class LoftedMotion:
 
     # ------------------------------------------------------------------ in-plane
     def _knots(self, phi: np.ndarray, z: np.ndarray, lam: np.ndarray, st: LoftedState):
-        """Material and spatial knots of the area coordinate in the column (phi, z)."""
+        """Material and spatial knots of the area coordinate in the column (phi, z), and the radii
+        (:meth:`LoftedShape.radii`) at the column's level (the base section above the base)."""
         s = self.shape
-        level = np.maximum(z, 0.0)
+        radii = s.radii(phi, np.maximum(z, 0.0))
         blend = np.where(z < 0.0, smoothstep(1.0 + z / ANNULUS_BLEND_MM), 1.0)
         f, g = st.lv_fraction * blend, st.rv_fraction * blend
-        q_endo, q_epi = s.q_endo(phi, level), s.q_epi(phi, level)
-        q_rv, q_wall = s.q_rv(phi, level), s.q_rv_wall(phi, level)
+        q_endo, q_epi, q_rv, q_wall = (r * r for r in radii)
         q_far = np.full_like(q_endo, s.far_radius**2)
         moved_rv = f * q_endo + g * (q_rv - q_epi)
         material = np.stack([np.zeros_like(q_endo), q_endo, q_epi, q_rv, q_wall, q_far], axis=-1)
         spatial = np.stack([np.zeros_like(q_endo), (1.0 - f) * q_endo / lam, (q_epi - f * q_endo) / lam,
                             (q_rv - moved_rv) / lam, (q_wall - moved_rv) / lam, q_far], axis=-1)
-        return material, spatial
+        return material, spatial, radii
 
     def twist_angle(self, z: np.ndarray, radius_after: np.ndarray, st: LoftedState) -> np.ndarray:
         """Rotation (rad) of the material at level ``z`` found at in-plane radius ``radius_after``."""
@@ -144,27 +144,34 @@ class LoftedMotion:
         x, y, z = points[..., 0], points[..., 1], points[..., 2]
         phi = np.arctan2(y, x)
         lam, shifted = self._stretch_and_shift(self.shape.epi_length - z, st)
-        material, spatial = self._knots(phi, z, lam, st)
+        material, spatial, _ = self._knots(phi, z, lam, st)
         radius = np.sqrt(monotone_piecewise_linear(x * x + y * y, material, spatial))
         turned = phi + self.twist_angle(z, radius, st)
         return np.stack([radius * np.cos(turned), radius * np.sin(turned), self.shape.epi_length - shifted], -1)
 
-    def _inverse_loft(self, points: np.ndarray, st: LoftedState) -> np.ndarray:
+    def _inverse_loft(self, points: np.ndarray, st: LoftedState, with_radii: bool = False):
+        """Material loft-frame points of spatial loft-frame ``points``; with ``with_radii`` also the
+        radii of the material columns (so that a caller classifying tissue does not recompute them)."""
         x, y = points[..., 0], points[..., 1]
         u = self._unshift(self.shape.epi_length - points[..., 2], st)
         z = self.shape.epi_length - u
         lam, _ = self._stretch_and_shift(u, st)
         radius_after = np.hypot(x, y)
         phi = np.arctan2(y, x) - self.twist_angle(z, radius_after, st)
-        material, spatial = self._knots(phi, z, lam, st)
+        material, spatial, radii = self._knots(phi, z, lam, st)
         radius = np.sqrt(monotone_piecewise_linear(radius_after**2, spatial, material))
-        return np.stack([radius * np.cos(phi), radius * np.sin(phi), z], -1)
+        out = np.stack([radius * np.cos(phi), radius * np.sin(phi), z], -1)
+        return (out, radii) if with_radii else out
 
     # ------------------------------------------------------------------ public maps (LV frame)
     def forward(self, material_points: np.ndarray, phase: float) -> np.ndarray:
         """Spatial position (LV frame, mm) at ``phase`` of material points given at ED."""
         loft = self.shape.from_frame(np.asarray(material_points, float))
         return self.shape.to_frame(self._forward_loft(loft, self.state(phase)))
+
+    def inverse_loft_with_radii(self, spatial_loft: np.ndarray, phase: float):
+        """(material loft-frame points, radii of their columns) of spatial loft-frame points."""
+        return self._inverse_loft(np.asarray(spatial_loft, float), self.state(phase), with_radii=True)
 
     def inverse(self, spatial_points: np.ndarray, phase: float) -> np.ndarray:
         """Material (ED) position of the tissue found at ``spatial_points`` at ``phase``."""

@@ -56,6 +56,7 @@ class LoftedShape:
     rv_centre: float = 0.0
     rv_semi_axis: float = 0.0
     far_radius: float = 0.0  # beyond it the in-plane motion is the identity
+    wall_radius: float = 0.0  # largest distance of heart tissue (RV free wall) from the axis at ED
 
     @classmethod
     def from_parameters(cls, params: LoftedParameters) -> "LoftedShape":
@@ -65,7 +66,8 @@ class LoftedShape:
         phi = np.linspace(-np.pi, np.pi, 181)
         z = np.linspace(0.0, shape.epi_length, 121)
         p, zz = np.meshgrid(phi, z, indexing="ij")
-        shape.far_radius = float(np.sqrt(shape.q_rv_wall(p, zz).max())) / np.sqrt(0.7) + 25.0
+        shape.wall_radius = float(shape.radii(p, zz)[3].max())
+        shape.far_radius = shape.wall_radius / np.sqrt(0.7) + 25.0
         return shape
 
     # ------------------------------------------------------------------ profiles
@@ -75,10 +77,12 @@ class LoftedShape:
         p = self.params
         widest = p.widest_fraction * self.cavity_length
         z = np.asarray(z, float)
-        basal = radius * (1.0 - p.annulus_narrowing * (1.0 - np.clip(z, 0.0, widest) / widest) ** 2)
-        u = np.clip((z - widest) / (length - widest), 0.0, 1.0)
-        apical = radius * (1.0 - u ** p.apex_exponent) ** (0.5 * p.apex_power)
-        return np.where(z <= widest, basal, apical) * (z <= length)
+        out = radius * (1.0 - p.annulus_narrowing * (1.0 - np.clip(z, 0.0, widest) / widest) ** 2)
+        apical = z > widest
+        u = np.minimum((z[apical] - widest) / (length - widest), 1.0)
+        out[apical] = radius * (1.0 - u ** p.apex_exponent) ** (0.5 * p.apex_power)
+        out[z > length] = 0.0
+        return out
 
     def _cross_section(self, phi: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Relative cavity radius around the axis (1 = circular)."""
@@ -99,14 +103,30 @@ class LoftedShape:
                  + (p.apical_wall_ratio - 1.0) * smoothstep((v - 0.5) / 0.5))
         return around * along
 
+    def radii(self, phi: np.ndarray, z: np.ndarray):
+        """Distances (mm) from the axis, at angle ``phi`` and level ``z``, of the endocardium, the
+        epicardium, the RV blood pool's outer edge and the RV free wall's outer edge, in one pass. Where
+        there is no RV the last two equal the epicardium."""
+        phi, z = np.broadcast_arrays(np.asarray(phi, float), np.asarray(z, float))
+        endo, epi = self._lv_radii(phi, z)
+        rv = np.maximum(self._rv_scale(z) * self._rv_ellipse_radius(phi), epi)
+        wall = rv + RV_FREE_WALL_MM * np.clip((rv - epi) / 5.0, 0.0, 1.0)
+        return endo, epi, rv, wall
+
+    def _lv_radii(self, phi: np.ndarray, z: np.ndarray):
+        """(endocardium, epicardium) distances (mm) from the axis."""
+        phi, z = np.broadcast_arrays(np.asarray(phi, float), np.asarray(z, float))
+        inner = self._profile(z, self.radius, self.cavity_length)
+        outer = self._profile(z, self.radius + self.params.wall_mm, self.epi_length)
+        endo = inner * self._cross_section(phi, z)
+        return endo, endo + (outer - inner) * self._wall_factor(phi, z)
+
     def rho_endo(self, phi: np.ndarray, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, float)
         return self._profile(z, self.radius, self.cavity_length) * self._cross_section(phi, z)
 
     def rho_epi(self, phi: np.ndarray, z: np.ndarray) -> np.ndarray:
-        z = np.asarray(z, float)
-        outer = self._profile(z, self.radius + self.params.wall_mm, self.epi_length)
-        inner = self._profile(z, self.radius, self.cavity_length)
-        return self.rho_endo(phi, z) + (outer - inner) * self._wall_factor(phi, z)
+        return self._lv_radii(phi, z)[1]
 
     def q_endo(self, phi, z):
         return self.rho_endo(phi, z) ** 2
@@ -133,17 +153,16 @@ class LoftedShape:
 
     def q_rv(self, phi, z):
         """Outer edge of the RV blood pool (area coordinate); equals ``q_epi`` where there is no RV."""
-        rho = self._rv_scale(np.asarray(z, float)) * self._rv_ellipse_radius(phi)
-        return np.maximum(rho, self.rho_epi(phi, z)) ** 2
+        return self.radii(phi, z)[2] ** 2
 
     def q_rv_wall(self, phi, z):
-        rho_rv, rho_epi = np.sqrt(self.q_rv(phi, z)), self.rho_epi(phi, z)
-        return (rho_rv + RV_FREE_WALL_MM * np.clip((rho_rv - rho_epi) / 5.0, 0.0, 1.0)) ** 2
+        return self.radii(phi, z)[3] ** 2
 
-    def q_atrium(self, phi, z):
-        """Atrial dome above the base (z < 0): reaches past the annulus' mid-wall, closes at its height."""
-        base_endo, base_epi = self.rho_endo(phi, 0.0 * z), self.rho_epi(phi, 0.0 * z)
-        rho = base_endo + 0.6 * (base_epi - base_endo)
+    def q_atrium(self, phi, z, base_radii=None):
+        """Atrial dome above the base (z < 0): reaches past the annulus' mid-wall, closes at its height.
+        ``base_radii``: :meth:`radii` at (phi, 0) when already known."""
+        endo, epi = (base_radii or self._lv_radii(phi, np.zeros_like(np.asarray(z, float))))[:2]
+        rho = endo + 0.6 * (epi - endo)
         return rho**2 * np.clip(1.0 - (z / self.params.atrium_height_mm) ** 2, 0.0, None) * (z < 0)
 
     # ------------------------------------------------------------------ volumes (quadrature)
@@ -204,12 +223,20 @@ class LoftedShape:
 
     def myocardium_volume_ml(self) -> float:
         """LV myocardial volume (ml), constant over the cycle (the motion is incompressible)."""
-        return self._integrate(lambda p, z: self.q_epi(p, z) - self.q_endo(p, z), 0.0, self.epi_length, n_z=240) / 1000.0
+        def wall(p, z):
+            endo, epi = self._lv_radii(p, z)
+            return epi * epi - endo * endo
+
+        return self._integrate(wall, 0.0, self.epi_length, n_z=240) / 1000.0
 
     def rv_volume_ml(self) -> float:
         """ED RV blood-pool volume (ml)."""
         end = self.params.rv_apical_extent * self.epi_length
-        return self._integrate(lambda p, z: self.q_rv(p, z) - self.q_epi(p, z), 0.0, end, n_phi=720, n_z=120) / 1000.0
+        def crescent(p, z):
+            _, epi, rv, _ = self.radii(p, z)
+            return rv * rv - epi * epi
+
+        return self._integrate(crescent, 0.0, end, n_phi=720, n_z=120) / 1000.0
 
     # ------------------------------------------------------------------ loft frame <-> LV frame
     @property
