@@ -4,11 +4,13 @@ Definition (every quantity measured on the ED frame of the subject's own data):
 
 - **origin**: centroid of the LV myocardium volume (label 2, or the volume enclosed by a closed
   myocardium mesh, by exact tetrahedron moments);
-- **z**: the LV long axis, base -> apex: the eigenvector of the myocardium's second-moment matrix that is
-  best aligned with the cavity -> myocardium centroid offset (the apical cap pulls the myocardium's
-  centroid towards the apex; the LV blood pool, label 1, ends at the base plane); without a blood pool
-  (meshes), the eigenvector whose eigenvalue is furthest from the other two (the myocardium is close
-  to a surface of revolution), signed so that the apex is the narrow end;
+- **z**: the LV long axis, base -> apex. With a blood pool (label 1): the line through the centres of the
+  cavity's cross-sections (:func:`~CardiacMotionAtlasLib.geometry.long_axis.centreline_axis`), signed by
+  the cavity -> myocardium centroid offset (the apical cap pulls the myocardium's centroid towards the
+  apex; the blood pool ends at the base plane). The myocardium's own second moments are nearly
+  degenerate for a realistic thick shell, so its eigenvectors turn freely with any asymmetry (24-51
+  degrees off on the ``lofted`` phantom family); they are used only without a blood pool (meshes): the
+  eigenvector whose eigenvalue is furthest from the other two, signed so that the apex is the narrow end;
 - **x**: towards the RV (centroid of label 3, or a given RV point), orthogonalised against z;
   ``y = z x x`` (right-handed);
 - **scale**: ``size_mm`` = RMS distance of the myocardium from its centroid, times the atlas' cohort
@@ -27,6 +29,7 @@ import numpy as np
 
 from ..data.image_sequence import ImageSequence
 from ..geometry.affine import apply_affine
+from ..geometry.long_axis import centreline_axis
 from .errors import AtlasDataError
 
 MYOCARDIUM_LABEL = 2
@@ -171,8 +174,13 @@ def canonical_frame_from_labels(labels: ImageSequence, frame: int = 0, source: O
     centroid = myocardium.mean(axis=0)
     covariance = np.cov((myocardium - centroid).T)
     blood = centres(array == LV_BLOOD_LABEL)
-    hint = centroid - blood.mean(axis=0) if len(blood) >= 10 else None
-    axis = _axis_from_moments(myocardium, centroid, covariance, hint, source)
+    if len(blood) >= 50:
+        axis = centreline_axis(blood)[1]
+        hint = centroid - blood.mean(axis=0)
+        axis = axis if axis @ hint >= 0 else -axis
+    else:
+        hint = centroid - blood.mean(axis=0) if len(blood) >= 10 else None
+        axis = _axis_from_moments(myocardium, centroid, covariance, hint, source)
     rv = centres(array == RV_BLOOD_LABEL)
     size = float(np.sqrt(np.trace(covariance)))
     return _frame(centroid, axis, rv.mean(axis=0) if len(rv) else None, size, source)
