@@ -1,4 +1,5 @@
-"""Cine CMR simulator: a SAX stack and 2/3/4-chamber LAX slices of a :class:`PhantomHeart`.
+"""Cine CMR simulator: a SAX stack and 2/3/4-chamber LAX slices of a phantom heart of any family
+(:class:`~.heart_base.AnalyticHeart`).
 
 Each slice is a 2D+t image with DICOM-like geometry (origin, direction, spacing; slice thickness as the
 through-plane spacing). The header holds the *nominal* (planned) geometry; the anatomy is sampled on
@@ -25,7 +26,7 @@ import numpy as np
 from ..data.cine_study import CineSlice, CineStudy
 from ..data.image_sequence import ImageSequence
 from ..geometry.affine import apply_affine, make_ijk_to_ras, rigid_matrix, rotation_matrix
-from .heart import PhantomHeart
+from .heart_base import AnalyticHeart
 from .tissues import LABEL_OF_TISSUE, MR_SIGNAL, N_TISSUES
 
 BIAS_TERMS = ("x", "y", "z", "xx", "yy", "zz", "xy", "xz", "yz")
@@ -113,7 +114,7 @@ class SimulatedCine:
     truth: List[SliceTruth] = field(default_factory=list)
 
 
-def planned_frame(heart: PhantomHeart, config: CMRConfig) -> np.ndarray:
+def planned_frame(heart: AnalyticHeart, config: CMRConfig) -> np.ndarray:
     """4x4 planned LV frame -> RAS (mm): the true LV frame (``heart.local_to_ras``) with its long axis
     tilted by ``prescription_tilt_deg`` towards the LV-frame direction at ``prescription_azimuth_deg``
     (from x towards y) and its origin moved by ``prescription_offset_mm`` (LV frame). The SAX normal is
@@ -150,7 +151,7 @@ def slice_geometry(centre_ras: np.ndarray, axis_i: np.ndarray, axis_j: np.ndarra
     return make_ijk_to_ras(origin, direction, (config.pixel_mm, config.pixel_mm, config.slice_thickness_mm))
 
 
-def planned_slices(heart: PhantomHeart, config: CMRConfig) -> List[Tuple[str, str, np.ndarray]]:
+def planned_slices(heart: AnalyticHeart, config: CMRConfig) -> List[Tuple[str, str, np.ndarray]]:
     """(name, view, nominal IJK->RAS) of the SAX stack (base -> apex) and the LAX views, planned on
     :func:`planned_frame`. The stack covers the LV (base - 5 mm to apex + 2 mm along the axis) with
     ``slice_spacing_mm``, its slice count clipped to ``[min_sax, max_sax]``."""
@@ -217,7 +218,7 @@ def _profile_offsets(config: CMRConfig) -> np.ndarray:
     return (np.arange(n) + 0.5) / n - 0.5
 
 
-def simulate_cine(heart: PhantomHeart, config: Optional[CMRConfig] = None, seed: int = 0,
+def simulate_cine(heart: AnalyticHeart, config: Optional[CMRConfig] = None, seed: int = 0,
                   progress=None) -> SimulatedCine:
     """Simulate all slices over ``config.n_frames`` equally spaced phases (ED first)."""
     config = config or CMRConfig()

@@ -38,7 +38,7 @@ from .acquisition import AcquisitionRanges, check_acquisition, randomise_subject
 from .cmr import CMRConfig, simulate_cine
 from .ct import CTConfig, simulate_ct
 from .families import DEFAULT_FAMILY, check_family, make_heart
-from .heart import PhantomHeart
+from .heart_base import AnalyticHeart
 
 COHORT_FORMAT_VERSION = 1
 SIDECAR = "phantom.json"
@@ -93,7 +93,7 @@ def subject_acquisition(heart, config: CohortConfig, index: int) -> Tuple[CMRCon
                              config.acquisition_ranges)
 
 
-def write_subject(heart: PhantomHeart, folder: Path, config: CohortConfig,
+def write_subject(heart: AnalyticHeart, folder: Path, config: CohortConfig,
                   progress: Optional[Callable[[str], None]] = None, index: Optional[int] = None) -> Dict:
     """Simulate and write one subject (see module docstring); returns the sidecar dict. ``index`` is
     the subject's cohort index (default: from its id), which seeds a ``randomised`` acquisition."""
@@ -163,7 +163,7 @@ def _frame(sequence: ImageSequence, index: int, name: str) -> ImageSequence:
                          sequence.cycle_length_s, name=name)
 
 
-def cohort_hearts(config: CohortConfig) -> List[PhantomHeart]:
+def cohort_hearts(config: CohortConfig) -> List[AnalyticHeart]:
     """The cohort's hearts (deterministic in ``config.family`` and ``config.seed``), posed in the scanner
     as written when the acquisition is ``randomised``."""
     check_family(config.family)

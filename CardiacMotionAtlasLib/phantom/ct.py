@@ -1,4 +1,4 @@
-"""Contrast-enhanced cardiac CT simulator: 3D volumes (HU) of a :class:`PhantomHeart` at chosen
+"""Contrast-enhanced cardiac CT simulator: 3D volumes (HU) of a phantom heart (any family) at chosen
 phases, their label maps, and exact flow fields between any two phases on the same grid.
 
 The grid is centred on the heart: axial (RAS-aligned) by default, or rotated (gantry tilt / oblique
@@ -18,7 +18,7 @@ from scipy.ndimage import gaussian_filter
 from ..data.displacement_field import DisplacementField
 from ..data.image_sequence import ImageSequence
 from ..geometry.affine import apply_affine
-from .heart import PhantomHeart
+from .heart_base import AnalyticHeart
 from .tissues import LABEL_OF_TISSUE, Tissue, ct_lookup
 
 UNENHANCED_BLOOD_HU = 40.0
@@ -79,7 +79,7 @@ class CTConfig:
 class SimulatedCT:
     """CT phases of one subject: HU volumes and labels ``(t, z, y, x)`` on one grid."""
 
-    heart: PhantomHeart
+    heart: AnalyticHeart
     image: ImageSequence
     labels: ImageSequence
 
@@ -89,7 +89,7 @@ class SimulatedCT:
                                              target_phase, heart_only=heart_only)
 
 
-def ct_grid(heart: PhantomHeart, config: CTConfig) -> Tuple[np.ndarray, Tuple[int, int, int]]:
+def ct_grid(heart: AnalyticHeart, config: CTConfig) -> Tuple[np.ndarray, Tuple[int, int, int]]:
     """IJK->RAS and (z, y, x) shape of the reconstruction grid centred on the heart (``heart.centre_ras``):
     ``fov_mm`` in-plane, ``fov_z_mm`` along k, axes ``direction`` (axial by default)."""
     shape = config.shape_zyx
@@ -108,7 +108,7 @@ def ct_grid(heart: PhantomHeart, config: CTConfig) -> Tuple[np.ndarray, Tuple[in
     return matrix, shape
 
 
-def simulate_ct(heart: PhantomHeart, phases: Sequence[float], config: Optional[CTConfig] = None,
+def simulate_ct(heart: AnalyticHeart, phases: Sequence[float], config: Optional[CTConfig] = None,
                 seed: int = 0) -> SimulatedCT:
     """CT volumes (HU, float32) and label maps (uint8) at ``phases``."""
     config = config or CTConfig()
