@@ -1,10 +1,23 @@
 """Myocardial strain (radial, circumferential, longitudinal) in the LV's local frame, in %.
 
-Lagrangian engineering strain relative to ED: for a unit direction ``d`` at an ED material point,
-``strain = |F d| - 1`` with ``F = I + grad u`` the deformation gradient of the ED -> t motion. Directions
-in the LV frame (long axis ``l``, centre ``c``): radial ``r`` = the part of ``p - c`` perpendicular to
-``l``, normalised; circumferential ``l x r``; longitudinal ``l``. Global strain = mean over the ED
-myocardium. Two sources:
+Lagrangian strain relative to ED (the reference frame), for a unit direction ``d`` at an ED material
+point and ``F = I + grad u`` the deformation gradient of the ED -> t motion (RAS mm), by ``measure``:
+
+- ``"normal"`` (default): ``d . F d - 1``, the length change of a material segment that lay along ``d``
+  at ED, measured along ``d`` (the normal component of ``F - I`` in the LV frame). It is exact (not a
+  small-strain approximation) for the projected length, e.g. the LV's base-apex distance along its axis
+  (mitral annular descent) or the wall thickness along the ED radial line, and shear (torsion, slices
+  moving differently in-plane) does not enter it. Radial thickening > 0, circumferential and
+  longitudinal shortening < 0.
+- ``"stretch"``: ``|F d| - 1``, the engineering fibre strain (``sqrt(1 + 2 E_dd) - 1`` with ``E`` the
+  Green-Lagrange tensor). Shear adds ``+s^2/2`` to it whatever its sign, so a field with little
+  through-plane motion but inter-slice in-plane differences (a SAX-only estimate) reads a shortening
+  ventricle as lengthening: the cause of positive longitudinal "strain" from CardioMorphNet's DVFs.
+
+Directions in the LV frame (long axis ``l``, centre ``c``): radial ``r`` = the part of ``p - c``
+perpendicular to ``l``, normalised; circumferential ``l x r``; longitudinal ``l`` (the sign of ``l``,
+base->apex or apex->base, changes no strain: both measures are even in ``d``). Global strain = mean
+over the ED myocardium. Two sources:
 
 - :func:`strain_from_displacement`: ``F`` by central finite differences of a dense RAS mm field
   ``(T, 3, z, y, x)`` on its voxel grid (the estimated DVFs);
@@ -22,6 +35,21 @@ from ..errors import CardiacMotionAtlasError
 from ..geometry.affine import apply_affine
 
 STRAIN_NAMES = ("radial", "circumferential", "longitudinal")
+STRAIN_MEASURES = ("normal", "stretch")
+DEFAULT_MEASURE = "normal"
+
+
+def _check_measure(measure: str) -> str:
+    if measure not in STRAIN_MEASURES:
+        raise CardiacMotionAtlasError(f"unknown strain measure {measure!r}; expected one of {', '.join(STRAIN_MEASURES)}")
+    return measure
+
+
+def directional_strain(stretched: np.ndarray, directions: np.ndarray, measure: str = DEFAULT_MEASURE) -> np.ndarray:
+    """Strain (%) of the images ``F d`` (``(..., 3)``) of unit directions ``d`` (same shape) by ``measure``."""
+    if _check_measure(measure) == "normal":
+        return 100.0 * ((stretched * directions).sum(-1) - 1.0)
+    return 100.0 * (np.linalg.norm(stretched, axis=-1) - 1.0)
 
 
 def lv_directions(points_ras: np.ndarray, centre_ras: np.ndarray, long_axis: np.ndarray) -> np.ndarray:
@@ -69,9 +97,11 @@ def deformation_gradients(displacement_ras: np.ndarray, ijk_to_ras: np.ndarray) 
 
 
 def strain_from_displacement(displacement_ras: np.ndarray, ijk_to_ras: np.ndarray, myocardium: np.ndarray,
-                             centre_ras: np.ndarray, long_axis: np.ndarray) -> Dict[str, np.ndarray]:
+                             centre_ras: np.ndarray, long_axis: np.ndarray,
+                             measure: str = DEFAULT_MEASURE) -> Dict[str, np.ndarray]:
     """Global radial / circumferential / longitudinal strain (%) per frame, ``{name: (T,)}``, of ED -> t
-    fields ``(T, 3, z, y, x)`` (RAS mm) over the ED myocardium mask ``(z, y, x)``."""
+    fields ``(T, 3, z, y, x)`` (RAS mm, on the ED grid) over the ED myocardium mask ``(z, y, x)``."""
+    _check_measure(measure)
     mask = np.asarray(myocardium, bool)
     if not mask.any():
         raise CardiacMotionAtlasError("empty myocardium mask: no strain")
@@ -80,15 +110,16 @@ def strain_from_displacement(displacement_ras: np.ndarray, ijk_to_ras: np.ndarra
     points = apply_affine(ijk_to_ras, np.stack([i, j, k], 1).astype(float))
     directions = lv_directions(points, centre_ras, long_axis)  # (n, 3 names, 3)
     stretched = np.einsum("tnab,ndb->tnda", F, directions)
-    strain = 100.0 * (np.linalg.norm(stretched, axis=-1) - 1.0)  # (T, n, 3)
+    strain = directional_strain(stretched, directions[None], measure)  # (T, n, 3)
     return {name: strain[:, :, index].mean(1) for index, name in enumerate(STRAIN_NAMES)}
 
 
 def analytic_strain(positions: Callable[[np.ndarray, float], np.ndarray], points_ras: np.ndarray,
                     phases: Sequence[float], centre_ras: np.ndarray, long_axis: np.ndarray,
-                    h_mm: float = 0.5) -> Dict[str, np.ndarray]:
+                    h_mm: float = 0.5, measure: str = DEFAULT_MEASURE) -> Dict[str, np.ndarray]:
     """Global strain (%) per phase of an exact motion ``positions(ed_points_ras, phase) -> ras``, by
     central differences of step ``h_mm`` along each direction at the ED points ``(n, 3)``."""
+    _check_measure(measure)
     points = np.asarray(points_ras, float).reshape(-1, 3)
     if points.size == 0:
         raise CardiacMotionAtlasError("no points for the analytic strain")
@@ -99,10 +130,9 @@ def analytic_strain(positions: Callable[[np.ndarray, float], np.ndarray], points
             d = directions[:, index]
             plus = positions(points + h_mm * d, float(phase))
             minus = positions(points - h_mm * d, float(phase))
-            stretch = np.linalg.norm(plus - minus, axis=1) / (2 * h_mm)
-            out[name].append(100.0 * (stretch.mean() - 1.0))
+            out[name].append(float(directional_strain((plus - minus) / (2 * h_mm), d, measure).mean()))
     return {name: np.asarray(values) for name, values in out.items()}
 
 
-__all__ = ["STRAIN_NAMES", "analytic_strain", "deformation_gradients", "lv_directions", "lv_frame_from_labels",
+__all__ = ["DEFAULT_MEASURE", "STRAIN_MEASURES", "STRAIN_NAMES", "analytic_strain", "directional_strain", "deformation_gradients", "lv_directions", "lv_frame_from_labels",
            "strain_from_displacement"]
