@@ -29,6 +29,7 @@ from ..data.cine_study import CineSlice, CineStudy
 from ..data.image_sequence import ImageSequence
 from ..errors import CineStudyError, InputFileError
 from ._common import PathLike
+from .dicom_consistency import check_one_subject, complete_groups, log_dropped, unreadable_dropped
 from .dicom_scan import DicomFrame, frame_ijk_to_ras, scan_dicom
 from .dicom_write import write_dicom_cine, write_dicom_series
 
@@ -156,22 +157,25 @@ def _assign_views(groups: List[List[DicomFrame]]) -> Tuple[List[str], List[str],
     return views, sources, stack_normal
 
 
-def read_dicom_cine(path: PathLike, subject_id: Optional[str] = None) -> CineStudy:
-    """Read a folder of single-frame cine DICOM files as a :class:`CineStudy` (RAS mm).
+def read_dicom_cine(path: PathLike, subject_id: Optional[str] = None, drop_incomplete: bool = False) -> CineStudy:
+    """Read a folder of single-frame cine DICOM files of one subject as a :class:`CineStudy` (RAS mm).
 
-    Raises :class:`CineStudyError` when slices have different frame counts, and
-    :class:`InputFileError` for unreadable files, naming the file."""
+    Every file must be readable and every slice must have the study's frame count; otherwise
+    :class:`InputFileError` / :class:`CineStudyError` names the files. With ``drop_incomplete=True``
+    unreadable files and incomplete slices are left out instead, and reported: logged as warnings and
+    listed in ``study.metadata["dropped"]`` (dicts ``{"files", "reason"}``, printable with
+    :func:`~.dicom_consistency.format_dropped`). Images of more than one PatientID / StudyInstanceUID /
+    FrameOfReferenceUID are refused (:func:`~.dicom_consistency.check_one_subject`)."""
     folder = Path(path)
-    frames = scan_dicom(folder)
+    failures: List[InputFileError] = []
+    frames = scan_dicom(folder, failures if drop_incomplete else None)
+    check_one_subject(frames, folder)
     groups = _group_frames(frames)
     for group in groups:
         _check_group(group)
-    counts = Counter(len(g) for g in groups)
-    expected = max(counts.items(), key=lambda item: (item[1], item[0]))[0]
-    for group in groups:
-        if len(group) != expected:
-            raise CineStudyError(group[0].path, f"{len(group)} time frames, expected {expected} "
-                                                f"(slice at {np.round(group[0].position_lps, 2).tolist()})")
+    groups, dropped = complete_groups(groups, folder, drop_incomplete)
+    dropped = unreadable_dropped(failures) + dropped
+    log_dropped(dropped, folder)
     views, sources, stack_normal = _assign_views(groups)
     apex = stack_normal if float(stack_normal @ _APEX_DIRECTION_RAS) >= 0 else -stack_normal
     slices: List[CineSlice] = []
@@ -194,7 +198,7 @@ def read_dicom_cine(path: PathLike, subject_id: Optional[str] = None) -> CineStu
         slices=slices,
         ed_frame=0,
         cycle_length_s=float(np.median(cycles)) if cycles else None,
-        metadata={"source": str(folder), "layout": "dicom"},
+        metadata={"source": str(folder), "layout": "dicom", "dropped": [d.to_dict() for d in dropped]},
     )
 
 
@@ -207,6 +211,7 @@ def read_dicom_series(path: PathLike, series_uid: Optional[str] = None) -> Image
     position and equally spaced (the k spacing is their distance; one slice: its thickness)."""
     path = Path(path)
     frames = scan_dicom(path)
+    check_one_subject(frames, path)
     by_series: Dict[str, List[DicomFrame]] = {}
     for frame in frames:
         by_series.setdefault(frame.series_uid, []).append(frame)

@@ -18,7 +18,24 @@ from pydicom.multival import MultiValue
 
 from ..errors import InputFileError
 from ..geometry.affine import RAS_FROM_LPS
+from .geometry_checks import MAX_FOV_MM, MAX_ORIGIN_MM, check_plausible_spacing
 from ._common import MAX_INFLATION, PathLike, check_finite, reading, require_dir, require_file
+
+
+_IMAGE_KEYS = ("Rows", "Columns", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+"""Tags of an image header: a file with them but no PixelData is a truncated image, not a report."""
+
+
+def _is_image(ds) -> bool:
+    """Whether a dataset is (the start of) an image: image tags, or an image storage SOP class."""
+    if any(key in ds for key in _IMAGE_KEYS):
+        return True
+    meta = getattr(ds, "file_meta", None)
+    sop = ds.get("SOPClassUID", None) or (meta.get("MediaStorageSOPClassUID", None) if meta is not None else None)
+    try:
+        return bool(sop) and "Image Storage" in pydicom.uid.UID(str(sop)).name
+    except Exception:  # noqa: BLE001 - an unparsable UID says nothing
+        return False
 
 
 @dataclass
@@ -38,6 +55,8 @@ class DicomFrame:
     description: str
     patient_id: str
     pixels: np.ndarray
+    study_uid: str = ""
+    frame_of_reference_uid: str = ""
 
     @property
     def normal_lps(self) -> np.ndarray:
@@ -121,6 +140,8 @@ def read_frame(path: PathLike, skip_non_dicom: bool = False) -> Optional[DicomFr
                 return None
             raise InputFileError(path, "not a DICOM file (no DICM preamble)") from None
         if "PixelData" not in ds:
+            if _is_image(ds):
+                raise InputFileError(path, "image header without pixel data: the file is truncated or damaged")
             return None
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         if frames != 1:
@@ -138,6 +159,13 @@ def read_frame(path: PathLike, skip_non_dicom: bool = False) -> Optional[DicomFr
         thickness = _optional_float(ds, "SliceThickness")
         if thickness is None or thickness <= 0:
             thickness = _optional_float(ds, "SpacingBetweenSlices") or 1.0
+        check_plausible_spacing(spacing, path, "PixelSpacing")
+        check_plausible_spacing([abs(thickness)], path, "slice thickness")
+        if np.any(np.abs(position) > MAX_ORIGIN_MM):
+            raise InputFileError(path, f"implausible ImagePositionPatient {position.tolist()} mm")
+        fov = np.array([int(ds.Columns), int(ds.Rows)]) * spacing[::-1]
+        if np.any(fov > MAX_FOV_MM):
+            raise InputFileError(path, f"implausible field of view {fov.tolist()} mm (at most {MAX_FOV_MM:g} mm)")
         instance = ds.get("InstanceNumber", None)
         return DicomFrame(
             path=path,
@@ -153,11 +181,27 @@ def read_frame(path: PathLike, skip_non_dicom: bool = False) -> Optional[DicomFr
             description=str(ds.get("SeriesDescription", "") or ""),
             patient_id=str(ds.get("PatientID", "") or ""),
             pixels=_pixels(ds, path),
+            study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+            frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
         )
 
 
-def scan_dicom(path: PathLike) -> List[DicomFrame]:
-    """All DICOM image frames of a file or of a folder (recursively; hidden files ignored)."""
+def _unreadable(failures: List[InputFileError], folder: Path) -> InputFileError:
+    """One error naming every unreadable file (the first with its problem, then up to 5 more names)."""
+    first = failures[0]
+    more = [Path(f.path).name for f in failures[1:]]
+    extra = ""
+    if more:
+        extra = f"; {len(more)} more unreadable file(s) in {folder}: " + ", ".join(more[:5]) \
+            + (", ..." if len(more) > 5 else "")
+    return InputFileError(first.path, f"{first.problem}{extra}")
+
+
+def scan_dicom(path: PathLike, failures: Optional[List[InputFileError]] = None) -> List[DicomFrame]:
+    """All DICOM image frames of a file or of a folder (recursively; hidden files ignored).
+
+    A broken image file raises one :class:`InputFileError` naming it (and the other broken files); with a
+    ``failures`` list, their errors are appended to it instead and the readable frames returned."""
     path = Path(path)
     if path.is_file():
         frame = read_frame(path)
@@ -167,8 +211,23 @@ def scan_dicom(path: PathLike) -> List[DicomFrame]:
     folder = require_dir(path)
     files = sorted(p for p in folder.rglob("*")
                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    frames = [f for f in (read_frame(p, skip_non_dicom=True) for p in files) if f is not None]
+    frames: List[DicomFrame] = []
+    errors: List[InputFileError] = []
+    for file in files:
+        try:
+            frame = read_frame(file, skip_non_dicom=True)
+        except InputFileError as error:
+            errors.append(error)
+            continue
+        if frame is not None:
+            frames.append(frame)
+    if errors:
+        if failures is None:
+            raise _unreadable(errors, folder)
+        failures.extend(errors)
     if not frames:
+        if errors:
+            raise _unreadable(errors, folder)
         raise InputFileError(folder, "no DICOM image files found")
     return frames
 

@@ -116,11 +116,14 @@ def _write_images(
 
 def _series_tags(patient_id: str, study_uid: Optional[str], series_uid: Optional[str],
                  frame_of_reference_uid: Optional[str], series_number: int, description: str) -> dict:
+    # default study and frame of reference: derived from the patient (and study), so that the slices of
+    # one subject written by separate calls form one study (the cine reader refuses mixed subjects)
+    study_uid = study_uid or generate_uid(entropy_srcs=["cma-study", patient_id])
     return {
         "patient_id": patient_id,
-        "study_uid": study_uid or generate_uid(),
+        "study_uid": study_uid,
         "series_uid": series_uid or generate_uid(),
-        "frame_of_reference_uid": frame_of_reference_uid or generate_uid(),
+        "frame_of_reference_uid": frame_of_reference_uid or generate_uid(entropy_srcs=["cma-for", study_uid]),
         "series_number": series_number,
         "description": description,
     }
@@ -138,8 +141,9 @@ def write_dicom_cine(
     series_description: Optional[str] = None,
 ) -> List[Path]:
     """Write one cine slice as an MR DICOM series: one file ``<prefix>_<frame>.dcm`` per frame (default
-    prefix ``<view>_<slice index>``), SeriesDescription ``cine <view>`` unless given. Pass the same
-    ``study_uid``/``frame_of_reference_uid`` for all slices of a study. Returns the paths written."""
+    prefix ``<view>_<slice index>``), SeriesDescription ``cine <view>`` unless given. The study and frame
+    of reference UIDs default to ones derived from ``patient_id`` (and the study UID), so the slices of one
+    subject written by separate calls share them. Returns the paths written."""
     folder = Path(folder)
     image = cine_slice.image
     n = image.n_frames

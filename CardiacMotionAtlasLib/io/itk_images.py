@@ -29,10 +29,13 @@ from ..data.image_sequence import ImageSequence
 from ..errors import InputFileError
 from ..geometry.affine import RAS_FROM_LPS, decompose_ijk_to_ras
 from .atomic import atomic_path
+from .detached_headers import DataLayout, inspect_header
+from .geometry_checks import check_plausible_geometry
+from .size_budget import RAW, check_declared_size, check_memory_budget, declared_bytes
 from ._common import (
+    MAX_INFLATION,
     PathLike,
     check_finite,
-    check_voxel_budget,
     checked_geometry,
     labels_from_array,
     lower_name,
@@ -104,7 +107,7 @@ def sitk_from_volume(volume_zyx: np.ndarray, ijk_to_ras: np.ndarray, is_vector: 
 # --------------------------------------------------------------------------- low-level read/write
 
 def _sibling_bytes(path: Path) -> int:
-    """Bytes of a detached header and the data files beside it that share its stem."""
+    """Bytes of a detached header and the data files beside it that share its stem (Analyze ``.hdr``)."""
     stem = path.name.split(".")[0]
     total = 0
     for candidate in path.parent.glob(stem + ".*"):
@@ -113,40 +116,33 @@ def _sibling_bytes(path: Path) -> int:
     return max(total, path.stat().st_size)
 
 
-def _check_metaimage_header(path: Path) -> None:
-    """MetaIO trusts ``NDims``/``DimSize``/``ElementNumberOfChannels`` (it can crash on absurd
-    values): check them before ITK parses the header."""
-    with open(path, "rb") as handle:
-        head = handle.read(65536).decode("latin-1")
-    fields = {}
-    for line in head.splitlines():
-        if "=" in line:
-            key, value = line.split("=", 1)
-            fields[key.strip()] = value.strip()
-        if line.strip().startswith("ElementDataFile"):
-            break
-    def integers(key: str) -> List[int]:
-        words = fields.get(key, "").split()
-        if not words or not all(w.isdigit() for w in words):
-            raise InputFileError(path, f"MetaImage {key} = {fields.get(key, '')[:30]!r} is not a list of "
-                                       "positive integers")
-        return [int(w) for w in words]
-    n_dims = integers("NDims")[0]
-    if not 2 <= n_dims <= 5:
-        raise InputFileError(path, f"MetaImage NDims = {n_dims}; expected 2..5")
-    if len(integers("DimSize")) != n_dims or min(integers("DimSize")) < 1:
-        raise InputFileError(path, f"MetaImage DimSize must have {n_dims} positive values")
-    if "ElementNumberOfChannels" in fields and not 1 <= integers("ElementNumberOfChannels")[0] <= 64:
-        raise InputFileError(path, "MetaImage ElementNumberOfChannels must be 1..64")
+def _check_data_size(path: Path, layout: Optional[DataLayout], n_bytes: int) -> None:
+    """Refuse a header declaring more voxel bytes than its data holds, or than the memory budget
+    (:mod:`.size_budget`), before SimpleITK allocates them."""
+    if layout is None:  # other SimpleITK formats: bounded by the deflate ratio of the files
+        limit = (_sibling_bytes(path) if lower_name(path).endswith(DETACHED_SUFFIXES) else path.stat().st_size)
+        check_memory_budget(path, n_bytes, copies=2)
+        if n_bytes > limit * MAX_INFLATION:
+            raise InputFileError(path, f"header declares {n_bytes} bytes of voxels but the file has only {limit} bytes")
+        return
+    if len(layout.data_files) == 1 and layout.offset is not None:
+        check_declared_size(path, n_bytes, layout.data_files[0], layout.offset, layout.encoding, copies=2)
+        return
+    check_memory_budget(path, n_bytes, copies=2)
+    total = sum(f.stat().st_size for f in layout.data_files)
+    if n_bytes > total * (1 if layout.encoding == RAW else MAX_INFLATION):
+        raise InputFileError(path, f"header declares {n_bytes} bytes of voxels but its {len(layout.data_files)} "
+                                   f"data files hold only {total} bytes")
 
 
 def read_sitk_checked(path: PathLike) -> sitk.Image:
-    """``sitk.ReadImage`` behind the library's checks: the file exists, its header does not promise
-    more voxels than the file can hold, and every failure becomes :class:`InputFileError`."""
+    """``sitk.ReadImage`` behind the library's checks: the file exists; a MetaImage/NRRD header's data
+    files are regular files in its own folder (:mod:`.detached_headers`); the header does not declare
+    more voxels than the data holds or memory allows (:mod:`.size_budget`); the geometry is plausible
+    for a heart (:mod:`.geometry_checks`). Every failure becomes :class:`InputFileError`."""
     path = require_file(path)
     with reading(path):
-        if lower_name(path).endswith((".mha", ".mhd")):
-            _check_metaimage_header(path)
+        layout = inspect_header(path)
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
         reader.ReadImageInformation()
@@ -163,13 +159,13 @@ def read_sitk_checked(path: PathLike) -> sitk.Image:
         if pixel_id not in _BYTES_PER_COMPONENT:
             raise InputFileError(path, f"unsupported pixel type {sitk.GetPixelIDValueAsString(pixel_id)}")
         itemsize = _BYTES_PER_COMPONENT[pixel_id] * max(int(n_components), 1)
-        if lower_name(path).endswith(DETACHED_SUFFIXES):
-            limit_bytes = _sibling_bytes(path)
-            n_bytes = int(np.prod(np.asarray(size, dtype=object))) * itemsize
-            if any(s <= 0 for s in size) or n_bytes > limit_bytes * 1100:
-                raise InputFileError(path, f"header promises {n_bytes} bytes of voxels for size {size}")
-        else:
-            check_voxel_budget(path, size, itemsize, compressed=True)
+        _check_data_size(path, layout, declared_bytes(size, itemsize, path))
+        dim = len(size)
+        lps = np.eye(4)
+        lps[:min(dim, 3), :min(dim, 3)] = (direction.reshape(dim, dim)[:3, :3] @ np.diag(spacing[:3]))
+        lps[:min(dim, 3), 3] = origin[:3]
+        check_plausible_geometry(lps, size[:3], path, spacing_mm=spacing[:3] if dim >= 3 else
+                                 np.concatenate([spacing[:2], [1.0]]))
         return reader.Execute()
 
 

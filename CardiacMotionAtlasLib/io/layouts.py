@@ -46,6 +46,8 @@ def detect_layout(path: PathLike) -> str:
     path = Path(path)
     if not path.exists():
         raise CineStudyError(path, "does not exist")
+    if not path.is_file() and not path.is_dir():
+        raise CineStudyError(path, "not a study folder nor a regular file (a device, FIFO or socket?)")
     if path.is_file():
         name = path.name.lower()
         if is_nifti_path(path) or name.endswith((".nrrd", ".nhdr", ".mha", ".mhd")):
@@ -72,8 +74,10 @@ def read_stack_study(path: PathLike, subject_id: Optional[str] = None) -> CineSt
                      cycle_length_s=image.cycle_length_s, metadata={"source": str(path), "layout": "stack"})
 
 
-def read_study(path: PathLike, layout: Optional[str] = None) -> CineStudy:
-    """Read the study at ``path`` (layout detected unless given, see :func:`detect_layout`)."""
+def read_study(path: PathLike, layout: Optional[str] = None, drop_incomplete: bool = False) -> CineStudy:
+    """Read the study at ``path`` (layout detected unless given, see :func:`detect_layout`).
+    ``drop_incomplete`` (DICOM only): leave out unreadable files and incomplete slices and report them in
+    ``study.metadata["dropped"]`` instead of refusing the study (see :func:`read_dicom_cine`)."""
     layout = layout or detect_layout(path)
     if layout == "ukbb":
         return read_ukbb_study(path)
@@ -82,7 +86,7 @@ def read_study(path: PathLike, layout: Optional[str] = None) -> CineStudy:
     if layout == "mnms":
         return read_mnms_study(path)
     if layout == "dicom":
-        return read_dicom_cine(path)
+        return read_dicom_cine(path, drop_incomplete=drop_incomplete)
     if layout == "stack":
         return read_stack_study(path)
     raise CineStudyError(path, f"unknown layout {layout!r}; expected one of {LAYOUTS}")

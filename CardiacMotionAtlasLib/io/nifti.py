@@ -17,10 +17,11 @@ import numpy as np
 from ..data.image_sequence import ImageSequence
 from ..errors import InputFileError
 from .atomic import atomic_path
+from .geometry_checks import check_plausible_geometry
+from .size_budget import GZIP, check_declared_size, declared_bytes
 from ._common import (
     PathLike,
     check_finite,
-    check_voxel_budget,
     checked_geometry,
     labels_from_array,
     lower_name,
@@ -66,6 +67,21 @@ def _to_tzyx(data: np.ndarray, path: PathLike) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(data, (3, 2, 1, 0)), dtype=native)
 
 
+def _check_size(path: Path, header, shape: Sequence[int]) -> None:
+    """Refuse a header declaring more voxel bytes than the (uncompressed) file holds or than the memory
+    budget, before nibabel allocates them (:mod:`.size_budget`)."""
+    itemsize = header.get_data_dtype().itemsize
+    slope, inter = header.get_slope_inter()
+    scaled = (slope is not None and slope != 1) or (inter is not None and inter != 0)
+    n_bytes = declared_bytes(shape, itemsize, path)
+    copies = 2 + (8 // max(itemsize, 1) if scaled else 0)  # file buffer, (t, z, y, x) copy, float scaling
+    offset = max(0, int(header["vox_offset"]))
+    if lower_name(path).endswith(".gz"):
+        check_declared_size(path, n_bytes, encoding=GZIP, skip=offset, copies=copies)
+    else:
+        check_declared_size(path, n_bytes, offset=offset, copies=copies)
+
+
 def read_nifti(path: PathLike, labels: bool = False, allowed_labels: Optional[Sequence[int]] = None,
                require_labels: bool = False, name: Optional[str] = None) -> ImageSequence:
     """Read a 3D or 4D NIfTI as an :class:`ImageSequence` (RAS mm, ``(t, z, y, x)``).
@@ -83,15 +99,15 @@ def read_nifti(path: PathLike, labels: bool = False, allowed_labels: Optional[Se
             raise InputFileError(path, f"not a NIfTI image ({type(image).__name__})")
         header = image.header
         shape = tuple(int(s) for s in header.get_data_shape())
-        check_voxel_budget(path, shape, header.get_data_dtype().itemsize,
-                           compressed=lower_name(path).endswith(".gz"))
-        data = np.asanyarray(image.dataobj)
-        array = _to_tzyx(np.asarray(data), path)
-        check_finite(array, path)
         unit = header.get_xyzt_units()[0]
         affine = np.array(image.affine, dtype=float)
         affine[:3, :] *= _SPACE_UNIT_MM.get(unit, 1.0)
         ijk_to_ras = checked_geometry(affine, path)
+        check_plausible_geometry(ijk_to_ras, shape[:3], path)
+        _check_size(path, header, shape)
+        data = np.asanyarray(image.dataobj)
+        array = _to_tzyx(np.asarray(data), path)
+        check_finite(array, path)
         step = _time_step_s(header, array.shape[0])
     if labels:
         array = labels_from_array(array, path, allowed=allowed_labels, require_nonempty=require_labels)

@@ -93,7 +93,8 @@ def test_mismatched_frame_counts(tmp_path):
     _write_study(study, tmp_path)
     short = study.slices[0].image
     lax = CineSlice(ImageSequence(short.array[:3], oblique(), cycle_length_s=0.9), view="4CH")
-    paths = write_dicom_cine(lax, tmp_path, prefix="lax")
+    paths = write_dicom_cine(lax, tmp_path, prefix="lax", patient_id=study.subject_id, study_uid="1.2.3.4",
+                             frame_of_reference_uid="1.2.3.5")
     with pytest.raises(CineStudyError) as info:
         read_dicom_cine(tmp_path)
     assert str(info.value).startswith(str(paths[0]))
