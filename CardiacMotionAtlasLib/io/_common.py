@@ -111,7 +111,8 @@ def labels_from_array(array: np.ndarray, path: PathLike, allowed: Optional[Seque
     if allowed is not None:
         extra = sorted(set(np.unique(labels).tolist()) - set(int(a) for a in allowed))
         if extra:
-            raise InputFileError(path, f"unexpected label values {extra}; expected a subset of {list(allowed)}")
+            raise InputFileError(path, f"unknown label values {extra}; expected a subset of {list(allowed)} "
+                                       "(0 background, then the dataset's label convention)")
     if require_nonempty and not np.any(labels):
         raise InputFileError(path, "label map is empty (no non-zero voxel)")
     return labels

@@ -71,6 +71,14 @@ def _header(path: Path) -> Tuple[Tuple[int, int, int, int], np.ndarray]:
     return (t, z, y, x), affine
 
 
+def _cine_header(path: Path, layout: str) -> Tuple[Tuple[int, int, int, int], np.ndarray]:
+    """:func:`_header` of a layout's cine, which must have several frames (a 3D file is not a cine)."""
+    header = _header(path)
+    if header[0][0] < 2:
+        raise _Problem(path, f"3D image (one time frame); the {layout} layout needs a 4D cine (x, y, z, t)")
+    return header
+
+
 def _labelled_from_data(path: Path) -> List[int]:
     import nibabel as nib
 
@@ -106,7 +114,7 @@ def _scan_ukbb(scan: StudyScan) -> None:
     from .layout_common import read_json
 
     folder = scan.entry.path
-    image = _header(folder / "sa.nii.gz")
+    image = _cine_header(folder / "sa.nii.gz", "UK Biobank")
     (n, nz, _, _), _ = image
     scan.n_frames, scan.n_slices = n, nz
     try:
@@ -144,7 +152,7 @@ def _scan_acdc(scan: StudyScan) -> None:
     found = sorted(folder.glob("*_4d.nii.gz")) or sorted(folder.glob("*_4d.nii"))
     if len(found) != 1:
         raise _Problem(folder, f"expected one <patient>_4d.nii.gz, found {[p.name for p in found]}")
-    image = _header(found[0])
+    image = _cine_header(found[0], "ACDC")
     (n, nz, _, _), _ = image
     scan.n_frames, scan.n_slices = n, nz
     patient = found[0].name[: found[0].name.lower().rindex("_4d.nii")]
@@ -173,7 +181,7 @@ def _scan_mnms(scan: StudyScan) -> None:
     found = sorted(folder.glob("*_sa.nii.gz"))
     if len(found) != 1:
         raise _Problem(folder, f"expected one <code>_sa.nii.gz, found {[p.name for p in found]}")
-    image = _header(found[0])
+    image = _cine_header(found[0], "M&Ms")
     scan.n_frames, scan.n_slices = image[0][0], image[0][1]
     gt = found[0].with_name(found[0].name[: -len("_sa.nii.gz")] + "_sa_gt.nii.gz")
     if gt.is_file():
@@ -231,7 +239,7 @@ _SCANNERS = {"ground_truth": _scan_ground_truth, "ukbb": _scan_ukbb, "acdc": _sc
 def _check_label_maps(scan: StudyScan) -> None:
     """Read the label maps found (small) and refuse one that looks read in the wrong convention."""
     import nibabel as nib
-    from .label_conventions import check_label_anatomy, to_product
+    from .label_conventions import MEANINGS, check_label_anatomy, to_product
 
     convention = scan.convention or scan.entry.label_convention or "product"
     for path in scan.label_files:
@@ -239,9 +247,14 @@ def _check_label_maps(scan: StudyScan) -> None:
             continue
         with reading(path):
             data = np.asanyarray(nib.load(str(path)).dataobj)
-        if data.size == 0 or not np.issubdtype(data.dtype, np.number) or data.min() < 0 or data.max() > 3 \
-                or not np.array_equal(data, np.round(data)):
-            raise _Problem(path, "label values outside the integers 0..3")
+        if data.size == 0 or not np.issubdtype(data.dtype, np.number):
+            raise _Problem(path, "label map is empty or not numeric")
+        values = np.unique(data)
+        unknown = [v for v in values.tolist() if v not in (0, 1, 2, 3)]
+        if unknown:
+            shown = ", ".join(f"{v:g}" for v in unknown[:8]) + (", ..." if len(unknown) > 8 else "")
+            raise _Problem(path, f"unknown label values [{shown}]: the {convention} convention has 0 background, "
+                                 f"{MEANINGS[convention]}")
         volume = np.moveaxis(data.reshape(data.shape[:3] + (-1,)), (3, 2), (0, 1))  # (t, z, y, x)
         try:
             check_label_anatomy(to_product(volume, convention, path), path, convention)

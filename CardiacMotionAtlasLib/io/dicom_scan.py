@@ -6,6 +6,7 @@ Only this module and :mod:`.dicom_write` touch DICOM tags; geometry is converted
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +190,7 @@ def read_frame(path: PathLike, skip_non_dicom: bool = False) -> Optional[DicomFr
 def _unreadable(failures: List[InputFileError], folder: Path) -> InputFileError:
     """One error naming every unreadable file (the first with its problem, then up to 5 more names)."""
     first = failures[0]
-    more = [Path(f.path).name for f in failures[1:]]
+    more = [os.path.relpath(f.path, folder) for f in failures[1:]]
     extra = ""
     if more:
         extra = f"; {len(more)} more unreadable file(s) in {folder}: " + ", ".join(more[:5]) \

@@ -34,7 +34,7 @@ from ..data.image_sequence import ImageSequence
 from ..errors import CineStudyError
 from ._common import PathLike, reading, require_dir, require_file
 from .label_conventions import to_product
-from .layout_common import check_frame_count, check_same_grid, labelled_frames_of, split_stack
+from .layout_common import check_cine, check_frame_count, check_same_grid, labelled_frames_of, split_stack
 from .nifti import read_nifti
 
 ACDC_TO_PROJECT = np.array([0, 3, 2, 1], dtype=np.uint8)
@@ -88,6 +88,7 @@ def read_acdc_study(folder: PathLike, subject_id: Optional[str] = None) -> CineS
         raise CineStudyError(folder / f"{folder.name}_4d.nii.gz", "missing: ACDC needs the cine <patient>_4d.nii.gz")
     patient = path_4d.name[: path_4d.name.lower().rindex("_4d.nii")]
     image = read_nifti(path_4d, name="SAX")
+    check_cine(image, path_4d, "ACDC")
     n = image.n_frames
     info_path = folder / "Info.cfg"
     info = read_info_cfg(info_path) if info_path.exists() else {}
@@ -129,6 +130,7 @@ def read_mnms_study(folder: PathLike, ed_frame: Optional[int] = None, es_frame: 
         raise CineStudyError(folder / f"{folder.name}_sa.nii.gz", "missing: M&Ms needs the cine <code>_sa.nii.gz")
     code = image_path.name[: -len("_sa.nii.gz")]
     image = read_nifti(image_path, name="SAX")
+    check_cine(image, image_path, "M&Ms")
     n = image.n_frames
     for value, what in ((ed_frame, "ed_frame"), (es_frame, "es_frame")):
         if value is not None and not 0 <= value < n:

@@ -121,6 +121,13 @@ def check_same_grid(reference: ImageSequence, other: ImageSequence, path: PathLi
         raise CineStudyError(path, f"{what} geometry differs from the image geometry")
 
 
+def check_cine(image: ImageSequence, path: PathLike, layout: str) -> None:
+    """A layout's cine file must have several time frames: a 3D file (one frame) is named as such."""
+    if image.n_frames < 2:
+        raise CineStudyError(path, f"3D image (one time frame, shape {image.array.shape[1:]} z, y, x); the {layout} "
+                                   "layout needs a 4D cine (x, y, z, t)")
+
+
 def check_frame_count(image: ImageSequence, expected: int, path: PathLike) -> None:
     if image.n_frames != expected:
         raise CineStudyError(path, f"{image.n_frames} time frames, expected {expected}")
@@ -180,6 +187,7 @@ __all__ = [
     "stack_slices",
     "sax_volume",
     "check_same_grid",
+    "check_cine",
     "check_frame_count",
     "read_json",
     "frame_index",

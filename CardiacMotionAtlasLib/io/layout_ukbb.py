@@ -34,6 +34,7 @@ from .atomic import atomic_write_text
 from ._common import PathLike, require_dir
 from .label_conventions import PRODUCT, SIDECAR_KEY, check_convention, to_product
 from .layout_common import (
+    check_cine,
     check_frame_count,
     check_same_grid,
     float_list,
@@ -135,6 +136,7 @@ def read_ukbb_study(folder: PathLike, subject_id: Optional[str] = None) -> CineS
     if not sa_path.exists():
         raise CineStudyError(sa_path, "missing: the UK Biobank layout needs the SAX stack sa.nii.gz")
     sa = read_nifti(sa_path, name="SAX")
+    check_cine(sa, sa_path, "UK Biobank")
     n = sa.n_frames
     cycle = sidecar.get("cycle_length_s")
     if cycle is not None and (isinstance(cycle, bool) or not isinstance(cycle, (int, float)) or not cycle > 0):
