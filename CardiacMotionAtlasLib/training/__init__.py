@@ -43,7 +43,8 @@ from .progress import (
 
 _LAZY = {
     "FORMAT_VERSION": "checkpoint", "Checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
-    "save_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint", "partial_path": "checkpoint", "allow_incomplete_checkpoints": "checkpoint",
+    "IncompleteCheckpointWarning": "checkpoint", "incomplete_allowed": "checkpoint",
     "DeviceUnavailableError": "device", "describe_device": "device", "select_device": "device",
     "is_rank_zero": "distributed", "rank_and_world_size": "distributed",
     "TrainingResult": "loop", "make_state_fns": "loop", "run_training": "loop",
@@ -87,6 +88,10 @@ __all__ = [
     # checkpoints
     "FORMAT_VERSION",
     "Checkpoint",
+    "IncompleteCheckpointWarning",
+    "allow_incomplete_checkpoints",
+    "incomplete_allowed",
+    "partial_path",
     "load_checkpoint",
     "save_checkpoint",
     # configs

@@ -7,20 +7,32 @@ Layout (format version 1), a dict of tensors and builtins only::
      "step": completed steps, "config": plain dict (see training.config),
      "model_state": state dict (or a dict of them), "optimizer_state": ... or None,
      "rng_state": [per-rank RNG state (training.seeding)], "extra": dict,
-     "library_version": str, "torch_version": str}
+     "library_version": str, "torch_version": str,
+     "complete": bool, "total_steps": int or None}
 
 Reading never unpickles arbitrary objects; any problem (missing, truncated, corrupt, foreign file, other
-kind, newer format) raises :class:`~CardiacMotionAtlasLib.errors.CheckpointError` naming the path.
+kind, newer format) raises :class:`~CardiacMotionAtlasLib.errors.CheckpointError` naming the path; a file
+holding code or objects (a pickle ``GLOBAL`` such as ``os.system``) is reported as refused, naming it.
+
+Half-trained models are never applied by accident: the training loop writes its in-progress checkpoints
+to :func:`partial_path` (``atlas.pt`` -> ``atlas.partial.pt``) marked ``"complete": False`` and only the
+finished model under the final name. :func:`load_checkpoint` refuses an incomplete checkpoint (naming the
+file and its step count) unless ``allow_incomplete=True``, :func:`allow_incomplete_checkpoints` is active
+(the CLI's ``--allow-incomplete``) or ``$CARDIAC_ATLAS_ALLOW_INCOMPLETE=1``; then it warns
+(:class:`IncompleteCheckpointWarning`) with the step count. Resuming always reads the partial file.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import dataclasses
 import os
+import re
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -28,6 +40,7 @@ from .. import __version__ as LIBRARY_VERSION
 from ..errors import CheckpointError
 from ..io.atomic import atomic_path
 from .config import ConfigError, config_to_dict
+from .pickle_scan import foreign_globals
 from .seeding import capture_rng_state
 
 PathLike = Union[str, os.PathLike]
@@ -38,6 +51,44 @@ FORMAT_VERSION = 1
 # Upgrades of older layouts, applied in sequence on load: {old_version: fn(payload) -> payload of
 # old_version + 1}. Add an entry here whenever FORMAT_VERSION is bumped.
 MIGRATIONS: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {}
+
+PARTIAL_TAG = ".partial"
+ALLOW_INCOMPLETE_ENV = "CARDIAC_ATLAS_ALLOW_INCOMPLETE"
+_ALLOW_INCOMPLETE: contextvars.ContextVar = contextvars.ContextVar("allow_incomplete", default=None)
+
+
+class IncompleteCheckpointWarning(UserWarning):
+    """An incomplete (half-trained) checkpoint was loaded because the caller allowed it."""
+
+
+def partial_path(path: PathLike) -> Path:
+    """Where a training writes its in-progress checkpoint: ``atlas.pt`` -> ``atlas.partial.pt``."""
+    path = Path(path)
+    suffix = path.suffix
+    stem = path.name[: -len(suffix)] if suffix else path.name
+    return path.with_name(f"{stem}{PARTIAL_TAG}{suffix}")
+
+
+@contextlib.contextmanager
+def allow_incomplete_checkpoints(enabled: bool = True) -> Iterator[None]:
+    """Within this block :func:`load_checkpoint` (and every method loader built on it) accepts
+    incomplete checkpoints, with a warning, unless a call says otherwise."""
+    token = _ALLOW_INCOMPLETE.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _ALLOW_INCOMPLETE.reset(token)
+
+
+def incomplete_allowed(explicit: Optional[bool] = None) -> bool:
+    """``explicit`` if given, else :func:`allow_incomplete_checkpoints`' setting, else the environment."""
+    if explicit is not None:
+        return bool(explicit)
+    scoped = _ALLOW_INCOMPLETE.get()
+    if scoped is not None:
+        return bool(scoped)
+    return os.environ.get(ALLOW_INCOMPLETE_ENV, "").strip().lower() in ("1", "true", "yes")
+
 
 # Exact builtin types: subclasses (TorchVersion, IntEnum, ...) pickle as globals that weights_only refuses.
 _SAFE_BUILTINS = (type(None), bool, int, float, str)
@@ -59,6 +110,12 @@ class Checkpoint:
     format_version: int = FORMAT_VERSION
     library_version: str = ""
     torch_version: str = ""
+    complete: bool = True
+    total_steps: Optional[int] = None
+
+    def progress_text(self) -> str:
+        """``step 250 of 1000`` (or ``step 250`` when the total is unknown)."""
+        return f"step {self.step} of {self.total_steps}" if self.total_steps is not None else f"step {self.step}"
 
 
 def _check_safe(value: Any, where: str) -> None:
@@ -92,9 +149,15 @@ def save_checkpoint(
     extra: Optional[Mapping[str, Any]] = None,
     kind: str,
     rng_state: Union[None, Mapping[str, Any], Sequence[Mapping[str, Any]]] = None,
+    total_steps: Optional[int] = None,
+    complete: Optional[bool] = None,
 ) -> Path:
     """Write a checkpoint atomically (a reader never sees a partial file; on error the previous file at
     ``path`` is untouched) and return its path.
+
+    ``total_steps``: the steps the run will have when finished; ``complete`` (default: ``total_steps`` is
+    None or reached) marks a finished model: an incomplete one is refused for applying by
+    :func:`load_checkpoint` unless allowed.
 
     ``config``: a dataclass config or a plain dict (stored via ``config_to_dict``). ``rng_state``: one
     state from ``capture_rng_state`` or a list of them, one per rank; ``None`` captures this process'.
@@ -105,6 +168,11 @@ def save_checkpoint(
         raise ValueError(f"kind must be a non-empty string, got {kind!r}")
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be a non-negative integer, got {step!r}")
+    if total_steps is not None and (isinstance(total_steps, bool) or not isinstance(total_steps, int)
+                                    or total_steps < 0):
+        raise ValueError(f"total_steps must be a non-negative integer or None, got {total_steps!r}")
+    if complete is None:
+        complete = total_steps is None or step >= total_steps
     try:
         plain_config = config_to_dict(config)
     except ConfigError as error:
@@ -127,6 +195,8 @@ def save_checkpoint(
         "extra": dict(extra or {}),
         "library_version": LIBRARY_VERSION,
         "torch_version": str(torch.__version__),  # TorchVersion is a str subclass weights_only refuses
+        "complete": bool(complete),
+        "total_steps": total_steps,
     }
     _check_safe(payload, "checkpoint")
     path = Path(path)
@@ -138,11 +208,22 @@ def save_checkpoint(
     return path
 
 
+_GLOBAL_IN_MESSAGE = re.compile(r"\bGLOBAL ([\w.]+)")  # torch: "Unsupported global: GLOBAL posix.system ..."
+def _refused(path: Path, name: str) -> CheckpointError:
+    return CheckpointError(
+        path,
+        f"refused: contains code/objects that weights_only loading does not allow ({name}); checkpoints are "
+        "read with torch.load(weights_only=True), never as arbitrary pickles",
+    )
+
+
 def _read_payload(path: Path, map_location: Any) -> Any:
     if not path.exists():
         raise CheckpointError(path, "no such checkpoint file")
     if path.is_dir():
         raise CheckpointError(path, "is a directory, expected a checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(path, "not a regular file (a device, pipe or socket), expected a checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(path, "empty file (truncated checkpoint)")
     try:
@@ -151,17 +232,14 @@ def _read_payload(path: Path, map_location: Any) -> Any:
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
         text = str(error)
+        named = _GLOBAL_IN_MESSAGE.findall(text) if "Weights only load failed" in text else []
+        names = list(dict.fromkeys(foreign_globals(path) or named))  # the file's own (qualified), else torch's
+        if names:
+            raise _refused(path, ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")) from error
         detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
         detail = detail[0].strip() if detail else ""
-        if "Weights only load failed" in text and "Unsupported global" in text:
-            raise CheckpointError(
-                path,
-                f"refused: holds objects other than tensors and plain containers ({detail}); checkpoints are "
-                "read with torch.load(weights_only=True), never as arbitrary pickles",
-            ) from error
         if "Weights only load failed" in text:
-            problem = f"corrupt checkpoint, or a pickle that weights_only=True cannot read ({detail})"
-            raise CheckpointError(path, problem) from error
+            raise CheckpointError(path, f"corrupt or truncated checkpoint ({detail})") from error
         raise CheckpointError(path, f"corrupt or truncated checkpoint ({type(error).__name__}: {detail})") from error
 
 
@@ -187,20 +265,61 @@ def _upgrade(path: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
     return payload
 
 
+def _incomplete_problem(checkpoint: "Checkpoint") -> str:
+    return (f"incomplete model: its training stopped at {checkpoint.progress_text()}; finish it with --resume, "
+            "or pass --allow-incomplete (allow_incomplete=True) to use it anyway")
+
+
+def _missing_with_partial(path: Path, map_location: Any, expected_kind: Optional[str],
+                          allow: bool) -> Optional["Checkpoint"]:
+    """``path`` is missing: the partial checkpoint beside it when allowed, else a refusal naming it."""
+    partial = partial_path(path)
+    if not partial.is_file():
+        return None
+    try:
+        checkpoint = _validate(partial, _read_payload(partial, map_location), expected_kind)
+    except CheckpointError as error:
+        raise CheckpointError(path, f"no such checkpoint file (an unfinished training left {partial.name}, "
+                                    f"unreadable: {error.problem})") from error
+    if not allow:
+        raise CheckpointError(path, f"no such checkpoint file: its training did not finish; {partial} holds "
+                                    f"{checkpoint.progress_text()}; finish it with --resume, or pass "
+                                    "--allow-incomplete (allow_incomplete=True) to use it anyway")
+    return checkpoint
+
+
 def load_checkpoint(
     path: PathLike,
     *,
     expected_kind: Optional[str] = None,
     map_location: Any = "cpu",
+    allow_incomplete: Optional[bool] = None,
 ) -> Checkpoint:
     """Read a checkpoint with ``torch.load(..., weights_only=True)`` and validate it.
 
     Raises :class:`CheckpointError` naming ``path`` when the file is missing, empty, truncated, corrupt,
     not a checkpoint of this library, of a newer format version, holds arbitrary objects, or is of another
-    kind than ``expected_kind``.
+    kind than ``expected_kind``; and when it is an incomplete (in-progress) checkpoint, unless
+    ``allow_incomplete`` (default: :func:`incomplete_allowed`), which then warns with its step count. With
+    ``path`` missing but its :func:`partial_path` present, that one is loaded when allowed.
     """
     path = Path(path)
-    payload = _read_payload(path, map_location)
+    allow = incomplete_allowed(allow_incomplete)
+    checkpoint = None
+    if not path.exists():
+        checkpoint = _missing_with_partial(path, map_location, expected_kind, allow)
+    if checkpoint is None:
+        checkpoint = _validate(path, _read_payload(path, map_location), expected_kind)
+    if not checkpoint.complete:
+        if not allow:
+            raise CheckpointError(checkpoint.path, _incomplete_problem(checkpoint))
+        if allow_incomplete is None:  # a user's choice (flag, context, environment): say what is used
+            warnings.warn(f"{checkpoint.path}: using an INCOMPLETE model ({checkpoint.progress_text()}) as "
+                          "asked (--allow-incomplete)", IncompleteCheckpointWarning, stacklevel=2)
+    return checkpoint
+
+
+def _validate(path: Path, payload: Any, expected_kind: Optional[str]) -> Checkpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_MAGIC:
         raise CheckpointError(path, "not a CardiacMotionAtlas checkpoint (no format marker)")
     payload = _upgrade(path, payload)
@@ -219,6 +338,12 @@ def load_checkpoint(
     rng_state = payload.get("rng_state") or []
     if not isinstance(rng_state, list):
         raise CheckpointError(path, "invalid rng_state (expected a list of per-rank states)")
+    total = payload.get("total_steps")
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int)):
+        raise CheckpointError(path, f"invalid total_steps {total!r}")
+    complete = payload.get("complete", True)  # files written before the marker: finished models
+    if not isinstance(complete, bool):
+        raise CheckpointError(path, f"invalid completion marker {complete!r}")
     return Checkpoint(
         path=path,
         kind=kind,
@@ -231,7 +356,11 @@ def load_checkpoint(
         format_version=payload["format_version"],
         library_version=str(payload.get("library_version", "")),
         torch_version=str(payload.get("torch_version", "")),
+        complete=complete,
+        total_steps=total,
     )
 
 
-__all__ = ["FORMAT_MAGIC", "FORMAT_VERSION", "MIGRATIONS", "Checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["ALLOW_INCOMPLETE_ENV", "FORMAT_MAGIC", "FORMAT_VERSION", "MIGRATIONS", "Checkpoint",
+           "IncompleteCheckpointWarning", "allow_incomplete_checkpoints", "incomplete_allowed", "load_checkpoint",
+           "partial_path", "save_checkpoint"]

@@ -7,6 +7,11 @@ The trainer supplies what is specific to it: ``step_fn(step)`` doing one optimis
 resuming at the saved step with the saved RNG states (a resumed run equals an uninterrupted one),
 atomic checkpoints every N steps and at the end, progress, cancellation, and rank awareness (rank 0
 writes; every rank's RNG state is saved).
+
+Only a finished run is written under ``checkpoint_path``: the checkpoints on the way (every N steps, on
+cancel) go to :func:`~CardiacMotionAtlasLib.training.checkpoint.partial_path` (``atlas.pt`` ->
+``atlas.partial.pt``), marked incomplete with their step count, so a killed run never leaves a half-trained
+model under the name that ``fit``/``apply`` read; the partial file is removed once the final one is written.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import torch
 
 from ..errors import CheckpointError
 from . import distributed
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, partial_path, save_checkpoint
 from .config import config_to_dict
 from .progress import CancelToken, NullProgress, ProgressReporter, TrainingCancelled
 from .seeding import capture_rng_state, restore_rng_state
@@ -115,13 +120,16 @@ def run_training(
       step index (``make_generator(seed, stream=step)``) for a resumed run to equal an uninterrupted one.
     - ``state_dict_fn()`` returns ``{"model_state": ..., "optimizer_state": ..., "extra": {...}}``
       (the last two optional), called on rank 0 only; ``load_state_fn(checkpoint)`` restores them.
-    - ``resume=True`` continues from ``checkpoint_path`` when it exists (its ``kind`` and ``config``
-      must match; a different config raises :class:`CheckpointError`), else starts from step 0.
-    - A checkpoint is written every ``checkpoint_every`` completed steps (``None``/0: only at the end),
-      at the end, and on cancel; atomically, by rank 0 only. ``checkpoint_path=None`` disables them.
+    - ``resume=True`` continues from the in-progress checkpoint ``partial_path(checkpoint_path)`` when it
+      exists, else from ``checkpoint_path`` (finished: nothing to do) when it exists, else from step 0;
+      its ``kind`` and ``config`` must match (a different config raises :class:`CheckpointError`).
+    - A checkpoint is written every ``checkpoint_every`` completed steps (``None``/0: only at the end)
+      and on cancel to ``partial_path(checkpoint_path)`` (marked incomplete), and at the end to
+      ``checkpoint_path`` (complete; the partial file is then removed); atomically, by rank 0 only.
+      ``checkpoint_path=None`` disables them.
     - ``cancel`` is checked before each step (on all ranks together); when set, the completed steps are
-      checkpointed and :class:`TrainingCancelled` is raised. An exception inside ``step_fn`` leaves the
-      last checkpoint as it was.
+      checkpointed and :class:`TrainingCancelled` is raised (its ``checkpoint_path`` is the partial
+      file). An exception inside ``step_fn`` leaves the last checkpoint as it was.
     - ``rank``/``world_size`` default to ``torch.distributed``'s when initialised, else 0/1.
     """
     if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 0:
@@ -134,23 +142,28 @@ def run_training(
     rank = dist_rank if rank is None else rank
     world_size = dist_world if world_size is None else world_size
     path = None if checkpoint_path is None else Path(checkpoint_path)
+    partial = None if path is None else partial_path(path)
     plain_config = config_to_dict(config)
     progress = progress if progress is not None else NullProgress()
     every = checkpoint_every or 0
 
     start = 0
+    resumed_complete = False
     if resume and path is not None:
-        if path.exists():
-            checkpoint = load_checkpoint(path, expected_kind=kind)
+        source = partial if partial.exists() else path
+        if source.exists():
+            checkpoint = load_checkpoint(source, expected_kind=kind, allow_incomplete=True)
             diffs = _config_differences(checkpoint.config, plain_config)
             if diffs:
-                raise CheckpointError(path, "was trained with another config: " + "; ".join(diffs))
+                raise CheckpointError(source, "was trained with another config: " + "; ".join(diffs))
             if checkpoint.step > total_steps:
-                raise CheckpointError(path, f"is at step {checkpoint.step}, beyond total_steps={total_steps}")
+                raise CheckpointError(source,
+                                      f"is at step {checkpoint.step}, beyond total_steps={total_steps}")
             load_state_fn(checkpoint)
             _restore_rank_rng(checkpoint, rank)
             start = checkpoint.step
-            logger.info("%s: resuming at step %d/%d", path, start, total_steps)
+            resumed_complete = checkpoint.complete
+            logger.info("%s: resuming at step %d/%d", source, start, total_steps)
         else:
             logger.info("%s: no checkpoint yet, starting from step 0", path)
 
@@ -164,9 +177,13 @@ def run_training(
             raise ValueError(
                 f"state_dict_fn() must return model_state (+ optimizer_state, extra), got keys {sorted(state)}"
             )
-        save_checkpoint(path, config=plain_config, step=done, kind=kind, rng_state=rng_states, **state)
+        finished = done >= total_steps
+        save_checkpoint(path if finished else partial, config=plain_config, step=done, kind=kind,
+                        rng_state=rng_states, total_steps=total_steps, complete=finished, **state)
+        if finished and partial.exists():
+            partial.unlink()
 
-    last_saved = start if start > 0 else None
+    last_saved = start if start > 0 and (resumed_complete or start < total_steps) else None
     metrics: Dict[str, float] = {}
     progress.start(total_steps, description, initial=start)
     try:
@@ -175,7 +192,8 @@ def run_training(
                 if path is not None and last_saved != step:
                     save(step)
                     last_saved = step
-                raise TrainingCancelled(step, total_steps, path if last_saved is not None else None, cancel.reason)
+                where = None if last_saved is None else (path if last_saved >= total_steps else partial)
+                raise TrainingCancelled(step, total_steps, where, cancel.reason)
             metrics = _metrics_as_floats(step_fn(step), step)
             done = step + 1
             if path is not None and (done == total_steps or (every and done % every == 0)):
@@ -183,7 +201,7 @@ def run_training(
                 last_saved = done
             progress.update(done, **metrics)
         if path is not None and last_saved != total_steps:
-            save(total_steps)  # total_steps == 0: still leave a (step 0) checkpoint behind
+            save(total_steps)  # total_steps == 0, or resumed from a partial at the end: write the final model
     finally:
         progress.close()
     return TrainingResult(

@@ -139,15 +139,60 @@ def test_arbitrary_pickled_object_is_refused_and_never_executed(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": FORMAT_MAGIC, "format_version": FORMAT_VERSION, "kind": "atlas", "step": 0,
                 "config": {}, "model_state": {"hook": payload}}, path)
-    with pytest.raises(CheckpointError, match="evil.pt: refused: .*weights_only=True"):
+    with pytest.raises(CheckpointError, match=r"evil.pt: refused: contains code/objects that weights_only loading "
+                                              r"does not allow \(.*getattr, pathlib.Path"):
         load_checkpoint(path)
     assert not marker.exists()
 
     plain_pickle = tmp_path / "evil.pkl"
     plain_pickle.write_bytes(pickle.dumps(payload))
-    with pytest.raises(CheckpointError, match="evil.pkl"):
+    with pytest.raises(CheckpointError, match=r"evil.pkl: refused: contains code/objects .*pathlib.Path"):
         load_checkpoint(plain_pickle)
     assert not marker.exists()
+
+
+class _Shell:
+    """Unpickling this would run a shell command (a pickle GLOBAL of os.system)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("packing", ["torch.save zip", "pickle protocol 0", "pickle protocol 4"])
+def test_code_in_a_checkpoint_is_refused_naming_the_global(tmp_path, packing):
+    """A malicious checkpoint is reported as refused (naming what it would import), not as corrupt."""
+    import os
+
+    marker = tmp_path / "executed"
+    path = tmp_path / "model.pt"
+    payload = {"format": FORMAT_MAGIC, "format_version": FORMAT_VERSION, "kind": "atlas", "step": 0,
+               "config": {}, "model_state": {"w": _Shell(marker)}}
+    if packing == "torch.save zip":
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload, protocol=int(packing[-1])))
+    system = f"{os.system.__module__}.system"  # posix.system on Linux
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: refused: contains code/objects that weights_only loading does not allow")
+    assert f"({system})" in message and "corrupt" not in message  # the only foreign global
+    assert not marker.exists()
+
+
+def test_pickle_globals_lists_what_would_be_imported(tmp_path):
+    from CardiacMotionAtlasLib.training.pickle_scan import foreign_globals, pickle_globals
+
+    plain, _, _ = _save(tmp_path / "plain.pt")
+    assert pickle_globals(plain) and foreign_globals(plain) == []  # tensors only: torch rebuild functions
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps([1, _Shell(tmp_path / "x")], protocol=4))
+    assert foreign_globals(evil) == [f"{__import__('os').system.__module__}.system"]
 
 
 @pytest.mark.parametrize(

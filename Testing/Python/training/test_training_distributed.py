@@ -27,6 +27,7 @@ def _worker(rank, folder, port):
             TrainingCancelled,
             load_checkpoint,
             make_state_fns,
+            partial_path,
             rank_and_world_size,
             run_training,
             seed_everything,
@@ -71,8 +72,9 @@ def _worker(rank, folder, port):
         except TrainingCancelled as error:
             assert error.step == 5, error.step
         dist.barrier()
-        checkpoint = load_checkpoint(path)
-        assert checkpoint.step == 5 and len(checkpoint.rng_state) == WORLD
+        checkpoint = load_checkpoint(partial_path(path), allow_incomplete=True)  # in progress: its own name
+        assert checkpoint.step == 5 and len(checkpoint.rng_state) == WORLD and not checkpoint.complete
+        assert not os.path.exists(path)
 
         seed_everything(77, rank)
         resumed = train(path, resume=True)

@@ -13,6 +13,7 @@ from CardiacMotionAtlasLib.training import (
     TrainingCancelled,
     load_checkpoint,
     make_state_fns,
+    partial_path,
     run_training,
     seed_everything,
 )
@@ -109,9 +110,13 @@ def test_cancel_then_resume_equals_uninterrupted(tmp_path, config, straight):
     first.hook = lambda step: token.cancel("user pressed cancel") if step == 9 else None
     with pytest.raises(TrainingCancelled) as info:
         first.run(path, config, cancel=token)
-    assert (info.value.step, info.value.checkpoint_path) == (10, path)
+    partial = partial_path(path)
+    assert (info.value.step, info.value.checkpoint_path) == (10, partial)
     assert "user pressed cancel" in str(info.value)
-    assert load_checkpoint(path, expected_kind="toy").step == 10  # cancel leaves a valid checkpoint
+    # cancel leaves a valid checkpoint under its own name, marked incomplete; none under the final name
+    assert sorted(p.name for p in path.parent.iterdir()) == ["toy.partial.pt"]
+    saved = load_checkpoint(partial, expected_kind="toy", allow_incomplete=True)
+    assert (saved.step, saved.total_steps, saved.complete) == (10, TOTAL, False)
 
     seed_everything(999)  # a new process: other seeds, other initial weights
     second = Toy(config, init_seed=5)
@@ -121,7 +126,8 @@ def test_cancel_then_resume_equals_uninterrupted(tmp_path, config, straight):
     _assert_same(_params(straight.model), _params(second.model))
     assert straight.scheduler.get_last_lr() == second.scheduler.get_last_lr()
     _assert_same(straight.optimizer.state_dict()["state"][0], second.optimizer.state_dict()["state"][0])
-    assert load_checkpoint(path).step == TOTAL
+    assert load_checkpoint(path).step == TOTAL and load_checkpoint(path).complete
+    assert sorted(p.name for p in path.parent.iterdir()) == ["toy.pt"]  # the partial file is gone
 
 
 def test_crash_then_resume_from_last_periodic_checkpoint(tmp_path, config, straight):
@@ -136,8 +142,9 @@ def test_crash_then_resume_from_last_periodic_checkpoint(tmp_path, config, strai
     first.hook = crash
     with pytest.raises(RuntimeError, match="simulated"):
         first.run(path, config)
-    assert load_checkpoint(path).step == 10  # the last periodic checkpoint is intact
-    assert sorted(p.name for p in path.parent.iterdir()) == ["toy.pt"]
+    # the last periodic checkpoint is intact, under the in-progress name only
+    assert load_checkpoint(partial_path(path), allow_incomplete=True).step == 10
+    assert sorted(p.name for p in path.parent.iterdir()) == ["toy.partial.pt"]
 
     second = Toy(config, init_seed=7)
     second.run(path, config, resume=True)
@@ -200,3 +207,48 @@ def test_without_checkpoint_path_nothing_is_written(tmp_path, config):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="resume=True needs a checkpoint_path"):
         toy.run(None, config, resume=True)
+
+
+def test_killed_run_is_refused_for_applying_unless_allowed(tmp_path, config):
+    """A run killed half-way leaves no model under the final name; applying it is refused, naming the
+    file and its step count, unless asked (keyword, context or environment), which then warns."""
+    from CardiacMotionAtlasLib.training import IncompleteCheckpointWarning, allow_incomplete_checkpoints
+
+    path = tmp_path / "killed.pt"
+    toy = Toy(config)
+
+    def crash(step):
+        if step == 12:
+            raise KeyboardInterrupt  # a kill between checkpoints
+
+    toy.hook = crash
+    with pytest.raises(KeyboardInterrupt):
+        toy.run(path, config)
+    with pytest.raises(CheckpointError, match=r"killed.pt: no such checkpoint file: its training did not finish; "
+                                              r".*killed.partial.pt holds step 10 of 20"):
+        load_checkpoint(path, expected_kind="toy")
+    with pytest.raises(CheckpointError, match=r"killed.partial.pt: incomplete model: .*step 10 of 20.*--allow-incomplete"):
+        load_checkpoint(partial_path(path), expected_kind="toy")
+    with allow_incomplete_checkpoints():
+        with pytest.warns(IncompleteCheckpointWarning, match=r"killed.partial.pt: using an INCOMPLETE model \(step 10 of 20\)"):
+            used = load_checkpoint(path, expected_kind="toy")
+    assert used.step == 10 and not used.complete and used.path == partial_path(path)
+    assert load_checkpoint(path, allow_incomplete=True).step == 10
+
+
+def test_incomplete_allowed_from_the_environment(tmp_path, config, monkeypatch):
+    from CardiacMotionAtlasLib.training import IncompleteCheckpointWarning
+    from CardiacMotionAtlasLib.training.checkpoint import ALLOW_INCOMPLETE_ENV
+
+    path = tmp_path / "toy.pt"
+    toy = Toy(config)
+    token = CancelToken()
+    toy.hook = lambda step: token.cancel() if step == 3 else None
+    with pytest.raises(TrainingCancelled):
+        toy.run(path, config, cancel=token)
+    monkeypatch.setenv(ALLOW_INCOMPLETE_ENV, "0")
+    with pytest.raises(CheckpointError, match="step 4 of 20"):
+        load_checkpoint(partial_path(path))
+    monkeypatch.setenv(ALLOW_INCOMPLETE_ENV, "1")
+    with pytest.warns(IncompleteCheckpointWarning, match="step 4 of 20"):
+        assert load_checkpoint(partial_path(path)).step == 4
