@@ -93,6 +93,12 @@ class FitConfig:
     offset_warmup_fraction: float = 0.25  # slice offsets move only after the pose and latent settle
     use_labels: bool = False
     seed: int = 0
+    # Without labels the RV side of the frame is not observable from geometry: short fits (latent and
+    # pose only, ``rv_probe_steps`` each) of the frame turned about the long axis, 180 degrees apart
+    # with a 4CH view (its plane fixes the LV-RV line), ``rv_probe_azimuths`` apart without one; the
+    # lowest intensity MSE wins. 0 steps: keep the geometric frame.
+    rv_probe_steps: int = 50
+    rv_probe_azimuths: int = 6
 
 
 @dataclass

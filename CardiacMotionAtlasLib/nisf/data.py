@@ -154,14 +154,15 @@ def prepare_subject(study: CineStudy, config: Optional[NISFConfig] = None, *, fr
                     use_labels: bool = True, exclude_views: Sequence[str] = ()) -> SubjectData:
     """Validate ``study`` and prepare it for training or fitting (see the module docstring).
 
-    ``frame``: a given standardised frame (default: from the study's geometry). ``use_labels=False``
-    drops every label (inference from intensities alone). ``exclude_views`` leaves views out (e.g.
+    ``frame``: a given standardised frame (default: from the study's geometry and, with ``use_labels``,
+    its labels). ``use_labels=False`` drops every label (inference from intensities alone; the frame's
+    RV side is then left to :func:`~.fit.fit_subject`). ``exclude_views`` leaves views out (e.g.
     ``("4CH",)`` to predict a held-out view); the frame is still computed from all slices.
     """
     config = config or NISFConfig()
     validate_study(study)
     source = _source(study)
-    frame = frame or standard_frame_from_study(study, config.frame_scale_mm, source)
+    frame = frame or standard_frame_from_study(study, config.frame_scale_mm, source, use_labels=use_labels)
     positions = _sax_positions(study)
     prepared: List[SliceData] = []
     dropped: List[str] = []

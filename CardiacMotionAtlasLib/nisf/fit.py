@@ -7,11 +7,15 @@ sits where the training subjects' frames put it, and without a pose the per-slic
 up the difference. Slice offsets (L2-regularised) start moving after ``offset_warmup_fraction`` of
 the steps, once pose and latent have settled. Fits go through ``run_training`` (progress, cancel,
 optional checkpoint of kind ``"nisf_fit"``).
+
+Without labels the frame's RV side is not observable from geometry (hearts lie in any pose): short
+probe fits of the frame turned about the long axis choose it by the intensities (:func:`rv_side_candidates`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -73,11 +77,49 @@ def fit_subject(trained: TrainedNISF, study: Union[CineStudy, SubjectData], fit:
     labels = fit.use_labels if use_labels is None else use_labels
     motion = config.motion_correction if motion_correction is None else motion_correction
     scaling = config.intensity_scaling if intensity_scaling is None else intensity_scaling
-    device = trained.device
     subject = study if isinstance(study, SubjectData) else prepare_subject(study, config, use_labels=labels,
                                                                            exclude_views=exclude_views)
     if labels and not subject.has_labels:
         labels = False
+    if (isinstance(study, CineStudy) and subject.frame.rv_from == "geometry" and initial is None
+            and fit.rv_probe_steps > 0 and "pose" in optimise):
+        subject = _choose_rv_side(trained, study, subject, fit, labels, scaling, psf_enabled)
+    return _run_fit(trained, subject, fit, labels, motion, scaling, psf_enabled, initial, optimise, only_slices,
+                    checkpoint_path, resume, progress, cancel)
+
+
+def rv_side_candidates(study: CineStudy, subject: SubjectData, fit: FitConfig):
+    """Frames to try when the geometry leaves the RV side open: the frame turned about the long axis by
+    180 degrees with a 4CH view (its plane fixes the LV-RV line), by ``360 / rv_probe_azimuths``
+    degrees steps without one. Returns ``[(degrees, StandardFrame)]``."""
+    count = 2 if study.view("4CH") else max(int(fit.rv_probe_azimuths), 2)
+    return [(360.0 * k / count, subject.frame.rotated_about_z(360.0 * k / count)) for k in range(count)]
+
+
+def _choose_rv_side(trained: TrainedNISF, study: CineStudy, subject: SubjectData, fit: FitConfig, labels: bool,
+                    scaling: bool, psf_enabled: Optional[bool]) -> SubjectData:
+    """The prepared subject in the candidate frame (:func:`rv_side_candidates`) whose short fit (latent
+    and pose, no slice offsets) reaches the lowest mean intensity MSE over its last half."""
+    probe = replace(fit, steps=int(fit.rv_probe_steps), offset_warmup_fraction=1.0)
+    best, best_score = subject, math.inf
+    for degrees, frame in rv_side_candidates(study, subject, fit):
+        candidate = replace(subject, frame=frame)  # same pixels: the MSEs compare like with like
+        result = _run_fit(trained, candidate, probe, labels, False, scaling, psf_enabled, None,
+                          ("latent", "pose", "scales"), None, None, False, None, None)
+        mse = result.history["mse"]
+        score = float(sum(mse[len(mse) // 2:]) / max(len(mse) - len(mse) // 2, 1))
+        if score < best_score:
+            best, best_score = candidate, score
+    best.frame = replace(best.frame, rv_from="fit")
+    return best
+
+
+def _run_fit(trained: TrainedNISF, subject: SubjectData, fit: FitConfig, labels: bool, motion: bool, scaling: bool,
+             psf_enabled: Optional[bool], initial: Optional[SubjectFit], optimise: Sequence[str],
+             only_slices: Optional[Sequence[str]], checkpoint_path, resume: bool, progress, cancel) -> SubjectFit:
+    """Optimise ``subject``'s learnables with the network frozen (see :func:`fit_subject`)."""
+    config = trained.config
+    device = trained.device
     network = trained.network
     network.requires_grad_(False)
     params = SubjectParameters(1, len(subject.slices), config.network.latent_dim, config.network.latent_init_std,

@@ -1,12 +1,20 @@
-"""The standardised world frame of one subject, from the slices' geometry alone (no labels needed).
+"""The standardised world frame of one subject, from its own slices: geometry, and labels where given.
 
-- **z**: the SAX normal (mean of the SAX slices' normals), base -> apex (SAX slices are stored
-  base -> apex; with one SAX slice the apex is taken to point left-anterior-inferior);
-- **x**: the LV-RV line = intersection of the 4-chamber LAX plane with the mid SAX plane, signed
-  towards the RV (the RV lies right-anterior of the LV in RAS); without a 4CH view, the right-anterior
-  direction projected onto the SAX plane;
+Hearts lie in any pose in the scanner (any octant for the long axis, the RV anywhere around it), so
+no direction is taken from a fixed RAS prior when the subject's data can give it:
+
+- **z**: the SAX normal (mean of the SAX slices' normals), signed base -> apex: with labels, by the
+  LV's own shape (:func:`apex_sign_from_labels`: the RV lies on the basal side of the LV centroid and
+  the LV section area shrinks towards the apex); without labels, by the stack order (SAX slices
+  stored base -> apex, the DICOM-export convention of the product's readers);
+- **x**: the LV-RV line: the intersection of the 4-chamber LAX plane with the SAX plane when a 4CH
+  view exists, else the direction from the LV to the RV blood-pool centroid (labels) in the SAX plane;
+  signed towards the RV by the labels' RV centroid. Without labels the sign (and, without a 4CH, the
+  azimuth) is not observable from geometry: the frame is marked ``rv_from="geometry"`` and
+  :func:`~.fit.fit_subject` chooses among rotations about z by the data (:func:`rotated_about_z`);
 - **origin**: the LV centre = the point of the LV long axis (the line shared by the LAX planes, least
-  squares) in the middle of the SAX stack; without two LAX planes, the centre of the mid SAX image;
+  squares) in the middle of the SAX stack; without two LAX planes, the LV blood-pool centroid of the
+  mid SAX slices (labels), else the centre of the mid SAX image;
 - **scale**: ``scale_mm`` mm per canonical unit (one value for a cohort, so the shared network sees
   hearts at their true relative sizes; 75 mm puts the heart well inside ``[-1, 1]^3``).
 
@@ -16,7 +24,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -24,7 +32,7 @@ from ..data.cine_study import CineSlice, CineStudy
 from ..geometry.affine import apply_affine
 from .errors import NISFInputError
 
-# Anatomical priors in RAS, only used to choose signs (and as fallbacks):
+# Anatomical priors in RAS, only fallbacks when neither labels nor geometry decide (never with labels):
 APEX_PRIOR_RAS = np.array([-1.0, 1.0, -1.0]) / np.sqrt(3.0)  # LV apex: left, anterior, inferior
 RV_PRIOR_RAS = np.array([1.0, 1.0, 0.0]) / np.sqrt(2.0)  # RV: right and anterior of the LV
 
@@ -37,6 +45,7 @@ class StandardFrame:
     origin_ras: np.ndarray
     axes_ras: np.ndarray
     scale_mm: float
+    rv_from: str = "labels"  # "labels": x signed by the subject's labels; "geometry": sign/azimuth unobserved
 
     def __post_init__(self) -> None:
         self.origin_ras = np.asarray(self.origin_ras, float).reshape(3)
@@ -71,12 +80,20 @@ class StandardFrame:
 
     def to_dict(self) -> Dict:
         return {"origin_ras": self.origin_ras.tolist(), "axes_ras": self.axes_ras.tolist(),
-                "scale_mm": self.scale_mm}
+                "scale_mm": self.scale_mm, "rv_from": self.rv_from}
 
     @classmethod
     def from_dict(cls, data: Dict) -> "StandardFrame":
         return cls(np.asarray(data["origin_ras"], float), np.asarray(data["axes_ras"], float),
-                   float(data["scale_mm"]))
+                   float(data["scale_mm"]), str(data.get("rv_from", "labels")))
+
+    def rotated_about_z(self, degrees: float) -> "StandardFrame":
+        """The same frame with x and y turned by ``degrees`` about z (origin, z and scale kept)."""
+        angle = np.deg2rad(degrees)
+        c, s = np.cos(angle), np.sin(angle)
+        x, y, z = self.axes_ras.T
+        return StandardFrame(self.origin_ras, np.stack([c * x + s * y, -s * x + c * y, z], axis=1), self.scale_mm,
+                             self.rv_from)
 
 
 def slice_centre_ras(slice_: CineSlice) -> np.ndarray:
@@ -90,6 +107,7 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 
 
 def _sax_axis(sax: List[CineSlice], source: str) -> np.ndarray:
+    """Mean SAX normal, signed along the stack order (first -> last slice)."""
     normals = np.stack([s.normal for s in sax])
     normals *= np.sign(normals @ normals[0])[:, None] + (normals @ normals[0] == 0)[:, None]
     axis = normals.mean(axis=0)
@@ -103,19 +121,106 @@ def _sax_axis(sax: List[CineSlice], source: str) -> np.ndarray:
     return axis if axis @ APEX_PRIOR_RAS >= 0 else -axis
 
 
-def standard_frame_from_study(study: CineStudy, scale_mm: float = 75.0, source: Optional[str] = None) -> StandardFrame:
-    """The standardised frame of ``study`` (see the module docstring). Raises :class:`NISFInputError`
-    when the geometry cannot define it (no SAX slice, a 4CH plane parallel to the SAX stack)."""
+def _label_frame(slices: Sequence[CineSlice]) -> Optional[int]:
+    """The frame labelled in the most of ``slices`` (ED, frame 0, on ties); None without labels."""
+    counts: Dict[int, int] = {}
+    for slice_ in slices:
+        if slice_.labels is not None:
+            for frame in slice_.labelled_frames or []:
+                counts[int(frame)] = counts.get(int(frame), 0) + 1
+    if not counts:
+        return None
+    return max(sorted(counts), key=lambda f: (counts[f], -f))
+
+
+@dataclass
+class LabelPoints:
+    """RAS mm (nominal headers) of the labelled pixels of one frame, per SAX slice: ``lv`` (LV blood),
+    ``heart_lv`` (LV blood + myocardium), ``rv`` (RV blood) lists of ``(n, 3)`` arrays."""
+
+    lv: List[np.ndarray]
+    heart_lv: List[np.ndarray]
+    rv: List[np.ndarray]
+
+    def all(self, name: str) -> np.ndarray:
+        arrays = [a for a in getattr(self, name) if len(a)]
+        return np.concatenate(arrays) if arrays else np.zeros((0, 3))
+
+
+def label_points(sax: Sequence[CineSlice], frame: int) -> LabelPoints:
+    """Labelled pixel centres (RAS mm) of ``frame`` in every SAX slice labelled there."""
+    out = LabelPoints([], [], [])
+    for slice_ in sax:
+        if slice_.labels is None or frame not in set(int(f) for f in slice_.labelled_frames or []):
+            continue
+        labels = np.asarray(slice_.labels.array)[frame, 0]
+        for name, mask in (("lv", labels == 1), ("heart_lv", (labels == 1) | (labels == 2)), ("rv", labels == 3)):
+            jj, ii = np.nonzero(mask)
+            ijk = np.c_[ii, jj, np.zeros(ii.size)].astype(float)
+            getattr(out, name).append(apply_affine(slice_.image.ijk_to_ras, ijk) if ii.size else np.zeros((0, 3)))
+    return out
+
+
+def apex_sign_from_labels(points: LabelPoints, axis: np.ndarray) -> Optional[float]:
+    """+1 when ``axis`` points base -> apex by the labels, -1 when apex -> base, None when undecided.
+
+    Two votes, both anatomical: (a) the RV blood pool sits on the basal side of the LV (its centroid
+    lies above the LV's along the long axis: the RV ends short of the LV apex); (b) the LV section
+    area (blood + myocardium) is larger on the basal half of the LV's extent than on the apical half
+    (the ventricle narrows to the apex). Each vote is the sign of a height difference (mm) or of an
+    area difference; they are summed after scaling to comparable units."""
+    heart_lv, rv = points.all("heart_lv"), points.all("rv")
+    if len(heart_lv) < 10:
+        return None
+    heights = heart_lv @ axis
+    vote = 0.0
+    if len(rv) >= 10:
+        spread = max(float(heights.std()), 1e-3)
+        vote += float(np.clip((heights.mean() - (rv @ axis).mean()) / spread, -1.0, 1.0))  # RV basal = lower height
+    per_slice = [(float((p @ axis).mean()), len(p)) for p in points.heart_lv if len(p)]
+    if len(per_slice) >= 3:
+        h = np.array([v[0] for v in per_slice])
+        area = np.array([v[1] for v in per_slice], float)
+        middle = 0.5 * (h.min() + h.max())
+        upper, lower = area[h < middle].sum(), area[h > middle].sum()
+        if upper + lower > 0:
+            vote += float(np.clip(2.0 * (upper - lower) / (upper + lower), -1.0, 1.0))
+    if abs(vote) < 1e-6:
+        return None
+    return 1.0 if vote > 0 else -1.0
+
+
+def _project(vector: np.ndarray, z: np.ndarray) -> np.ndarray:
+    return vector - (vector @ z) * z
+
+
+def standard_frame_from_study(study: CineStudy, scale_mm: float = 75.0, source: Optional[str] = None,
+                              use_labels: bool = True) -> StandardFrame:
+    """The standardised frame of ``study`` (see the module docstring); ``use_labels=False`` ignores the
+    study's labels (intensity-only inference). Raises :class:`NISFInputError` when the geometry cannot
+    define it (no SAX slice, a 4CH plane parallel to the SAX stack)."""
     source = source or str(study.metadata.get("source") or study.subject_id)
     sax = sorted(study.sax, key=lambda s: s.slice_index)
     if not sax:
         raise NISFInputError(source, "no SAX slice: the standardised frame needs the SAX normal")
     z = _sax_axis(sax, source)
+    label_frame = _label_frame(sax) if use_labels else None
+    points = label_points(sax, label_frame) if label_frame is not None else None
+    if points is not None:
+        sign = apex_sign_from_labels(points, z)
+        if sign is not None:
+            z = sign * z
     centres = np.stack([slice_centre_ras(s) for s in sax])
     heights = centres @ z
     mid_height = 0.5 * (heights.min() + heights.max())
     mid_centre = centres[int(np.argmin(np.abs(heights - mid_height)))]
     mid_centre = mid_centre + (mid_height - mid_centre @ z) * z
+    lv, rv = (points.all("lv"), points.all("rv")) if points is not None else (np.zeros((0, 3)),) * 2
+    lv_to_rv = _project(rv.mean(0) - lv.mean(0), z) if len(lv) >= 10 and len(rv) >= 10 else None
+    if lv_to_rv is not None and np.linalg.norm(lv_to_rv) < 1.0:  # < 1 mm apart: no usable direction
+        lv_to_rv = None
+    if len(lv) >= 10:  # the LV centre of the labels, at mid-stack height (used without two LAX planes)
+        mid_centre = lv.mean(0) + (mid_height - lv.mean(0) @ z) * z
 
     four_chamber = study.view("4CH")
     if four_chamber:
@@ -124,17 +229,20 @@ def standard_frame_from_study(study: CineStudy, scale_mm: float = 75.0, source: 
             raise NISFInputError(source, f"4CH slice {four_chamber[0].image.name!r} is parallel to the SAX stack "
                                          "(< 20 degrees): cannot find the LV-RV direction")
         x = _unit(line)
+    elif lv_to_rv is not None:
+        x = _unit(lv_to_rv)
     else:
-        x = RV_PRIOR_RAS - (RV_PRIOR_RAS @ z) * z
+        x = _project(RV_PRIOR_RAS, z)
         if np.linalg.norm(x) < 1e-3:
             x = np.cross(z, [0.0, 0.0, 1.0])
         x = _unit(x)
-    if x @ RV_PRIOR_RAS < 0:
+    towards_rv = lv_to_rv if lv_to_rv is not None else RV_PRIOR_RAS
+    if x @ towards_rv < 0:
         x = -x
     y = np.cross(z, x)
 
     # LV long axis: least-squares point on every LAX plane and on the mid SAX plane, weakly pulled
-    # towards the mid SAX image centre (which fixes what fewer than two LAX planes leave free).
+    # towards the mid-stack LV centre (which fixes what fewer than two LAX planes leave free).
     rows, rhs = [z], [mid_height]
     for lax in study.lax:
         normal = lax.normal
@@ -145,7 +253,8 @@ def standard_frame_from_study(study: CineStudy, scale_mm: float = 75.0, source: 
     rows.extend(weak * np.eye(3))
     rhs.extend(weak * mid_centre)
     origin = np.linalg.lstsq(np.stack(rows), np.asarray(rhs), rcond=None)[0]
-    return StandardFrame(origin, np.stack([x, y, z], axis=1), scale_mm)
+    return StandardFrame(origin, np.stack([x, y, z], axis=1), scale_mm,
+                         "labels" if lv_to_rv is not None else "geometry")
 
 
-__all__ = ["StandardFrame", "standard_frame_from_study", "slice_centre_ras", "APEX_PRIOR_RAS", "RV_PRIOR_RAS"]
+__all__ = ["StandardFrame", "standard_frame_from_study", "LabelPoints", "label_points", "apex_sign_from_labels", "slice_centre_ras", "APEX_PRIOR_RAS", "RV_PRIOR_RAS"]
