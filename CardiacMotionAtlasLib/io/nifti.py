@@ -75,7 +75,7 @@ def _check_size(path: Path, header, shape: Sequence[int]) -> None:
     scaled = (slope is not None and slope != 1) or (inter is not None and inter != 0)
     n_bytes = declared_bytes(shape, itemsize, path)
     copies = 2 + (8 // max(itemsize, 1) if scaled else 0)  # file buffer, (t, z, y, x) copy, float scaling
-    offset = max(0, int(header["vox_offset"]))
+    offset = max(0, int(header["vox_offset"])) or int(getattr(header, "single_vox_offset", 352))
     if lower_name(path).endswith(".gz"):
         check_declared_size(path, n_bytes, encoding=GZIP, skip=offset, copies=copies)
     else:
