@@ -10,6 +10,11 @@ posterior sampled and propagated through the chain) plus, for cyclic models, the
 (:func:`chain_drift_variance`: the disagreement of the chains from both EDs, a random-walk model of the
 bias the step posteriors do not see); the differential entropy (nats, of that per-voxel Gaussian in mm)
 and the closed-form entropy of each step's Gaussian posterior (velocity, voxels). Volumes are soft (summed warped probabilities), indices in ml / % / g, strain in %.
+
+Intervals (95 %) are centred on the point estimates (so they always contain them): indices and volumes
+``+/- 1.96 c sigma`` with ``sigma`` the posterior samples' spread and the labels' partial-volume
+uncertainty combined, ``c`` the model's per-index calibration (:mod:`.intervals`); strain ``+/- 1.96``
+times its posterior samples' std (0 at ED: ED is strain's reference by definition).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from .data import MotionSequence, crop_volume
 from .errors import MotionInputError
 from .fields import upsample_in_plane
 from .gaussian import voxel_entropy
+from .intervals import Z95, combined_sds, intervals, label_volume_sd_ml, sample_sds, segmentation_sds
 from .losses import one_hot
 from .refine import refine_velocities
 from .train import TrainedMotion, frame_order, sequence_tensors
@@ -55,7 +61,7 @@ class MotionEstimate:
     labels: np.ndarray  # (T, z, y, x) ED labels warped to every frame
     segnet_labels: Optional[np.ndarray]  # (T, z, y, x) SegNet's own prediction
     volumes_ml: Dict[str, np.ndarray]  # name -> (T,)
-    volume_bounds_ml: Dict[str, np.ndarray]  # name -> (2, T): 2.5 / 97.5 percentiles
+    volume_bounds_ml: Dict[str, np.ndarray]  # name -> (2, T): 95 % interval around the estimate
     indices: Dict[str, float]
     index_bounds: Dict[str, tuple]
     strain: Dict[str, np.ndarray]  # name -> (T,) %
@@ -119,12 +125,14 @@ def chain_drift_variance(fields: Dict[str, torch.Tensor], n: int, shape, ijk_to_
 @torch.no_grad()
 def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: Optional[int] = None,
                     use_given_ed_labels: bool = True, seed: int = 0, progress=None,
-                    refine_steps: Optional[int] = None) -> MotionEstimate:
+                    refine_steps: Optional[int] = None, calibrated: bool = True) -> MotionEstimate:
     """Estimate the motion of ``sequence`` (posterior mean + ``samples`` posterior samples, default
     ``config.posterior_samples``). ED labels: the sequence's own when given and ``use_given_ed_labels``,
     else SegNet's. ``refine_steps``: refinement steps of the posterior mean on this subject
     (:mod:`.refine`; default ``config.refine_steps``, 0: the network's amortised mean).
-    ``progress``: a ProgressReporter (one update per refinement step, then one per posterior sample)."""
+    ``progress``: a ProgressReporter (one update per refinement step, then one per posterior sample).
+    ``calibrated``: scale the intervals by the model's per-index calibration (False: unit scales, as
+    when the calibration itself is fitted)."""
     model, config, device = trained.model, trained.config, trained.device
     samples = config.posterior_samples if samples is None else int(samples)
     if samples < 2:
@@ -235,13 +243,22 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
 
     volume_samples = np.stack(volume_samples)  # (S, 3, T)
     ed_index, es_index = sequence.ed_frame, sequence.es_frame
+    if es_position is None:
+        es_position = int(np.argmin(volumes[0]))
     indices = _indices(volumes, 0, es_position).as_dict()
     sampled = [_indices(v, 0, es_position).as_dict() for v in volume_samples]
-    index_bounds = {k: tuple(float(x) for x in np.nanpercentile([d[k] for d in sampled], [2.5, 97.5]))
-                    for k in indices}
-    if es_index is None:
-        es_index = order[int(np.argmin(volumes[0]))]
     labels_t = crop_volume(probs.argmax(1), shape).cpu().numpy().astype(np.uint8)
+    calibration = (trained.calibration or {}) if calibrated else {}
+    segmentation = segmentation_sds(ed_np, labels_t[es_position], sequence.ijk_to_ras, volumes, 0, es_position)
+    raw_sd = combined_sds(sample_sds(sampled), segmentation)
+    index_sd = combined_sds(sample_sds(sampled), segmentation, calibration)
+    index_bounds = intervals(indices, index_sd)
+    if es_index is None:
+        es_index = order[es_position]
+    volume_sd = np.sqrt(volume_samples.var(0, ddof=1) + np.array(
+        [[label_volume_sd_ml(labels_t[t], label, sequence.ijk_to_ras) ** 2 for t in range(n)] for label in (1, 2, 3)]))
+    volume_sd *= np.array([calibration.get(k, 1.0) for k in ("LVESV", "LVM", "RVESV")])[:, None]
+    strain_sd = {name: np.std(np.stack(v), axis=0, ddof=1) for name, v in strain_samples.items()}
     return MotionEstimate(
         subject_id=sequence.subject_id, ijk_to_ras=sequence.ijk_to_ras.copy(), phases=sequence.phases.copy(),
         ed_frame=ed_index, es_frame=int(es_index),
@@ -251,14 +268,16 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         ed_labels=ed_np, labels=reorder(labels_t),
         segnet_labels=None if segnet_labels is None else reorder(segnet_labels),
         volumes_ml={name: reorder(volumes[i]) for i, name in enumerate(VOLUME_NAMES)},
-        volume_bounds_ml={name: reorder(np.percentile(volume_samples[:, i], [2.5, 97.5], axis=0), axis=1)
-                          for i, name in enumerate(VOLUME_NAMES)},
+        volume_bounds_ml={name: reorder(np.stack([volumes[i] - Z95 * volume_sd[i], volumes[i] + Z95 * volume_sd[i]]),
+                                        axis=1) for i, name in enumerate(VOLUME_NAMES)},
         indices=indices, index_bounds=index_bounds,
         strain={name: reorder(values) for name, values in strain.items()},
-        strain_bounds={name: reorder(np.percentile(np.stack(v), [2.5, 97.5], axis=0), axis=1)
-                       for name, v in strain_samples.items()},
+        strain_bounds={name: reorder(np.stack([strain[name] - Z95 * sd, strain[name] + Z95 * sd]), axis=1)
+                       for name, sd in strain_sd.items()},
         n_samples=samples, metadata={"lv_centre_ras": frame[0].tolist(), "long_axis_ras": frame[1].tolist(),
-                                    "refine_steps": refine_steps if config.uses_segnet else 0})
+                                    "refine_steps": refine_steps if config.uses_segnet else 0,
+                                    "index_sd": raw_sd, "index_sd_calibrated": index_sd,
+                                    "calibration": dict(calibration)})
 
 
 __all__ = ["VOLUME_NAMES", "MotionEstimate", "chain_drift_variance", "estimate_motion"]

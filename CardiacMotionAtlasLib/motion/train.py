@@ -5,6 +5,11 @@ Two stages in one resumable run (:func:`~CardiacMotionAtlasLib.training.run_trai
 ``guidance="none"``), then SegNet is frozen and ``steps`` steps train FeatNet, the recurrent VAE and
 DeformNet on whole sequences (one subject per step) with :func:`~.losses.sequence_loss`. Step ``s``
 draws its randomness from ``make_generator(seed, stream=s)``, so a resumed run equals an uninterrupted one.
+
+After training (``calibrate=True``) the per-index calibration scales of the 95 % intervals are fitted on
+the training sequences (:mod:`.intervals`). The finished checkpoint carries, under ``extra``, that
+calibration and the ``preprocessing`` the model must be applied with (grid reduction, frames, intensity
+normalisation; :mod:`.preprocessing`), both read back by :func:`load_motion`.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +30,7 @@ from ..training import (
     make_generator,
     make_state_fns,
     run_training,
+    save_checkpoint,
     select_device,
 )
 from .config import MotionConfig
@@ -45,6 +51,8 @@ class TrainedMotion:
     device: torch.device
     checkpoint_path: Optional[Path] = None
     result: Optional[TrainingResult] = None
+    calibration: Optional[Dict[str, float]] = None  # per-index scale of the interval sds (>= 1)
+    preprocessing: Optional[Dict[str, Any]] = None  # how inputs must be prepared (see .preprocessing)
 
 
 def frame_order(sequence: MotionSequence) -> List[int]:
@@ -75,11 +83,15 @@ def _flip(images: torch.Tensor, labels: Dict[int, torch.Tensor], generator: torc
 
 def train_motion(sequences: Sequence[MotionSequence], config: Optional[MotionConfig] = None, *,
                  checkpoint_path: Optional[Union[str, Path]] = None, resume: bool = False,
-                 device: Union[str, torch.device, None] = "auto", progress=None, cancel=None) -> TrainedMotion:
+                 device: Union[str, torch.device, None] = "auto", progress=None, cancel=None,
+                 calibrate: bool = True, preprocessing: Optional[Dict[str, Any]] = None) -> TrainedMotion:
     """Train CardioMorphNet on SAX sequences (labels at ED and ES needed unless the shape loss is off).
 
     ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"``. ``resume=True`` continues
-    from ``checkpoint_path`` (same config). Returns the model in eval mode with frozen weights.
+    from ``checkpoint_path`` (same config). ``calibrate``: fit the intervals' per-index scales on the
+    training sequences (one estimate each). ``preprocessing``: what was done to the inputs (grid
+    reduction etc., :func:`.preprocessing.preprocessing_record`; default: the intensity normalisation and
+    the sequences' grid); both are stored in the checkpoint. Returns the model in eval mode, frozen.
     """
     config = (config or MotionConfig()).validate()
     device = select_device(device)
@@ -156,7 +168,27 @@ def train_motion(sequences: Sequence[MotionSequence], config: Optional[MotionCon
                           progress=progress, cancel=cancel, description="train CardioMorphNet")
     model.eval().requires_grad_(False)
     path = None if checkpoint_path is None else Path(checkpoint_path)
-    return TrainedMotion(config, model, device, path, result)
+    from .preprocessing import preprocessing_record
+
+    record = dict(preprocessing) if preprocessing is not None else preprocessing_record(sequences, config)
+    trained = TrainedMotion(config, model, device, path, result, preprocessing=record)
+    labelled = [s for s in sequences if s.ed_frame in s.labels and s.es_frame in s.labels]
+    if calibrate and labelled:
+        from .intervals import calibrate_motion
+
+        trained.calibration = calibrate_motion(trained, labelled)
+    if path is not None:
+        _store_extra(path, {"calibration": trained.calibration, "preprocessing": record})
+    return trained
+
+
+def _store_extra(path: Path, extra: Dict[str, Any]) -> None:
+    """Rewrite the finished checkpoint at ``path`` (atomically) with ``extra`` merged into its ``extra``."""
+    checkpoint = load_checkpoint(path, expected_kind=CHECKPOINT_KIND, map_location="cpu")
+    merged = {**checkpoint.extra, **{k: v for k, v in extra.items() if v is not None}}
+    save_checkpoint(path, model_state=checkpoint.model_state, optimizer_state=checkpoint.optimizer_state,
+                    config=checkpoint.config, step=checkpoint.step, extra=merged, kind=CHECKPOINT_KIND,
+                    rng_state=checkpoint.rng_state)
 
 
 def load_motion(path: Union[str, Path], device: Union[str, torch.device, None] = "auto") -> TrainedMotion:
@@ -170,7 +202,13 @@ def load_motion(path: Union[str, Path], device: Union[str, torch.device, None] =
     except (RuntimeError, KeyError, TypeError) as error:
         raise CheckpointError(path, f"model state does not fit its config: {error}") from error
     model.to(device).eval().requires_grad_(False)
-    return TrainedMotion(config, model, device, Path(path))
+    extra = checkpoint.extra or {}
+    calibration = extra.get("calibration")
+    if calibration is not None and not (isinstance(calibration, dict) and all(
+            isinstance(v, (int, float)) and v >= 1.0 for v in calibration.values())):
+        raise CheckpointError(path, f"calibration is not a dict of scales >= 1: {calibration!r}")
+    return TrainedMotion(config, model, device, Path(path), calibration=calibration,
+                         preprocessing=extra.get("preprocessing"))
 
 
 __all__ = ["CHECKPOINT_KIND", "TrainedMotion", "frame_order", "load_motion", "sequence_tensors", "train_motion"]
