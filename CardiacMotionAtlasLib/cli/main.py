@@ -1,14 +1,23 @@
 """``cardiac-atlas``: the library's command line. Each sub-command lives in its own module and is
-registered in :data:`COMMANDS` (``name -> (add_arguments, run)``)."""
+registered in :data:`COMMANDS` (``name -> (add_arguments, run)``).
+
+No traceback reaches a user: a library error exits 2 with its message (it names the file and the
+problem); anything unexpected exits 2 with one line and the path of a log file holding the full traceback
+(:func:`~CardiacMotionAtlasLib.errors.report_error`). Commands that apply a trained model take
+``--allow-incomplete`` to use a half-trained (in-progress) checkpoint, which is otherwise refused.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from typing import Callable, Dict, List, Optional, Tuple
+import warnings
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from .. import __version__
-from ..errors import CardiacMotionAtlasError
+from ..errors import run_guarded
 from . import nisf_cmd, phantom_cmd, study_cmd
 from . import atlas_cmd, batch_cmd, motion_cmd, synth_cmd
 
@@ -34,25 +43,75 @@ COMMANDS: Dict[str, Command] = {
 }
 
 
+MODEL_COMMANDS = ("atlas", "batch", "motion", "nisf", "synth")
+"""Commands whose leaf sub-commands take ``--allow-incomplete``."""
+ALLOW_INCOMPLETE_HELP = ("use a checkpoint whose training did not finish (its in-progress <name>.partial.pt); "
+                         "refused otherwise. The step count it reached is printed")
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` itself when it has no sub-commands, else the leaves of its sub-command tree."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+    if not subs:
+        yield parser
+        return
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):
+            yield from _leaf_parsers(child)
+
+
+def _add_allow_incomplete(parser: argparse.ArgumentParser) -> None:
+    for leaf in _leaf_parsers(parser):
+        if "--allow-incomplete" not in leaf._option_string_actions:  # noqa: SLF001
+            leaf.add_argument("--allow-incomplete", action="store_true", help=ALLOW_INCOMPLETE_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cardiac-atlas", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"CardiacMotionAtlasLib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_arguments, _, help_text) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(command)
+        if name in MODEL_COMMANDS:
+            _add_allow_incomplete(command)
     return parser
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Run the command, with half-trained checkpoints allowed when asked (also for the processes it
+    starts, through the environment) and their warnings printed as one line each."""
+    from ..training.checkpoint import ALLOW_INCOMPLETE_ENV, IncompleteCheckpointWarning, allow_incomplete_checkpoints
+
+    prog = f"cardiac-atlas {args.command}"
+    allow = bool(getattr(args, "allow_incomplete", False))
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' signature
+        if issubclass(category, IncompleteCheckpointWarning):
+            print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    saved_env = os.environ.get(ALLOW_INCOMPLETE_ENV)
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+        warnings.showwarning = show
+        warnings.simplefilter("always", IncompleteCheckpointWarning)
+        try:
+            if allow:
+                os.environ[ALLOW_INCOMPLETE_ENV] = "1"  # background CLI processes and local Dask workers
+            with allow_incomplete_checkpoints(True) if allow else contextlib.nullcontext():
+                return COMMANDS[args.command][1](args)
+        finally:
+            if saved_env is None:
+                os.environ.pop(ALLOW_INCOMPLETE_ENV, None)
+            else:
+                os.environ[ALLOW_INCOMPLETE_ENV] = saved_env
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command][1](args)
-    except CardiacMotionAtlasError as error:
-        print(f"cardiac-atlas {args.command}: error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"cardiac-atlas {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_guarded(f"cardiac-atlas {args.command}", lambda: _run_command(args))
 
 
 if __name__ == "__main__":
