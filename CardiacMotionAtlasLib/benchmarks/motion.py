@@ -26,7 +26,11 @@ each subject against SegNet's labels, :mod:`..motion.refine`); the same trained 
 without that refinement; the ablation without SegNet guidance; the same
 networks trained by local NCC only (intensity-supervised, VoxelMorph-style: the ``voxelmorph`` package
 needs ``neurite``, which does not install beside the pinned torch); SimpleITK diffeomorphic demons; and
-zero motion (the floor).
+zero motion (the floor). Index baselines (no motion): disk summation (voxel counts, ml) of the given
+SAX labels at ED and ES, and of SegNet's own ED and ES labels. CardioMorphNet's 95 % index intervals:
+``coverage_idx`` (% of (subject, index) pairs whose analytic truth is inside) and ``unc_corr_idx``
+(Spearman of the interval half-width with |error| over (subject, index) pairs, pooled over indices of
+different units).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import torch
 from ..geometry.warp import ras_to_voxel_displacement
 from ..motion import MotionConfig, estimate_motion, sequence_from_study, train_motion
 from ..motion.baselines import demons_fields, intensity_config, no_segnet_config
+from ..analysis.clinical_indices import clinical_indices_from_volumes
 from ..motion.evaluation import INDEX_NAMES, evaluate_fields, phantom_strain
 from ..motion.train import frame_order
 from ..phantom.cmr import CMRConfig, simulate_cine
@@ -98,14 +103,45 @@ def simulate(protocol, cmr: CMRConfig, hearts, indices):
     return sims
 
 
+def disk_summation_errors(labels_ed: np.ndarray, labels_es: np.ndarray, ijk_to_ras: np.ndarray,
+                          truth: Dict[str, float]) -> Dict[str, float]:
+    """Signed index errors of disk summation (voxel counts) of ED and ES label maps."""
+    voxel_ml = abs(float(np.linalg.det(np.asarray(ijk_to_ras)[:3, :3]))) / 1000.0
+    volumes = np.array([[np.count_nonzero(m == label) * voxel_ml for m in (labels_ed, labels_es)] for label in (1, 2, 3)])
+    indices = clinical_indices_from_volumes(volumes[0], volumes[2], volumes[1], 0, 1).as_dict()
+    return {f"err_{k}": indices[k] - truth[k] for k in INDEX_NAMES}
+
+
+def interval_scores(estimate, truth: Dict[str, float]) -> Dict[str, object]:
+    """Per-subject interval hits and (half-width, |error|) pairs of the nine indices."""
+    hits, pairs = [], []
+    for name in INDEX_NAMES:
+        lower, upper = estimate.index_bounds[name]
+        value = estimate.indices[name]
+        if np.isfinite(value) and np.isfinite(truth[name]):
+            hits.append(float(lower <= truth[name] <= upper))
+            pairs.append((0.5 * (upper - lower), abs(value - truth[name])))
+    return {"hits": hits, "pairs": pairs}
+
+
 def _row(method: str, per_subject: List[Dict[str, float]], test_set: str = "") -> Dict:
     row: Dict = {"test_set": test_set, "method": method}
     for key in per_subject[0]:
+        if key.startswith("_"):
+            continue
         values = np.asarray([s[key] for s in per_subject], float)
         row[key], row[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
     for name in INDEX_NAMES:  # RMSE over subjects
         errors = np.asarray([s[f"err_{name}"] for s in per_subject], float)
         row[f"rmse_{name}"] = float(np.sqrt(np.mean(errors ** 2)))
+    intervals = [s["_intervals"] for s in per_subject if "_intervals" in s]
+    if intervals:
+        from scipy.stats import spearmanr
+
+        hits = [h for i in intervals for h in i["hits"]]
+        pairs = np.array([p for i in intervals for p in i["pairs"]])
+        row["coverage_idx"] = float(100 * np.mean(hits))
+        row["unc_corr_idx"] = float(spearmanr(pairs[:, 0], pairs[:, 1]).correlation)
     return row
 
 
@@ -154,14 +190,15 @@ def main(argv=None) -> int:
         _log(f"training {name}: {variant.seg_steps if variant.uses_segnet else 0} SegNet + {variant.steps} "
              f"motion steps on {describe_device(device)}")
         t0 = time.perf_counter()
-        trained[name] = train_motion(train, variant, device=device)
+        trained[name] = train_motion(train, variant, device=device, calibrate=name == "CardioMorphNet")
         train_s[name] = (time.perf_counter() - t0, variant.steps + (variant.seg_steps if variant.uses_segnet else 0))
     amortised = "CardioMorphNet, amortised mean (no refinement)"
     method_names = ["CardioMorphNet", amortised, *list(variants)[1:], "SimpleITK diffeomorphic demons", "zero motion"]
+    disk_names = ["disk summation of the given SAX labels", "disk summation of SegNet's labels"]
     scores: Dict = {}  # (test set label, method) -> per-subject scores; cross-family first
     speed: Dict[str, List[float]] = {name: [] for name in method_names}
     for test_set, sims in test_sets:
-        for name in method_names:
+        for name in method_names + disk_names:
             scores[(test_set.label, name)] = []
         for number, (heart, sim) in enumerate(zip(test_set.hearts, sims)):
             _log(f"{test_set.label}: test subject {number + 1}/{len(sims)}: {heart.subject_id} ({heart.params.kind})")
@@ -188,6 +225,14 @@ def main(argv=None) -> int:
                     uncertainty = {"covariance": estimate.covariance[order], "std_mm": estimate.displacement_std_mm()[order]}
                 scores[(test_set.label, name)].append(evaluate_fields(to_voxels(estimate.ed_to_t), to_voxels(estimate.t_to_ed),
                                                                       uncertainty=uncertainty, **common))
+                if name == "CardioMorphNet":
+                    truth_indices = heart.clinical_indices()
+                    scores[(test_set.label, name)][-1]["_intervals"] = interval_scores(estimate, truth_indices)
+                    segnet = estimate.segnet_labels[order]
+                    scores[(test_set.label, disk_names[1])].append(
+                        disk_summation_errors(segnet[0], segnet[es_position], sequence.ijk_to_ras, truth_indices))
+                    scores[(test_set.label, disk_names[0])].append(
+                        disk_summation_errors(labels[0], labels[es_position], sequence.ijk_to_ras, truth_indices))
             t0 = time.perf_counter()
             ed_to_t, t_to_ed = demons_fields(sequence, iterations=100, smoothing_mm=2.0)
             speed["SimpleITK diffeomorphic demons"].append(time.perf_counter() - t0)
@@ -196,6 +241,7 @@ def main(argv=None) -> int:
             scores[(test_set.label, "zero motion")].append(evaluate_fields(zero, zero, **common))
             speed["zero motion"].append(0.0)
     rows = [_row(name, values, label) for (label, name), values in scores.items()]
+    motion_rows = [row for row in rows if "dice_LV" in row]  # the disk-summation rows have indices only
     total_s = time.perf_counter() - start
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     speed_rows = []
@@ -210,24 +256,28 @@ def main(argv=None) -> int:
           f"{config.steps} motion steps, {config.posterior_samples} posterior samples, {config.refine_steps} "
           f"refinement steps per subject")
     print(protocol.header())
-    print(format_table(_text(rows, SHAPE_KEYS), ["test_set", "method"] + SHAPE_KEYS,
+    print(format_table(_text(motion_rows, SHAPE_KEYS), ["test_set", "method"] + SHAPE_KEYS,
                        title="(1) warped shapes ED<->ES, Dice / Jaccard (%) per region (mean +/- std over subjects)"))
     print()
-    print(format_table(_text(rows, SURFACE_KEYS), ["test_set", "method"] + SURFACE_KEYS,
+    print(format_table(_text(motion_rows, SURFACE_KEYS), ["test_set", "method"] + SURFACE_KEYS,
                        title="(2) warped shapes ED<->ES, HD95 / mean surface distance (mm)"))
     print()
-    print(format_table(_text(rows, MOTION_KEYS), ["test_set", "method"] + MOTION_KEYS,
+    print(format_table(_text(motion_rows, MOTION_KEYS), ["test_set", "method"] + MOTION_KEYS,
                        title="(3) motion: endpoint error in the ED myocardium (mm; all frames / ES), voxels with "
                              "det J <= 0 (all ED->t fields), strain error (% strain, mean |error| over frames)"))
     print()
-    index_keys = [f"rmse_{k}" for k in INDEX_NAMES]
+    index_keys = [f"rmse_{k}" for k in INDEX_NAMES] + ["err_LVESV", "err_LVEF"]
     print(format_table(_text(rows, index_keys, with_std=False), ["test_set", "method"] + index_keys,
-                       title="(4) clinical indices: RMSE over subjects vs analytic (ml, %, g)"))
+                       title="(4) clinical indices: RMSE over subjects vs analytic (ml, %, g); err_*: mean signed "
+                             "error (estimate - truth)"))
     print()
     unc = [r for r in rows if "unc_corr" in r]
-    print(format_table(_text(unc, ["unc_corr", "coverage95"]), ["test_set", "method", "unc_corr", "coverage95"],
+    unc_keys = ["unc_corr", "coverage95", "coverage_idx", "unc_corr_idx"]
+    print(format_table(_text(unc, unc_keys, with_std=False), ["test_set", "method"] + unc_keys,
                        title="(5) uncertainty: Spearman corr(posterior std, endpoint error) in the myocardium; % of "
-                             "true displacements inside the 95 % posterior ellipsoid"))
+                             "true displacements inside the 95 % posterior ellipsoid; % of (subject, index) pairs "
+                             "whose truth is inside the 95 % index interval; Spearman(interval half-width, |index "
+                             "error|) over (subject, index) pairs"))
     print()
     print(format_table(speed_rows, title=f"(6) speed ({describe_device(device)}, {torch.get_num_threads()} thread(s)); "
                                          f"peak RSS {peak_rss:.2f} GB"
