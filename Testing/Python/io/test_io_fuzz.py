@@ -1,8 +1,9 @@
 """Property-based robustness: readers fed truncated, bit-flipped and header-mutated versions of valid
-files (NIfTI, NRRD, DICOM, VTP; fewer examples for PLY, legacy VTK, STL, MetaImage) return a valid
-object or raise one of the library's errors (naming the file), never anything else.
+files (NIfTI, NRRD, DICOM, VTP, detached MetaImage/NRRD headers, whole DICOM folders; half as many
+examples for PLY, legacy VTK, STL, MetaImage) return a valid object or raise one of the library's errors
+(naming the file), never anything else. A few hundred examples per reader, about 30 s in all.
 
-``CMA_FUZZ_EXAMPLES`` raises the number of examples for a longer local run.
+``CMA_FUZZ_EXAMPLES`` (default 300) changes the number of examples (e.g. 3000 for a longer local run).
 """
 
 import os
@@ -27,7 +28,7 @@ from test_io_meshes import _sphere_sequence
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom notes on the nasty values we set
 
-EXAMPLES = int(os.environ.get("CMA_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("CMA_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -257,3 +258,111 @@ def test_metaimage_reader_only_raises_library_errors(workdir, metaimage_bytes, d
     path = workdir / "fuzz.mha"
     path.write_bytes(mutated)
     _check(read_itk_image, path)
+
+
+# --------------------------------------------------------------------------- detached headers (MetaImage, NRRD)
+
+DATA_FILE_VALUES = ["x.raw", "../x.raw", "../../../../etc/passwd", "/etc/passwd", "/dev/zero", "/dev/null", "LOCAL",
+                    "LIST", "LIST 2D", "x%03d.raw 1 3 1", "x%d.raw 0 99999999 1", "x.raw x.raw", "", ".", "..",
+                    "sub", "sub/x.raw", "link.raw", "C:\\x.raw", "x.raw\x00", "%s%s%s 1 2 1", "missing.raw"]
+
+
+@pytest.fixture(scope="module")
+def detached_folder(workdir):
+    folder = workdir / "detached"
+    folder.mkdir()
+    (folder / "sub").mkdir()
+    mhd = write_itk_image(image_sequence((1, 2, 4, 5)), folder / "valid.mhd", compress=False)
+    nhdr = write_itk_image(image_sequence((1, 2, 4, 5)), folder / "valid.nhdr", compress=False)
+    raw = next(p for p in folder.iterdir() if p.suffix == ".raw" and p.stem == "valid").read_bytes()
+    return folder, {".mhd": mhd.read_bytes(), ".nhdr": nhdr.read_bytes()}, raw
+
+
+@FUZZ
+@given(data=st.data())
+def test_detached_header_reader_only_raises_library_errors(detached_folder, data):
+    folder, headers, raw = detached_folder
+    suffix = data.draw(st.sampled_from([".mhd", ".nhdr"]))
+    header = headers[suffix]
+    key = b"ElementDataFile = " if suffix == ".mhd" else b"data file: "
+    start = header.index(key) + len(key)
+    end = header.index(b"\n", start)
+    value = data.draw(st.sampled_from(DATA_FILE_VALUES)).encode("latin-1")
+    mutated = header[:start] + value + header[end:]
+    bytes_mutated = data.draw(st.booleans())
+    if bytes_mutated:
+        mutated = _byte_mutation(mutated, data.draw, len(mutated))
+    (folder / "x.raw").write_bytes(raw if data.draw(st.booleans()) else _byte_mutation(raw, data.draw, len(raw)))
+    for name in ("x000.raw", "x001.raw", "x002.raw", "x003.raw"):
+        (folder / name).write_bytes(raw[:40])
+    link = folder / "link.raw"
+    if not link.is_symlink():
+        os.symlink(workdir_outside(folder), link)
+    path = folder / f"fuzz{suffix}"
+    path.write_bytes(mutated)
+    result = _check(read_itk_image, path)
+    if not isinstance(result, Exception):  # never read through '..', an absolute path, a device or link.raw
+        assert bytes_mutated or value in (b"x.raw", b"LOCAL", b"x%03d.raw 1 3 1", b"LIST", b"LIST 2D"), value
+        assert np.all(np.isfinite(result.array))
+
+
+def workdir_outside(folder):
+    """A regular file outside ``folder`` (the target of ``link.raw``, which must never be read)."""
+    outside = folder.parent / "outside.raw"
+    outside.write_bytes(b"\x7f" * 4096)
+    return outside
+
+
+# --------------------------------------------------------------------------- DICOM folders
+
+
+@pytest.fixture(scope="module")
+def dicom_folder_bytes(workdir):
+    study = make_study(n_frames=3, n_sax=2, ny=6, nx=7, integer=True, labelled=None, lax_views=())
+    files = {}
+    for s in study.slices:
+        for path in write_dicom_cine(s, workdir / "valid_folder", patient_id="P1", study_uid="1.2.3",
+                                     frame_of_reference_uid="1.2.3.4", series_number=s.slice_index + 1):
+            files[path.name] = path.read_bytes()
+    return files
+
+
+@OTHER
+@given(data=st.data())
+def test_dicom_folder_reader_only_raises_library_errors(workdir, dicom_folder_bytes, data):
+    """Whole cine folders: files deleted, truncated, duplicated, of another subject, junk added; read
+    with or without ``drop_incomplete``. A read study has one frame count and one subject."""
+    folder = workdir / "fuzz_folder"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    names = sorted(dicom_folder_bytes)
+    for name in names:
+        (folder / name).write_bytes(dicom_folder_bytes[name])
+    for _ in range(data.draw(st.integers(1, 4))):
+        name = data.draw(st.sampled_from(names))
+        path = folder / name
+        action = data.draw(st.sampled_from(["delete", "truncate", "bytes", "subject", "duplicate", "junk", "empty"]))
+        if action == "delete":
+            path.unlink(missing_ok=True)
+        elif action in ("truncate", "bytes") and path.exists() and path.stat().st_size > 0:
+            path.write_bytes(_byte_mutation(path.read_bytes(), data.draw, 900))
+        elif action == "subject" and path.exists():
+            try:
+                ds = pydicom.dcmread(path)
+                tag = data.draw(st.sampled_from(["PatientID", "StudyInstanceUID", "FrameOfReferenceUID"]))
+                setattr(ds, tag, "9.9.9")
+                ds.save_as(path)
+            except Exception:  # a mutated file pydicom cannot rewrite: leave it
+                pass
+        elif action == "duplicate":
+            (folder / f"copy_{name}").write_bytes(dicom_folder_bytes[name])
+        elif action == "junk":
+            (folder / "notes.txt").write_bytes(data.draw(st.binary(min_size=1, max_size=300)))
+        else:
+            (folder / "empty.dcm").write_bytes(b"")
+    drop = data.draw(st.booleans())
+    result = _check(lambda f: read_dicom_cine(f, drop_incomplete=drop), folder, folder)
+    if not isinstance(result, Exception):
+        assert len({s.n_frames for s in result.slices}) == 1
+        if not drop:
+            assert result.metadata["dropped"] == []
