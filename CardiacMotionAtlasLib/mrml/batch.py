@@ -17,6 +17,8 @@ and volume curve join the bundle.
 
 Idempotent: a subject whose ``<subject>.mrb`` exists is skipped; bundles are written to a temporary
 name and renamed; a subject that fails is recorded in the summary with its error and the batch goes on.
+A problem that stops the whole batch (a bad registry, a missing input folder) exits 2 with one line naming
+the file; an unexpected error exits 2 with one line and the path of a log holding the traceback.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import CardiacMotionAtlasError
+from ..errors import CardiacMotionAtlasError, run_guarded
 from ..io.atomic import atomic_write_text
 from .logic import CardiacMotionAtlasLogic
 from .scene import create_standalone_scene, save_scene_bundle
@@ -124,8 +126,8 @@ def process_folder(input_dir: Path, output_dir: Path, progress=None, models: Opt
                    atlas_setting: str = "all", nisf_spacing: float = 2.0) -> List[Dict]:
     """Process every study folder; returns the summary rows (also written to ``summary.csv``)."""
     output_dir = Path(output_dir)
+    folders = study_folders(input_dir)  # a bad input folder is refused before anything is created
     output_dir.mkdir(parents=True, exist_ok=True)
-    folders = study_folders(input_dir)
     logic = CardiacMotionAtlasLogic()
     rows = []
     if progress is not None:
@@ -166,14 +168,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--nisf-spacing", type=float, default=2.0, help="NISF++ output grid spacing (mm)")
     parser.add_argument("--progress", default="auto", choices=("auto", "bar", "lines", "none"))
     args = parser.parse_args(argv)
-    models = models_from_registry(args.models) if args.models else None
-    rows = process_folder(args.input, args.output, make_progress_reporter(args.progress), models,
-                          args.atlas_setting, args.nisf_spacing)
-    failed = [r for r in rows if r["status"] == "failed"]
-    print(f"{len(rows) - len(failed)} of {len(rows)} subjects done; summary: {args.output / 'summary.csv'}")
-    for row in failed:
-        print(f"  {row['subject']}: {row['error']}")
-    return 1 if failed else 0
+
+    def run() -> int:
+        models = models_from_registry(args.models) if args.models else None
+        rows = process_folder(args.input, args.output, make_progress_reporter(args.progress), models,
+                              args.atlas_setting, args.nisf_spacing)
+        failed = [r for r in rows if r["status"] == "failed"]
+        print(f"{len(rows) - len(failed)} of {len(rows)} subjects done; summary: {args.output / 'summary.csv'}")
+        for row in failed:
+            print(f"  {row['subject']}: {row['error']}")
+        return 1 if failed else 0
+
+    return run_guarded("CardiacMotionAtlas batch", run)
 
 
 if __name__ == "__main__":
