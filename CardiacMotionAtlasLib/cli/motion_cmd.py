@@ -12,9 +12,10 @@ labels at ED and ES (checked from headers, with the other input problems, before
 records the split and the grid reduction in ``<out stem>.cohort.json``. ``--factor``/``--crop``/``--frames``
 reduce the grid (in-plane averaging, crop around the heart, evenly spaced frames with ED and ES kept);
 ``--preset tiny|demo`` reduces it as the main job does (about 4 mm pixels, a 125 mm crop, 8 frames,
-resolved from the first training study's pixel size), explicit options win; ``estimate`` must use the
-values the model was trained with: without options it reads them from the model's cohort record
-(``--preset`` resolves them from the study's own pixel size instead). Outputs of ``estimate``: ED -> t DVFs (Slicer grid transforms),
+resolved from the first training study's pixel size), explicit options win. The checkpoint stores what
+``estimate`` needs (reduction or preset, intensity normalisation, the training grid; ``motion.preprocessing``):
+``estimate`` applies it without options and refuses options that differ (older checkpoints: the cohort
+record next to the model, else the options as given). Outputs of ``estimate``: ED -> t DVFs (Slicer grid transforms),
 uncertainty, warped labels, indices (CSV/JSON with 95 % bounds), strain, volume curves (CSV, PNG).
 Every command takes ``--device auto|cpu|cuda[:N]``, ``--threads N`` and ``--progress``.
 """
@@ -131,8 +132,12 @@ def _train(args: argparse.Namespace) -> int:
     print(f"training CardioMorphNet on {len(studies)} studies (factor {reduction[0]}, crop {reduction[1]}, frames "
           f"{reduction[2]}): {', '.join(e.subject_id for e in train)}", flush=True)
     sequences = [load_sequence(study, args, config.intensity_percentile, reduction) for study in studies]
+    from ..motion.preprocessing import preprocessing_record
+
+    explicit = any(v is not None for v in (args.factor, args.crop, args.frames))
+    record = preprocessing_record(sequences, config, reduction, args.preset if args.preset and not explicit else None)
     trained = train_motion(sequences, config, checkpoint_path=args.out, resume=args.resume, device=args.device,
-                           progress=progress_from(args))
+                           progress=progress_from(args), preprocessing=record)
     record = write_cohort_record(record_path(args.out), entries, {
         "method": "motion", "preset": args.preset,
         "reduction": {"factor": reduction[0], "crop": reduction[1], "frames": reduction[2]}})
@@ -158,9 +163,21 @@ def _recorded_reduction(model: Path) -> Optional[Tuple[int, Optional[int], Optio
 def _estimate(args: argparse.Namespace) -> int:
     from ..motion import estimate_motion, load_motion, write_motion_outputs
 
+    from ..motion.preprocessing import resolve_request
+
     trained = load_motion(args.model, device=args.device)
     reduction = None
-    if args.preset is None and args.factor is None and args.crop is None and args.frames is None:
+    if trained.preprocessing:  # the model says how it must be applied; other explicit options are refused
+        how, value = resolve_request(trained.preprocessing, args.model.name, args.factor, args.crop, args.frames,
+                                     args.preset)
+        if how == "preset":
+            args.preset, args.factor, args.crop, args.frames = value, None, None, None
+        else:
+            reduction = value
+        print(f"preprocessing stored in {args.model.name}: "
+              + (f"preset {value}" if how == "preset" else f"factor {value[0]}, crop {value[1]}, frames {value[2]}"),
+              flush=True)
+    elif args.preset is None and args.factor is None and args.crop is None and args.frames is None:
         reduction = _recorded_reduction(args.model)  # the training's grid, as recorded by 'motion train'
         if reduction is not None:
             print(f"grid reduction of the training (factor {reduction[0]}, crop {reduction[1]}, frames "

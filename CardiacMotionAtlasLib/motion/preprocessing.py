@@ -6,7 +6,8 @@ Record (plain builtins)::
 
     {"intensity_percentile": 99.0,            # intensities divided by this percentile of each sequence
      "reduction": {"factor": 2, "crop": 40, "frames": 10} or None,   # in-plane averaging, crop (pixels
-                                              # around the heart, after averaging), frames kept (ED, ES kept)
+                                              # around the heart, after averaging), frames kept (ED, ES kept);
+                                              # None: not recorded (the caller prepared the sequences)
      "preset": "demo" or None,                # reduction resolved from each study's pixel size
      "pixel_mm": 4.0, "frames_per_sequence": 10, "slices": 12}   # the training grid (median over subjects)
 """
@@ -26,7 +27,9 @@ class MotionPreprocessingError(MotionError, ValueError):
 
 def preprocessing_record(sequences: Sequence, config, reduction: Optional[Tuple[int, Optional[int], Optional[int]]] = None,
                          preset: Optional[str] = None) -> Dict[str, Any]:
-    """The record of how the training ``sequences`` (already reduced) were prepared (see module docstring)."""
+    """The record of how the training ``sequences`` (already reduced) were prepared (see module docstring).
+    ``reduction`` (factor, crop, frames) as applied, or ``preset``: the preset whose reduction was resolved
+    from each study's pixel size; neither: the grid reduction is not recorded."""
     record: Dict[str, Any] = {"intensity_percentile": float(config.intensity_percentile), "preset": preset,
                               "reduction": None}
     if reduction is not None:
@@ -58,6 +61,8 @@ def resolve_request(record: Optional[Mapping[str, Any]], model_name: str, factor
         raise MotionPreprocessingError(f"{model_name}: trained with intensities normalised by the "
                                        f"{stored_percentile}th percentile, asked for {intensity_percentile}")
     stored_preset = record.get("preset")
+    if not stored_preset and not record.get("reduction"):  # the grid was not recorded: the request as given
+        return resolve_request(None, model_name, factor, crop, frames, preset)
     if stored_preset:
         if asked or (preset and preset != stored_preset):
             given = ", ".join([f"{k} {v}" for k, v in asked.items()] + ([f"preset {preset}"] if preset else []))
@@ -79,4 +84,14 @@ def resolve_request(record: Optional[Mapping[str, Any]], model_name: str, factor
     return ("reduction", (int(stored["factor"] or 1), stored.get("crop") or None, stored.get("frames") or None))
 
 
-__all__ = ["MotionPreprocessingError", "preprocessing_record", "resolve_request"]
+def stored_reduction(record: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
+    """``extra["reduction"]`` for the Slicer bridge (``mrml.motion_settings``): the recorded reduction, or
+    ``{"preset": name}``; None when nothing is recorded."""
+    if not record:
+        return None
+    if record.get("preset"):
+        return {"preset": record["preset"]}
+    return dict(record["reduction"]) if record.get("reduction") else None
+
+
+__all__ = ["MotionPreprocessingError", "preprocessing_record", "resolve_request", "stored_reduction"]

@@ -178,7 +178,10 @@ def train_motion(sequences: Sequence[MotionSequence], config: Optional[MotionCon
 
         trained.calibration = calibrate_motion(trained, labelled)
     if path is not None:
-        _store_extra(path, {"calibration": trained.calibration, "preprocessing": record})
+        from .preprocessing import stored_reduction
+
+        _store_extra(path, {"calibration": trained.calibration, "preprocessing": record,
+                            "reduction": stored_reduction(record)})
     return trained
 
 

@@ -4,7 +4,8 @@ A motion checkpoint (``motion/train.py``) stores the network config (``MotionCon
 schedule) and the weights, not how the training sequences were reduced (in-plane averaging ``factor``,
 ``crop`` pixels around the heart, ``frames`` kept). Those are found, in this order:
 
-1. ``extra["reduction"]`` of the checkpoint (``{"factor", "crop", "frames"}``), when a trainer stores it;
+1. ``extra["reduction"]`` of the checkpoint (``{"factor", "crop", "frames"}``, or ``{"preset": name}``), which
+   ``motion.train_motion`` stores from its preprocessing record (``motion.preprocessing``);
 2. the cohort record ``<checkpoint stem>.cohort.json`` that ``cardiac-atlas motion train`` writes next to
    the checkpoint (``"reduction": {"factor", "crop", "frames"}``);
 3. a checkpoint whose config is exactly a preset's (the main job's ``motion_model.pt`` is the ``demo``
@@ -93,6 +94,8 @@ class MotionTrainingSettings:
 
 
 def _from_reduction(reduction: object, source: str) -> Optional[MotionTrainingSettings]:
+    if isinstance(reduction, dict) and reduction.get("preset"):
+        return MotionTrainingSettings(preset=str(reduction["preset"]), source=source)
     if not isinstance(reduction, dict) or "factor" not in reduction:
         return None
 

@@ -104,12 +104,16 @@ def run_motion_demo(cohort_folders: List[Path], out: Path, progress=None, device
     start = time.perf_counter()
     train = [_reduced(folder, config) for folder in train_folders]
     checkpoint = out / "motion_model.pt"
+    from ..motion.preprocessing import preprocessing_record
+
+    # the checkpoint records the reduction as the preset's (resolved from each study's pixel size)
+    record = preprocessing_record(train, config, preset="tiny" if size == "tiny" else "demo")
     try:
         trained = train_motion(train, config, checkpoint_path=checkpoint, resume=True, device=device,
-                               progress=progress)
+                               progress=progress, preprocessing=record)
     except CheckpointError:  # a checkpoint of another demo version or cohort: train afresh (atomic overwrite)
         trained = train_motion(train, config, checkpoint_path=checkpoint, resume=False, device=device,
-                               progress=progress)
+                               progress=progress, preprocessing=record)
     train_s = time.perf_counter() - start
     families = training_families(train_folders)
     held = [_estimate_held_out(trained, folder, out, config, families) for folder in held_folders]

@@ -43,6 +43,26 @@ def test_train_then_estimate(cohort, tmp_path, capsys):
                                   "--out", str(unrefined), "--samples", "2", "--refine-steps", "0", *common])) == 0
     assert json.loads((unrefined / "indices.json").read_text())["refine_steps"] == 0
 
+    # the checkpoint carries the preprocessing: applied without options, other options refused
+    from CardiacMotionAtlasLib.errors import CardiacMotionAtlasError
+    from CardiacMotionAtlasLib.motion import load_motion
+
+    stored = load_motion(model, device="cpu").preprocessing
+    assert stored["reduction"] == {"factor": 1, "crop": None, "frames": 3} and stored["frames_per_sequence"] == 3
+    bare = ["--device", "cpu", "--threads", "1", "--progress", "none"]
+    (tmp_path / "motion.cohort.json").unlink()  # not from the cohort record: from the checkpoint
+    plain = tmp_path / "plain"
+    assert motion_cmd.run(_parse(["estimate", "--model", str(model), "--study", str(cohort / "subject000"),
+                                  "--out", str(plain), "--samples", "2", *bare])) == 0
+    assert "preprocessing stored in motion.pt: factor 1, crop None, frames 3" in capsys.readouterr().out
+    assert len(list((plain / "dvf").glob("ed_to_frame??.nii.gz"))) == 3
+    for wrong in (["--frames", "4"], ["--factor", "2"], ["--preset", "tiny"]):
+        refused = tmp_path / f"refused{wrong[0]}"
+        with pytest.raises(CardiacMotionAtlasError, match="motion.pt: trained with factor 1, crop none, frames 3"):
+            motion_cmd.run(_parse(["estimate", "--model", str(model), "--study", str(cohort / "subject000"),
+                                   "--out", str(refused), "--samples", "2", *bare, *wrong]))
+        assert not refused.exists()
+
 
 def test_missing_study_is_reported(tmp_path):
     from CardiacMotionAtlasLib.errors import CardiacMotionAtlasError
