@@ -11,8 +11,10 @@ layout, and bare 4D label maps.
   are the study's, relative to its ED frame.
 - A bare label file (NIfTI/NRRD, one frame per phase) carries no convention: it must be given
   (``label_convention``) or written in its sidecar ``<stem>.json`` (``label_convention``; optionally
-  ``phases`` and ``es_frame``), never guessed. Phases default to ``index / n`` and ES to the smallest LV
-  blood pool.
+  ``phases`` and ``es_frame``) or the product's header stamp, never guessed from its values. A file that
+  sits inside a study folder of a known layout (an ACDC patient's ``*_gt.nii.gz``) defaults to that
+  layout's convention (:func:`layout_label_convention`); elsewhere the convention must be given. Phases
+  default to ``index / n`` and ES to the smallest LV blood pool.
 
 Every label map is checked by :func:`~CardiacMotionAtlasLib.io.label_conventions.check_label_anatomy`
 after conversion (an ACDC map read as the product's is refused). Subject ids come from the study folder
@@ -47,6 +49,30 @@ def _read_label_file(path: Path) -> ImageSequence:
     return reader(path, labels=True, require_labels=True)
 
 
+def layout_label_convention(path: Path) -> Optional[Tuple[str, str]]:
+    """(convention, layout) that a bare label file inherits from the study folder it sits in (ACDC:
+    ``acdc``, M&Ms: ``mnms``, UK Biobank-style: its ``study.json``'s), or None when the file carries its
+    own (sidecar, header stamp) or its folder is no study layout with labels."""
+    from ..io.label_conventions import LAYOUT_CONVENTIONS, SIDECAR_KEY, check_convention, read_sidecar, stamped_convention
+    from ..io.layouts import detect_layout
+
+    path = Path(path)
+    if not path.is_file() or read_sidecar(path).get(SIDECAR_KEY) is not None or stamped_convention(path) is not None:
+        return None
+    try:
+        layout = detect_layout(path.parent)
+    except (CineStudyError, OSError):
+        return None
+    convention = LAYOUT_CONVENTIONS.get(layout)
+    if layout == "ukbb":
+        from ..io.layout_common import read_json
+
+        study_json = path.parent / "study.json"
+        stored = read_json(study_json).get(SIDECAR_KEY, "product") if study_json.is_file() else "product"
+        convention = check_convention(stored, study_json)
+    return None if convention is None else (convention, layout)
+
+
 def read_label_input(path: Path, label_convention: Optional[str] = None
                      ) -> Tuple[ImageSequence, Optional[List[float]], Optional[int]]:
     """(product labels, phases or None, ES frame or None) from a bare label file (its convention given or
@@ -68,6 +94,9 @@ def read_label_input(path: Path, label_convention: Optional[str] = None
         labels = _read_label_file(file)
         check_label_anatomy(labels.array, file)
         return labels, phases, es_frame
+    if label_convention is None:
+        inherited = layout_label_convention(path)
+        label_convention = None if inherited is None else inherited[0]
     convention = convention_of_label_file(path, label_convention)
     labels = _read_label_file(path)
     labels.array = to_product(labels.array, convention, path)
@@ -135,5 +164,5 @@ def subject_from_label_input(path: Path, sampling: Optional[SamplingConfig] = No
     return subject_from_entry(entry_for(path, label_convention, bare_files_are_labels=True), sampling, seed)
 
 
-__all__ = ["read_label_input", "study_label_sequence", "subject_from_entry", "subject_from_label_input",
+__all__ = ["layout_label_convention", "read_label_input", "study_label_sequence", "subject_from_entry", "subject_from_label_input",
            "PHANTOM_LABELS", "PHANTOM_SIDECAR"]

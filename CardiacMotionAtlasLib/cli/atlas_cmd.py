@@ -5,10 +5,15 @@ labelled frames, each layout's label convention converted to the product's), coh
 sub-folders are studies (``--data``), a manifest (``--manifest``: subject, path, split), subject folders
 written by ``cardiac-atlas phantom`` (their ``ground_truth/labels_iso.nii.gz`` with the phases and ES frame
 of ``phantom.json``), bare 4D label maps (NIfTI/NRRD, one frame per phase; their convention must be given
-with ``--label-convention product|acdc|mnms`` or a sidecar ``<stem>.json``), or the built-in phantom
+with ``--label-convention product|acdc|mnms``, a sidecar ``<stem>.json`` or the product's header stamp; a
+file inside an ACDC/M&Ms/UK Biobank-style study folder defaults to that layout's), or the built-in phantom
 (``--phantom N``: subjects ``0..N-1`` of the cohort seed; ``--phantom-index K``). Subject ids are the study
 folders' names (``.../1000001/labels.nii.gz`` -> ``1000001``). ``train`` prints what it found and every
 input problem (from headers) before preprocessing, and records the split in ``OUT/cohort.json``.
+
+``fit`` and ``mesh`` write into a staging folder beside ``--out`` and publish it at once: a failure leaves
+nothing behind. They refuse a half-trained atlas (``atlas.partial.pt``, left by a killed ``train``) unless
+``--allow-incomplete``; ``train --resume`` finishes it.
 
 ``--preset tiny|demo|default|large`` sets the training, fitting and meshing sizes (``demo``: the main
 job's); ``fit`` and ``mesh`` default to the preset the atlas was trained with (recognised from its
@@ -149,6 +154,17 @@ def _mesh_config(args: argparse.Namespace, preset):
     return config
 
 
+def _load_atlas(args: argparse.Namespace):
+    """(atlas, ``{"atlas_step": n, "atlas_complete": bool}``): a half-trained atlas is refused by the
+    checkpoint loader unless ``--allow-incomplete`` (then a warning gives its step count)."""
+    from ..atlas.model import Atlas
+    from ..training.checkpoint import load_checkpoint
+
+    atlas = Atlas.load(args.atlas, device=args.device)
+    checkpoint = load_checkpoint(args.atlas, expected_kind="atlas", allow_incomplete=True)
+    return atlas, {"atlas_step": checkpoint.step, "atlas_complete": checkpoint.complete}
+
+
 def _write_meshes(mesh, folder: Path) -> List[Path]:
     from ..io.meshes import write_mesh_sequence
 
@@ -191,13 +207,20 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _fit_subject_data(args: argparse.Namespace, sampling):
-    from ..atlas.inputs import subject_from_entry
+    from ..atlas.inputs import layout_label_convention, subject_from_entry
     from ..io.cohort import entry_for
     from ..io.cohort_scan import format_scan, raise_problems, scan_study
 
     if args.labels is None:
         return _phantom_subject(args.phantom_index, args.seed, args.frames, sampling)
-    entry = entry_for(args.labels, args.label_convention, bare_files_are_labels=True)
+    convention = args.label_convention
+    if convention is None:  # a bare label file inside a study folder: that layout's convention
+        inherited = layout_label_convention(args.labels)
+        if inherited is not None:
+            convention = inherited[0]
+            print(f"{args.labels}: label convention {convention} (the {inherited[1]} layout of its folder; "
+                  "--label-convention overrides)", flush=True)
+    entry = entry_for(args.labels, convention, bare_files_are_labels=True)
     scan = scan_study(entry, ("labels",))
     print(format_scan([scan], "atlas fit"), flush=True)
     raise_problems([scan])
@@ -209,10 +232,9 @@ def run_fit(args: argparse.Namespace) -> int:
     from ..atlas.evaluation import cavity_volume_curve
     from ..atlas.fit import fit_subject
     from ..atlas.meshing import subject_mesh_sequence, template_mesh_sequence, track_template
-    from ..atlas.model import Atlas
-    from ..io.atomic import atomic_write_text
+    from ..io.atomic import atomic_write_text, staged_output_dir
 
-    atlas = Atlas.load(args.atlas, device=args.device)
+    atlas, atlas_state = _load_atlas(args)
     preset, source = _applied_preset(args, atlas)
     subject = _fit_subject_data(args, atlas.config.sampling)
     config = replace(preset.fit, seed=args.seed)
@@ -224,39 +246,43 @@ def run_fit(args: argparse.Namespace) -> int:
     print(f"fit preset {preset.name} ({source}): {config.steps} steps, {config.points_per_frame} points/frame; "
           f"mesh grid {mesh_config.resolution}, {mesh_config.tracking_steps} tracking steps", flush=True)
     fitted = fit_subject(atlas, subject, args.setting, config, progress=progress_from(args))
-    args.out.mkdir(parents=True, exist_ok=True)
-    codes = fitted.save(args.out / f"{fitted.subject_id}_codes.pt", config)
     phases = np.arange(args.phases) / args.phases
     motion = track_template(atlas, mesh_config)
     mesh = subject_mesh_sequence(atlas, fitted, phases, motion, mesh_config)
-    paths = _write_meshes(mesh, args.out / "meshes")
-    _write_meshes(template_mesh_sequence(atlas, phases, motion, mesh_config), args.out / "template")
+    template = template_mesh_sequence(atlas, phases, motion, mesh_config)
     curve = cavity_volume_curve(mesh, fitted.frame)
-    plot_volume_curves(VolumeCurve(phases, curve, f"{fitted.subject_id} LV (atlas, {args.setting})"),
-                       args.out / "volume_curve.png")
-    atomic_write_text(args.out / "volume_curve.json", json.dumps(
-        {"subject": fitted.subject_id, "setting": args.setting, "phases": phases.tolist(), "lv_ml": curve.tolist(),
-         "sdf_error_mm": fitted.sdf_error_mm, "fit_seconds": fitted.seconds, "preset": preset.name,
-         "fit_steps": config.steps, "points_per_frame": config.points_per_frame,
-         "mesh_resolution": mesh_config.resolution, "tracking_steps": mesh_config.tracking_steps}, indent=1))
+    codes_name = f"{fitted.subject_id}_codes.pt"
+    with staged_output_dir(args.out) as out:  # all outputs appear at once, or none
+        fitted.save(out / codes_name, config)
+        paths = _write_meshes(mesh, out / "meshes")
+        _write_meshes(template, out / "template")
+        plot_volume_curves(VolumeCurve(phases, curve, f"{fitted.subject_id} LV (atlas, {args.setting})"),
+                           out / "volume_curve.png")
+        atomic_write_text(out / "volume_curve.json", json.dumps(
+            {"subject": fitted.subject_id, "setting": args.setting, "phases": phases.tolist(), "lv_ml": curve.tolist(),
+             "sdf_error_mm": fitted.sdf_error_mm, "fit_seconds": fitted.seconds, "preset": preset.name,
+             "fit_steps": config.steps, "points_per_frame": config.points_per_frame,
+             "mesh_resolution": mesh_config.resolution, "tracking_steps": mesh_config.tracking_steps,
+             **atlas_state}, indent=1))
     print(f"{fitted.subject_id}: fitted ({args.setting}) in {fitted.seconds:.1f} s, SDF error "
-          f"{fitted.sdf_error_mm:.2f} mm; codes {codes}; {len(paths)} meshes in {args.out / 'meshes'}")
+          f"{fitted.sdf_error_mm:.2f} mm; codes {args.out / codes_name}; {len(paths)} meshes in {args.out / 'meshes'}")
     return 0
 
 
 def run_mesh(args: argparse.Namespace) -> int:
     from ..atlas.fit import FittedSubject
     from ..atlas.meshing import subject_mesh_sequence, template_mesh_sequence
-    from ..atlas.model import Atlas
+    from ..io.atomic import staged_output_dir
 
-    atlas = Atlas.load(args.atlas, device=args.device)
+    atlas, _ = _load_atlas(args)
     config = _mesh_config(args, _applied_preset(args, atlas)[0])
     phases = np.arange(args.phases) / args.phases
     if args.subject is None:
         mesh = template_mesh_sequence(atlas, phases, config=config)
     else:
         mesh = subject_mesh_sequence(atlas, FittedSubject.load(args.subject, atlas.device), phases, config=config)
-    paths = _write_meshes(mesh, args.out)
+    with staged_output_dir(args.out) as out:
+        paths = [args.out / p.relative_to(out) for p in _write_meshes(mesh, out)]
     print(f"{len(paths)} meshes ({mesh.n_vertices} vertices, shared faces) written to {args.out}")
     return 0
 
