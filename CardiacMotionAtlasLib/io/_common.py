@@ -18,6 +18,10 @@ from ..geometry.affine import check_ijk_to_ras
 
 PathLike = Union[str, os.PathLike]
 
+KNOWN_LABELS = (0, 1, 2, 3)
+"""Label values of every known convention (:mod:`.label_conventions`: product, ACDC, M&Ms); a label map
+read with ``labels=True`` holding another value is refused (pass ``allowed_labels=None`` to skip)."""
+
 MAX_INFLATION = 1100
 """Upper bound of the deflate (gzip/zlib) compression ratio (the format's maximum is ~1032:1). A header
 that promises more voxel bytes than ``MAX_INFLATION`` times the file size is corrupt: refusing it early
@@ -128,6 +132,7 @@ def lower_name(path: PathLike) -> str:
 
 
 __all__ = [
+    "KNOWN_LABELS",
     "MAX_INFLATION",
     "reading",
     "require_file",

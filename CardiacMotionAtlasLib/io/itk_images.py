@@ -33,6 +33,7 @@ from .detached_headers import DataLayout, inspect_header
 from .geometry_checks import check_plausible_geometry
 from .size_budget import RAW, check_declared_size, check_memory_budget, declared_bytes
 from ._common import (
+    KNOWN_LABELS,
     MAX_INFLATION,
     PathLike,
     check_finite,
@@ -210,7 +211,7 @@ def _is_list_axis(image: sitk.Image) -> bool:
 
 
 def image_sequence_from_sitk(image: sitk.Image, path: PathLike, labels: bool = False,
-                             allowed_labels: Optional[Sequence[int]] = None, require_labels: bool = False,
+                             allowed_labels: Optional[Sequence[int]] = KNOWN_LABELS, require_labels: bool = False,
                              name: Optional[str] = None) -> ImageSequence:
     """Convert a 2D/3D/4D scalar SimpleITK image (or a 3D image with a ``list`` component axis) read
     from ``path`` into an :class:`ImageSequence`."""
@@ -259,7 +260,7 @@ def image_sequence_from_sitk(image: sitk.Image, path: PathLike, labels: bool = F
                          trigger_times_s=trigger, name=name, metadata={"source": str(path)})
 
 
-def read_itk_image(path: PathLike, labels: bool = False, allowed_labels: Optional[Sequence[int]] = None,
+def read_itk_image(path: PathLike, labels: bool = False, allowed_labels: Optional[Sequence[int]] = KNOWN_LABELS,
                    require_labels: bool = False, name: Optional[str] = None) -> ImageSequence:
     """Read NRRD (``.nrrd``/``.nhdr``, 3D or 4D) or any SimpleITK format as an :class:`ImageSequence`
     (RAS mm). Raises :class:`InputFileError` naming the file on any problem."""

@@ -74,7 +74,9 @@ def to_product(labels: np.ndarray, convention: str, path: Optional[PathLike] = N
     table = _TO_PRODUCT[check_convention(convention, path)]
     array = np.asarray(labels)
     if array.size and (array.min() < 0 or array.max() > 3):
-        raise LabelConventionError(path, f"label values outside 0..3 (min {array.min()}, max {array.max()})")
+        unknown = [v for v in np.unique(array).tolist() if v not in (0, 1, 2, 3)]
+        raise LabelConventionError(path, f"unknown label values {unknown[:8]}{' ...' if len(unknown) > 8 else ''}: "
+                                         f"the {convention} convention has 0 background, {MEANINGS[convention]}")
     return table[array.astype(np.intp)]
 
 

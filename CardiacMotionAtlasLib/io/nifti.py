@@ -20,6 +20,7 @@ from .atomic import atomic_path
 from .geometry_checks import check_plausible_geometry
 from .size_budget import GZIP, check_declared_size, declared_bytes
 from ._common import (
+    KNOWN_LABELS,
     PathLike,
     check_finite,
     checked_geometry,
@@ -82,12 +83,12 @@ def _check_size(path: Path, header, shape: Sequence[int]) -> None:
         check_declared_size(path, n_bytes, offset=offset, copies=copies)
 
 
-def read_nifti(path: PathLike, labels: bool = False, allowed_labels: Optional[Sequence[int]] = None,
+def read_nifti(path: PathLike, labels: bool = False, allowed_labels: Optional[Sequence[int]] = KNOWN_LABELS,
                require_labels: bool = False, name: Optional[str] = None) -> ImageSequence:
     """Read a 3D or 4D NIfTI as an :class:`ImageSequence` (RAS mm, ``(t, z, y, x)``).
 
-    With ``labels=True`` the voxels must be integers (within ``allowed_labels`` if given) and are
-    returned as ``uint8``; ``require_labels`` also refuses an all-background map.
+    With ``labels=True`` the voxels must be integers within ``allowed_labels`` (default the values of
+    the known label conventions, 0..3; None: any 0..255) and are returned as ``uint8``; ``require_labels`` also refuses an all-background map.
     Raises :class:`InputFileError` naming the file for any unreadable or invalid input.
     """
     path = require_file(path)

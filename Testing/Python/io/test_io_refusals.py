@@ -6,6 +6,7 @@ correctly when the caller asks to drop incomplete slices (and the drop is report
 import logging
 import os
 
+import numpy as np
 import pytest
 
 from CardiacMotionAtlasLib.errors import CineStudyError, InputFileError
@@ -187,3 +188,21 @@ def test_device_and_regular_file_paths_are_refused_by_the_io_layer(tmp_path):
         read_ukbb_study(tmp_path / "notes.txt")
     assert_names_file(info.value, tmp_path / "notes.txt")
     assert "not a folder" in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd"])
+def test_label_reads_default_to_the_known_convention_values(tmp_path, suffix):
+    """``labels=True`` without ``allowed_labels`` (as most callers read) refuses values outside 0..3."""
+    from CardiacMotionAtlasLib.io.itk_images import read_itk_image, write_itk_image
+    from io_helpers import image_sequence
+
+    image = image_sequence((1, 2, 4, 5), integer=True)
+    image.array = (np.arange(image.array.size).reshape(image.array.shape) % 4).astype(np.uint8)
+    image.array[0, 1, 2, 3] = 7
+    write, read = (write_nifti, read_nifti) if suffix == ".nii.gz" else (write_itk_image, read_itk_image)
+    path = write(image, tmp_path / f"seg{suffix}", labels=True)
+    with pytest.raises(InputFileError) as info:
+        read(path, labels=True)
+    assert_names_file(info.value, path)
+    assert "[7]" in str(info.value)
+    assert read(path, labels=True, allowed_labels=None).array.max() == 7
