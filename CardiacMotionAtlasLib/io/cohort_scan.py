@@ -25,7 +25,9 @@ import numpy as np
 from ..errors import CardiacMotionAtlasError
 from ._common import reading
 from .cohort import StudyEntry
+from .geometry_checks import check_plausible_geometry
 from .label_conventions import convention_of_label_file
+from .nifti import read_nifti_data
 
 NEEDS = ("labels", "ed_es_labels", "es", "ct")
 _GT = re.compile(r"^(?P<patient>.+)_frame(?P<frame>\d+)_gt\.nii(\.gz)?$", re.IGNORECASE)
@@ -62,6 +64,7 @@ def _header(path: Path) -> Tuple[Tuple[int, int, int, int], np.ndarray]:
         image = nib.load(str(path))
         shape = tuple(int(s) for s in image.header.get_data_shape())
         affine = np.asarray(image.affine, float)
+        check_plausible_geometry(affine, shape[:3], path)
     while len(shape) > 4 and shape[-1] == 1:
         shape = shape[:-1]
     if not 3 <= len(shape) <= 4:
@@ -80,10 +83,7 @@ def _cine_header(path: Path, layout: str) -> Tuple[Tuple[int, int, int, int], np
 
 
 def _labelled_from_data(path: Path) -> List[int]:
-    import nibabel as nib
-
-    with reading(path):
-        data = np.asanyarray(nib.load(str(path)).dataobj)
+    data = read_nifti_data(path)
     data = data.reshape(data.shape[:3] + (-1,))
     return [int(t) for t in range(data.shape[3]) if np.any(data[..., t])]
 
@@ -238,15 +238,13 @@ _SCANNERS = {"ground_truth": _scan_ground_truth, "ukbb": _scan_ukbb, "acdc": _sc
 
 def _check_label_maps(scan: StudyScan) -> None:
     """Read the label maps found (small) and refuse one that looks read in the wrong convention."""
-    import nibabel as nib
     from .label_conventions import MEANINGS, check_label_anatomy, to_product
 
     convention = scan.convention or scan.entry.label_convention or "product"
     for path in scan.label_files:
         if not path.name.lower().endswith((".nii", ".nii.gz")):
             continue
-        with reading(path):
-            data = np.asanyarray(nib.load(str(path)).dataobj)
+        data = read_nifti_data(path)
         if data.size == 0 or not np.issubdtype(data.dtype, np.number):
             raise _Problem(path, "label map is empty or not numeric")
         values = np.unique(data)

@@ -122,6 +122,21 @@ def read_nifti(path: PathLike, labels: bool = False, allowed_labels: Optional[Se
     )
 
 
+def read_nifti_data(path: PathLike) -> np.ndarray:
+    """The raw voxel array ``(x, y, z[, t])`` of a NIfTI file after the same header checks as
+    :func:`read_nifti` (plausible geometry, declared size vs data and memory budget), for callers that
+    need the data without an :class:`ImageSequence` (the cohort pre-flight)."""
+    path = require_file(path)
+    with reading(path):
+        image = nib.load(str(path), mmap=False)
+        shape = tuple(int(s) for s in image.header.get_data_shape())
+        affine = np.array(image.affine, dtype=float)
+        affine[:3, :] *= _SPACE_UNIT_MM.get(image.header.get_xyzt_units()[0], 1.0)
+        check_plausible_geometry(checked_geometry(affine, path), shape[:3], path)
+        _check_size(path, image.header, shape)
+        return np.asanyarray(image.dataobj)
+
+
 def _stem(path: Path) -> str:
     name = path.name
     for suffix in (".nii.gz", ".nii"):
@@ -194,4 +209,4 @@ def write_nifti(image: ImageSequence, path: PathLike, labels: bool = False,
     return path
 
 
-__all__ = ["NIFTI_SUFFIXES", "is_nifti_path", "read_nifti", "write_nifti"]
+__all__ = ["NIFTI_SUFFIXES", "is_nifti_path", "read_nifti", "read_nifti_data", "write_nifti"]

@@ -295,3 +295,17 @@ def test_count_decompressed_counts_concatenated_members_and_stops_at_the_cap(tmp
     with pytest.raises(InputFileError):
         check_declared_size(packed, len(parts[0]) + len(parts[1]) + 1, offset=4, encoding="bzip2")
     check_declared_size(packed, len(parts[0]) + len(parts[1]), offset=4, encoding="bzip2")
+
+
+def test_cohort_preflight_refuses_implausible_geometry_from_the_header(tmp_path):
+    from CardiacMotionAtlasLib.io.cohort import entry_for
+    from CardiacMotionAtlasLib.io.cohort_scan import scan_study
+    from CardiacMotionAtlasLib.io.layout_ukbb import write_ukbb_study
+
+    folder = write_ukbb_study(make_study(n_frames=4, n_sax=2, labelled=None, lax_views=()), tmp_path / "uk")
+    assert scan_study(entry_for(folder)).problems == []
+    sa = read_nifti(folder / "sa.nii.gz")
+    sa.ijk_to_ras = np.diag([1e9, 1e9, 1e9, 1.0])
+    write_nifti(sa, folder / "sa.nii.gz")
+    (problem,) = scan_study(entry_for(folder)).problems
+    assert problem.startswith(str(folder / "sa.nii.gz")) and "implausible voxel size" in problem
