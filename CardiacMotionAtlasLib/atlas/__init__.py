@@ -15,6 +15,9 @@ a tangential motion that SDFs cannot show (better temporal correspondence)::
     motion = material_template_motion(atlas, track_template(atlas), [heart.positions for heart in hearts])
     meshes = subject_mesh_sequence(atlas, fitted, phases, motion)
 
+A fit ends with a small per-subject residual warp (:mod:`.residual`) for shapes the cohort's codes do
+not reach; :mod:`.timing` gives the subject's ES phase and, from ED alone, the prediction's spread.
+
 Frames: RAS mm outside, canonical heart frame inside (:mod:`.frame`); phases normalised, ED = 0.
 """
 
@@ -43,7 +46,9 @@ from .meshing import (
 from .model import Atlas, NeuralDiffeomorphicAtlas
 from .networks import SpatialFlow, TemplateSDF, TemporalFlow
 from .sampling import SubjectData, phantom_canonical_frame, subject_from_labels, subject_from_meshes, subject_from_phantom
+from .residual import apply_residual, invert_residual, residual_jacobian_determinant
 from .shape_prior import ShapeMotionPrior, fit_shape_motion_prior, regress_shape_motion_prior
+from .timing import cyclic_phase_error, prediction_spread, recovered_es_phase
 from .train import train_atlas
 
 __all__ = [
@@ -59,4 +64,6 @@ __all__ = [
     "cohort_mean_motion", "sdf_blend_meshes", "CodePrior",
     "ShapeMotionPrior", "fit_shape_motion_prior", "regress_shape_motion_prior",
     "material_template_motion", "inverse_time_warp",
+    "apply_residual", "invert_residual", "residual_jacobian_determinant",
+    "recovered_es_phase", "prediction_spread", "cyclic_phase_error",
 ]

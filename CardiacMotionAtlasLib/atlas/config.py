@@ -154,6 +154,12 @@ class FitConfig:
     which training subjects' ES fell. ``shape_prior``: in ``ed`` and ``ed_es``, use the atlas'
     shape-to-motion prior when it has one (:mod:`.shape_prior`; the fit then runs two stages of
     ``steps``).
+
+    Residual warp (:mod:`.residual`): after the codes, ``residual_steps`` steps fit a smooth,
+    time-invariant warp of the subject's canonical frame (``residual_grid^3`` B-spline control
+    displacements, canonical units, penalty ``residual_weight``) with the codes frozen, so a shape the
+    cohort's codes cannot reach is still fitted at the observed frames (``residual_grid = 0`` or
+    ``residual_steps = 0``: codes only).
     """
 
     steps: int = 300
@@ -163,6 +169,10 @@ class FitConfig:
     timing_weight: float = 0.1
     time_prior: bool = True
     shape_prior: bool = True
+    residual_grid: int = 8
+    residual_steps: int = 150
+    residual_weight: float = 0.02
+    residual_learning_rate: float = 1e-2
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -170,10 +180,14 @@ class FitConfig:
             raise AtlasConfigError("steps must be >= 0, points_per_frame >= 1 and learning_rate > 0")
         if self.prior_weight < 0 or self.timing_weight < 0:
             raise AtlasConfigError("prior_weight and timing_weight must be >= 0")
+        if (self.residual_grid < 0 or 0 < self.residual_grid < 4 or self.residual_steps < 0
+                or self.residual_weight < 0 or self.residual_learning_rate <= 0):
+            raise AtlasConfigError("residual_grid must be 0 (off) or >= 4, residual_steps and residual_weight >= 0, "
+                                   "residual_learning_rate > 0")
 
     @classmethod
     def tiny(cls) -> "FitConfig":
-        return cls(steps=60, points_per_frame=800, learning_rate=2e-2)
+        return cls(steps=60, points_per_frame=800, learning_rate=2e-2, residual_steps=30)
 
 
 @dataclass

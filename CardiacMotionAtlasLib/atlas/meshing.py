@@ -20,8 +20,9 @@
    training subjects' material trajectories are known, :mod:`.material_tracking` replaces the
    smoothness guess by the cohort's mean template-space motion (same surfaces, same faces).
 3. **Subjects**: at subject phase ``t`` the template vertices at ``t' = D2(t, c_t)`` are carried by the
-   inverse flow ``D1^-1(., c_p)`` (backward ODE integration) to the subject's canonical frame and then
-   to RAS mm. ``D1`` is a diffeomorphism, so the mesh stays closed and keeps its topology; every subject
+   inverse flow ``D1^-1(., c_p)`` (backward ODE integration) and the inverse of the subject's residual
+   warp, when it has one (:mod:`.residual`), to the subject's canonical frame and then to RAS mm. ``D1``
+   and the residual are diffeomorphisms, so the mesh stays closed and keeps its topology; every subject
    and frame shares one vertex set and one face array.
 """
 
@@ -41,6 +42,7 @@ from .errors import AtlasError
 from .fit import FittedSubject
 from .frame import mesh_volume_moments
 from .model import Atlas
+from .residual import invert_residual
 
 
 def _template_values(atlas: Atlas, points: np.ndarray, phase: float, batch: int) -> np.ndarray:
@@ -237,10 +239,11 @@ def subject_mesh_sequence(atlas: Atlas, subject: FittedSubject, phases: Iterable
     vertices = _template_vertices(atlas, motion, template_phases, config)
     n_frames, n_vertices = vertices.shape[:2]
     code = subject.shape_code[None].to(atlas.device)
+    residual = None if subject.residual is None else subject.residual.to(atlas.device)
     out = np.empty((n_frames, n_vertices, 3))
     with torch.no_grad():
         for index in range(n_frames):
-            canonical = atlas.module.spatial.inverse(vertices[index], code)
+            canonical = invert_residual(atlas.module.spatial.inverse(vertices[index], code), residual)
             out[index] = subject.frame.to_ras(canonical.cpu().numpy().astype(float))
     if not np.all(np.isfinite(out)):
         raise AtlasError(f"{subject.subject_id}: the inverse flow produced non-finite vertices")

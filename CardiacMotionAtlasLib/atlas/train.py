@@ -201,7 +201,8 @@ def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] =
     module.eval()
     atlas.training_seconds_per_step = float(np.mean(timings)) if timings else float("nan")
     if config.prior_fit_steps > 0:  # deterministic: every rank builds the same prior
-        fit_config = FitConfig(steps=config.prior_fit_steps, points_per_frame=config.prior_fit_points, seed=config.seed)
+        fit_config = FitConfig(steps=config.prior_fit_steps, points_per_frame=config.prior_fit_points, seed=config.seed,
+                               residual_steps=0)  # the prior regresses codes: the residual stage would not change them
         atlas.shape_motion_prior = fit_shape_motion_prior(atlas, subjects, fit_config)
         if checkpoint_path is not None and rank == 0 and atlas.shape_motion_prior is not None:
             rng_state = load_checkpoint(checkpoint_path, expected_kind=CHECKPOINT_KIND).rng_state  # keep resumability

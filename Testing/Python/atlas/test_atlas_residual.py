@@ -1,0 +1,96 @@
+"""The per-subject residual warp (fit stage after the codes) and the fitted subject's timing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from CardiacMotionAtlasLib.atlas.config import FitConfig, MeshConfig
+from CardiacMotionAtlasLib.atlas.errors import AtlasConfigError, AtlasError
+from CardiacMotionAtlasLib.atlas.fit import CodePrior, FittedSubject, fit_subject, sdf_error_mm
+from CardiacMotionAtlasLib.atlas.meshing import subject_mesh_sequence
+from CardiacMotionAtlasLib.atlas.residual import (apply_residual, invert_residual, residual_displacement,
+                                                  residual_jacobian_determinant)
+from CardiacMotionAtlasLib.atlas.timing import cyclic_phase_error, prediction_spread, recovered_es_phase
+from CardiacMotionAtlasLib.metrics import directed_surface_distances, mesh_topology
+
+
+def test_residual_warp_is_smooth_invertible_and_identity_at_zero():
+    generator = torch.Generator().manual_seed(0)
+    coefficients = torch.randn(6, 6, 6, 3, generator=generator) * 0.03
+    points = torch.rand(500, 3, generator=generator) * 2 - 1
+    assert torch.equal(residual_displacement(points, torch.zeros(6, 6, 6, 3)), torch.zeros(500, 3))
+    moved = apply_residual(points, coefficients)
+    assert (moved - points).norm(dim=1).mean() > 1e-3  # it does move points
+    assert torch.allclose(invert_residual(moved, coefficients), points, atol=1e-5)
+    assert residual_jacobian_determinant(coefficients, resolution=10).min() > 0
+    with pytest.raises(AtlasError, match="could not be inverted"):
+        invert_residual(moved, coefficients * 40.0)  # far from a small warp: the fixed point diverges
+
+
+def test_residual_config_is_checked():
+    with pytest.raises(AtlasConfigError):
+        FitConfig(residual_grid=3)
+    with pytest.raises(AtlasConfigError):
+        FitConfig(residual_weight=-1.0)
+    assert FitConfig(residual_grid=0).residual_grid == 0
+
+
+def test_residual_stage_fits_what_the_codes_cannot(tiny_atlas, tiny_subjects, tiny_motion, phantom_hearts, tmp_path):
+    held, heart = tiny_subjects[3], phantom_hearts[3]  # hypertrophic: unlike the training hearts
+    config = FitConfig.tiny()
+    fitted = fit_subject(tiny_atlas, held, "ed", config)
+    codes_only = fit_subject(tiny_atlas, held, "ed", replace(config, residual_steps=0))
+    assert codes_only.residual is None and fitted.residual is not None
+    # the residual stage leaves the codes as the code stages found them
+    assert torch.equal(fitted.shape_code, codes_only.shape_code) and torch.equal(fitted.time_code, codes_only.time_code)
+    assert fitted.sdf_error_mm < 0.9 * codes_only.sdf_error_mm, (fitted.sdf_error_mm, codes_only.sdf_error_mm)
+    assert residual_jacobian_determinant(fitted.residual, resolution=12).min() > 0
+
+    truth = heart.surface("myocardium", 0.0)
+    mesh_config = MeshConfig.tiny()
+    with_warp = subject_mesh_sequence(tiny_atlas, fitted, [0.0, 0.3], tiny_motion, mesh_config)
+    without = subject_mesh_sequence(tiny_atlas, codes_only, [0.0, 0.3], tiny_motion, mesh_config)
+    errors = [directed_surface_distances((m.vertices[0], m.faces), truth, samples=2000, seed=0).mean()
+              for m in (with_warp, without)]
+    assert errors[0] < errors[1], errors
+    topology = mesh_topology(with_warp)  # a diffeomorphism keeps the template's topology
+    assert topology.is_closed and topology.is_manifold
+    assert topology.euler_characteristic == mesh_topology(without).euler_characteristic
+
+    path = fitted.save(tmp_path / "subject.pt", config)
+    again = FittedSubject.load(path)
+    assert torch.equal(again.residual, fitted.residual)
+    reloaded = subject_mesh_sequence(tiny_atlas, again, [0.0, 0.3], tiny_motion, mesh_config)
+    np.testing.assert_allclose(reloaded.vertices, with_warp.vertices, atol=1e-6)
+    assert sdf_error_mm(tiny_atlas, again, held.observed("ed")) == pytest.approx(fitted.sdf_error_mm, rel=1e-5)
+
+
+def test_cyclic_phase_error():
+    assert cyclic_phase_error(0.95, 0.05) == pytest.approx(0.1)
+    assert cyclic_phase_error(0.3, 0.36) == pytest.approx(0.06)
+
+
+def test_ed_es_fit_recovers_the_observed_es_phase(tiny_atlas, tiny_subjects):
+    held = tiny_subjects[3]
+    fitted = fit_subject(tiny_atlas, held, "ed_es", FitConfig.tiny())
+    assert cyclic_phase_error(recovered_es_phase(tiny_atlas, fitted), held.es_phase) < 0.05
+
+
+def test_ed_alone_prediction_states_a_spread_from_the_prior(tiny_atlas, tiny_subjects, tiny_motion):
+    held = tiny_subjects[3]
+    fitted = fit_subject(tiny_atlas, held, "ed", replace(FitConfig.tiny(), residual_steps=0))
+    assert fitted.prior is not None
+    mesh_config = MeshConfig.tiny()
+    spread = prediction_spread(tiny_atlas, fitted, tiny_motion, mesh_config, n_samples=4)
+    assert 0.0 <= spread["es_phase"] < 1.0 and np.isfinite(spread["lvef"])
+    assert spread["es_phase_sd"] > 0 and spread["lvef_sd"] > 0
+    # no prior variance, no spread: the samples are the fitted codes
+    narrow = CodePrior(fitted.shape_code, torch.full_like(fitted.shape_code, 1e-12), fitted.time_code,
+                       torch.full_like(fitted.time_code, 1e-12))
+    none = prediction_spread(tiny_atlas, fitted, tiny_motion, mesh_config, n_samples=2, prior=narrow)
+    assert none["es_phase_sd"] < 1e-4 and none["lvef_sd"] < 0.5
+    assert none["lvef_mean"] == pytest.approx(spread["lvef"], abs=0.5)
