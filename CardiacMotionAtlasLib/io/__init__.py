@@ -3,7 +3,11 @@
 Images: :mod:`.nifti` (nibabel), :mod:`.itk_images` (NRRD and other SimpleITK formats), :mod:`.dicom`
 (cine and volume DICOM). Displacement fields: :mod:`.displacement_io`. Meshes: :mod:`.meshes`,
 :mod:`.vtk_convert` (and the pre-flight checks :mod:`.mesh_preflight`). Study layouts: :mod:`.layouts`
-(UK Biobank, ACDC, M&Ms, DICOM), their label conventions :mod:`.label_conventions`. Atomic output: :mod:`.atomic`. Every reader raises :class:`~CardiacMotionAtlasLib.errors.InputFileError` (or
+(UK Biobank, ACDC, M&Ms, DICOM), their label conventions :mod:`.label_conventions`. Atomic output: :mod:`.atomic`.
+Checks every reader runs before it trusts a header: :mod:`.geometry_checks` (plausible voxel size, field of
+view, origin), :mod:`.detached_headers` (MetaImage/NRRD data files: in the header's folder, regular files),
+:mod:`.size_budget` (declared voxel bytes vs the real, decompressed data and a memory budget, before any
+allocation), :mod:`.dicom_consistency` (one subject per folder, complete slices or a reported drop). Every reader raises :class:`~CardiacMotionAtlasLib.errors.InputFileError` (or
 :class:`~CardiacMotionAtlasLib.errors.CineStudyError`) naming the file; every writer is atomic.
 """
 

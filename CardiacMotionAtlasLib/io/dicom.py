@@ -13,6 +13,10 @@ appearance (a guess, recorded as ``metadata["view_from"] = "orientation"``). SAX
 base -> apex assuming the apex points left-anterior-inferior (RAS ``(-1, 1, -1)``), as in standard
 cardiac imaging.
 
+A folder holds one subject (one PatientID, StudyInstanceUID and FrameOfReferenceUID) and every slice has
+the study's frame count; a truncated image file is an error naming it. ``drop_incomplete=True`` leaves
+unreadable files and incomplete slices out and reports them (:mod:`.dicom_consistency`).
+
 Only uncompressed or pydicom-decodable transfer syntaxes are supported; multi-frame (enhanced) files are
 refused with a clear error.
 """
