@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
-from ..errors import InputFileError
+from ..errors import CardiacMotionAtlasError, InputFileError, write_crash_log
 from ..io.atomic import atomic_write_text
 from ..training.progress import NullProgress, ProgressReporter
 from .completion import (
@@ -89,6 +89,20 @@ def _scalar(value: Any) -> Any:
     return str(value)
 
 
+CRASH_LOGS = "crash_logs"
+"""Folder (in the batch output) of the full tracebacks of subjects that failed unexpectedly."""
+
+
+def _failure_text(error: BaseException, out: Union[str, os.PathLike], subject: str) -> str:
+    """One line for the summary: a library error's message; an unexpected error's type and message with
+    the path of a log holding its traceback (``OUT/crash_logs/``)."""
+    text = f"{type(error).__name__}: {error}".replace("\n", " ")
+    if isinstance(error, CardiacMotionAtlasError) or (isinstance(error, OSError) and error.filename is not None):
+        return text
+    log = write_crash_log(error, f"batch-{subject}", Path(out) / CRASH_LOGS)
+    return f"{text} (unexpected; traceback in {log})" if log is not None else f"{text} (unexpected)"
+
+
 def process_subject(subject: str, study: str, out: str, pipeline: Pipeline, options: Dict[str, Any],
                     torch_threads: int = 1) -> Dict[str, Any]:
     """Run ``pipeline`` for one subject on a worker (idempotent). Returns a plain dict with ``subject``,
@@ -118,7 +132,7 @@ def process_subject(subject: str, study: str, out: str, pipeline: Pipeline, opti
     except Exception as error:  # one subject's failure must not stop the batch
         discard(staging)
         return {"subject": subject, "status": "failed", "duration_s": time.perf_counter() - start,
-                "error": f"{type(error).__name__}: {error}".replace("\n", " "), "results": {}}
+                "error": _failure_text(error, out, subject), "results": {}}
 
 
 @contextlib.contextmanager
