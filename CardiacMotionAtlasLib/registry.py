@@ -64,6 +64,21 @@ def _read(registry: Path) -> Dict:
     return data
 
 
+def _refuse_incomplete(checkpoint: Path, name: str) -> None:
+    """A half-trained checkpoint (the training loop's in-progress file) is never registered for use;
+    files that are no checkpoint of this library are left to the method's loader to judge."""
+    from .errors import CheckpointError
+    from .training.checkpoint import load_checkpoint
+
+    try:
+        loaded = load_checkpoint(checkpoint, allow_incomplete=True)
+    except CheckpointError:
+        return
+    if not loaded.complete:
+        raise RegistryError(f"{checkpoint}: incomplete model ({loaded.progress_text()}), not registered as {name!r}; "
+                            "finish its training (--resume) first")
+
+
 def register_checkpoint(registry: PathLike, name: str, method: str, checkpoint: PathLike, source: str = "") -> RegisteredModel:
     """Add or replace ``name`` in ``registry`` (created if missing; written atomically)."""
     registry, checkpoint = Path(registry), Path(checkpoint)
@@ -71,6 +86,7 @@ def register_checkpoint(registry: PathLike, name: str, method: str, checkpoint: 
         raise RegistryError(f"{registry}: unknown method {method!r} for {name!r} (known: {', '.join(METHODS)})")
     if not checkpoint.is_file():
         raise RegistryError(f"{checkpoint}: no checkpoint file to register as {name!r}")
+    _refuse_incomplete(checkpoint, name)
     data = _read(registry)
     try:
         stored = os.path.relpath(checkpoint.resolve(), registry.resolve().parent)

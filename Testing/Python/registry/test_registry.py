@@ -37,3 +37,17 @@ def test_changed_checkpoint_wrong_method_and_unknown_name_are_refused(tmp_path):
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(RegistryError, match="bad.json"):
         list_models(tmp_path / "bad.json")
+
+
+def test_a_half_trained_checkpoint_is_not_registered(tmp_path):
+    from CardiacMotionAtlasLib.training import save_checkpoint
+
+    registry = tmp_path / "models.json"
+    partial = save_checkpoint(tmp_path / "atlas.partial.pt", model_state={}, config={}, step=250, total_steps=1000,
+                              kind="atlas")
+    with pytest.raises(RegistryError, match=r"atlas.partial.pt: incomplete model \(step 250 of 1000\)"):
+        register_checkpoint(registry, "a", "atlas", partial)
+    assert not registry.exists()
+    finished = save_checkpoint(tmp_path / "atlas.pt", model_state={}, config={}, step=1000, total_steps=1000,
+                               kind="atlas")
+    assert register_checkpoint(registry, "a", "atlas", finished).path.name == "atlas.pt"
