@@ -5,8 +5,11 @@
                               [--modality auto|ct|cine] [--test ID ... | --train-split F]
                               [--estimator-steps N] [--cvae-steps N] [--seed S] [--resume]
     cardiac-atlas synth sample --model MODEL_DIR/synth.pt --frame ct_ES.nii.gz [--labels seg_ct_ES.nii.gz]
-                               --out PAIRS_DIR --n N [--mode random|line|grid] [--seed S] [--es-phase 0.35]
+                               --out PAIRS_DIR --samples N [--mode random|line|grid] [--seed S] [--es-phase 0.35]
 
+``sample`` draws ``N`` latents of the mode (standard-normal coordinates of the model's prior for this
+frame: ``random`` draws, a ``line`` through the prior mean, a ``grid`` over two latent axes) and writes
+``PAIRS_DIR/samples.csv``, one row per sample with its implied LVEF (%, from the warped labels).
 ``train`` learns from phantom subjects simulated on the fly (``--phantom N``: exact ES/ED flows) or from a
 cohort (``--data`` folders or cohort roots, ``--manifest``), whose flows are annotated by SimpleITK
 diffeomorphic demons: with ``--modality ct`` (``auto`` when every study has them) the CT phases
@@ -61,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sample.add_argument("--frame", type=Path, required=True, help="conditioning (ES) CT frame, NIfTI (HU)")
     sample.add_argument("--labels", type=Path, help="its label map, warped too (convention: --label-convention)")
     sample.add_argument("--out", type=Path, required=True, help="output folder")
-    sample.add_argument("--n", type=int, default=3, help="number of samples")
+    sample.add_argument("--n", "--samples", dest="n", type=int, default=3, help="number of samples")
     sample.add_argument("--mode", choices=("random", "line", "grid"), default="random", help="latent layout")
     sample.add_argument("--seed", type=int, default=0, help="seed of the random latents")
     sample.add_argument("--es-phase", type=float, default=0.35, help="cardiac phase of the conditioning frame")
@@ -220,8 +223,17 @@ def _sample(args: argparse.Namespace) -> int:
     folders = generate_pairs(trained, volume, args.out, ijk_to_ras=frame.ijk_to_ras, labels=labels, n=args.n,
                              mode=args.mode, seed=args.seed, es_phase=args.es_phase, subject_id=frame.name,
                              progress=progress_from(args))
-    for folder in folders:
-        print(f"pair: {folder}")
+    import csv
+
+    from ..synthesis.pairs import SAMPLE_TABLE
+
+    with open(args.out / SAMPLE_TABLE, newline="", encoding="utf-8") as handle:  # written by generate_pairs
+        rows = list(csv.DictReader(handle))
+    for folder, row in zip(folders, rows):
+        implied = (f"implied LVEF {row['implied_lvef_pct']} %, myocardial volume change {row['myo_change_pct']} %"
+                   if row["implied_lvef_pct"] else "no labels: no implied LVEF")
+        print(f"pair: {folder} ({implied}; max flow {row['max_flow_mm']} mm)")
+    print(f"sample table: {args.out / SAMPLE_TABLE}")
     return 0
 
 

@@ -3,8 +3,15 @@ PWC pyramid's features of the ES frame (Zuler et al.).
 
 Encoder: ``[flow / flow_scale_vox, frame]`` -> stride-2 convolutions; after each, the matching pyramid
 level is concatenated; a linear layer gives the posterior ``N(mu, diag(exp(logvar)))`` of the latent.
+Conditional prior (``SynthConfig.conditional_prior``): the same convolution stack on the frame alone,
+global averages of every level's channels (volume-like cues: how much blood, how much muscle), the
+coarsest level in place, and a small MLP give ``p(z | frame) = N(mu_p, diag(exp(logvar_p)))``; the KL is taken to it (not to ``N(0, I)``), so the
+latent is free to carry what the frame does not tell (e.g. how strongly this heart contracts), and
+sampling maps standard-normal draws ``e`` to ``z = mu_p + exp(logvar_p / 2) * e``. Its last layer starts
+at zero, so an untrained prior is exactly ``N(0, I)``.
 Decoder (mirror): latent -> coarsest grid, concatenate the pyramid level, transposed convolution up one
-level, ... and at full size the frame itself; a final convolution gives the flow (working voxels).
+level (its channels scaled and shifted by the latent, FiLM), ... and at full size the frame itself; a
+final convolution gives the flow (working voxels).
 """
 
 from __future__ import annotations
@@ -18,10 +25,22 @@ from .config import SynthConfig
 from .pyramid import FeaturePyramid
 
 
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """``KL(N(mu, exp(logvar)) || N(0, I))`` averaged over latent dimensions and batch (nats per
-    dimension); exactly 0 when ``mu = 0`` and ``logvar = 0``."""
-    return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).mean()
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: Optional[torch.Tensor] = None,
+                     prior_logvar: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Elementwise ``KL(N(mu, exp(logvar)) || N(prior_mu, exp(prior_logvar)))`` (nats), ``(N, latent_dim)``;
+    the prior is ``N(0, I)`` when not given."""
+    if prior_mu is None:
+        prior_mu = torch.zeros_like(mu)
+    if prior_logvar is None:
+        prior_logvar = torch.zeros_like(logvar)
+    return 0.5 * (prior_logvar - logvar + (logvar.exp() + (mu - prior_mu).pow(2)) / prior_logvar.exp() - 1.0)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: Optional[torch.Tensor] = None,
+                  prior_logvar: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``KL(posterior || prior)`` averaged over latent dimensions and batch (nats per dimension); the prior
+    is ``N(0, I)`` when not given; exactly 0 when the two are equal."""
+    return kl_per_dimension(mu, logvar, prior_mu, prior_logvar).mean()
 
 
 def _act() -> nn.Module:
@@ -47,12 +66,33 @@ class ConditionalFlowVAE(nn.Module):
             c_in = c
         flat = (ch[-1] + pyr[-1]) * self.coarse ** 3
         self.posterior = nn.Linear(flat, 2 * self.latent_dim)
+        self.conditional_prior = bool(config.conditional_prior)
+        if self.conditional_prior:
+            self.prior_encoder = nn.ModuleList()
+            c_in = 1
+            for level, c in enumerate(ch):
+                extra = pyr[level - 1] if level > 0 else 0
+                self.prior_encoder.append(nn.Sequential(nn.Conv3d(c_in + extra, c, 3, stride=2, padding=1), _act(),
+                                                        nn.Conv3d(c, c, 3, padding=1), _act()))
+                c_in = c
+            pooled = sum(ch) + sum(pyr)  # one global average per channel of every level (volume-like cues)
+            hidden = max(2 * self.latent_dim, 16)
+            self.prior_head = nn.Sequential(nn.Linear(pooled + flat, hidden), _act(), nn.Linear(hidden, 2 * self.latent_dim))
+            nn.init.zeros_(self.prior_head[-1].weight)
+            nn.init.zeros_(self.prior_head[-1].bias)
         self.from_latent = nn.Linear(self.latent_dim, ch[-1] * self.coarse ** 3)
         self.decoder = nn.ModuleList()
         for level in reversed(range(len(ch))):  # level L-1 (coarsest) .. 0
             c_out = ch[level - 1] if level > 0 else ch[0]
             self.decoder.append(nn.Sequential(nn.ConvTranspose3d(ch[level] + pyr[level], c_out, 4, stride=2, padding=1),
                                               _act(), nn.Conv3d(c_out, c_out, 3, padding=1), _act()))
+        # FiLM: the latent also scales and shifts every decoder level's channels (zero-initialised: identity),
+        # a short multiplicative path that lets it set how strongly the frame's motion pattern is applied
+        self.film = nn.ModuleList(nn.Linear(self.latent_dim, 2 * (ch[level - 1] if level > 0 else ch[0]))
+                                  for level in reversed(range(len(ch))))
+        for layer in self.film:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
         self.head = nn.Sequential(nn.Conv3d(ch[0] + 1, ch[0], 3, padding=1), _act(), nn.Conv3d(ch[0], 3, 3, padding=1))
         self._channels = ch
 
@@ -67,6 +107,34 @@ class ConditionalFlowVAE(nn.Module):
         mu, logvar = self.posterior(x).chunk(2, dim=1)
         return mu, logvar.clamp(-12.0, 8.0)
 
+    def prior(self, frame: torch.Tensor, features: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Prior ``(mu_p, logvar_p)``, each ``(N, latent_dim)``, of the latent given the frame: learned when
+        ``conditional_prior``, else ``N(0, I)``."""
+        if not self.conditional_prior:
+            zeros = frame.new_zeros((frame.shape[0], self.latent_dim))
+            return zeros, zeros
+        x, pooled = frame, []
+        for level, block in enumerate(self.prior_encoder):
+            if level > 0:
+                x = torch.cat([x, features[level - 1]], 1)
+            x = block(x)
+            pooled.append(x.mean((2, 3, 4)))
+        pooled.extend(f.mean((2, 3, 4)) for f in features)
+        pooled.append(torch.cat([x, features[-1]], 1).flatten(1))  # and the coarsest level in place
+        mu, logvar = self.prior_head(torch.cat(pooled, 1)).chunk(2, dim=1)
+        return mu, logvar.clamp(-8.0, 4.0)
+
+    def latent_from_noise(self, noise: torch.Tensor, frame: torch.Tensor,
+                          features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Latents ``z = mu_p + exp(logvar_p / 2) * noise`` of the frame's prior for standard-normal
+        coordinates ``noise`` ``(N, latent_dim)`` (one frame for all, or one per row)."""
+        if noise.dim() != 2 or noise.shape[1] != self.latent_dim:
+            raise ValueError(f"latents must be (N, {self.latent_dim}), got {tuple(noise.shape)}")
+        if frame.shape[0] not in (1, noise.shape[0]):
+            raise ValueError(f"{frame.shape[0]} frames for {noise.shape[0]} latents")
+        mu, logvar = self.prior(frame, features)
+        return mu + (0.5 * logvar).exp() * noise
+
     def decode(self, latent: torch.Tensor, frame: torch.Tensor, features: Sequence[torch.Tensor]) -> torch.Tensor:
         """Flow ``(N, 3, n, n, n)`` (working voxels) for latents ``(N, latent_dim)`` and conditions."""
         if latent.dim() != 2 or latent.shape[1] != self.latent_dim:
@@ -76,9 +144,11 @@ class ConditionalFlowVAE(nn.Module):
             frame = frame.expand(n, *frame.shape[1:])
             features = [f.expand(n, *f.shape[1:]) for f in features]
         x = self.from_latent(latent).view(n, self._channels[-1], self.coarse, self.coarse, self.coarse)
-        for index, block in enumerate(self.decoder):
+        for index, (block, film) in enumerate(zip(self.decoder, self.film)):
             level = len(self.decoder) - 1 - index
             x = block(torch.cat([x, features[level]], 1))
+            scale, shift = film(latent).chunk(2, dim=1)
+            x = x * (1.0 + scale[..., None, None, None]) + shift[..., None, None, None]
         return self.head(torch.cat([x, frame], 1)) * self.flow_scale
 
     def forward(self, flow_vox: torch.Tensor, frame: torch.Tensor, features: Sequence[torch.Tensor],
@@ -93,16 +163,26 @@ class ConditionalFlowVAE(nn.Module):
 
 
 def cvae_loss(predicted: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-              config: SynthConfig, kl_scale: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              config: SynthConfig, kl_scale: float = 1.0, prior_mu: Optional[torch.Tensor] = None,
+              prior_logvar: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(total, mse, kl)``: ``recon_weight * MSE + kl_scale * kl_weight * KL``. ``MSE`` is the mean over
     voxels of the squared endpoint error ``|w - w_true|^2`` (working voxels^2, i.e. summed over the three
-    components); ``kl_scale`` in [0, 1] is the KL annealing factor."""
+    components); the KL is to the prior ``(prior_mu, prior_logvar)`` (``N(0, I)`` when not given);
+    ``kl_scale`` in [0, 1] is the KL annealing factor."""
     mse = (predicted - target).pow(2).sum(1).mean()
-    kl = kl_divergence(mu, logvar)
-    penalty = kl
+    kl = kl_divergence(mu, logvar, prior_mu, prior_logvar)
+    if prior_mu is None and prior_logvar is None:
+        fit_prior = torch.zeros((), device=mu.device, dtype=mu.dtype)
+        to_posterior = kl_per_dimension(mu, logvar)
+    else:  # the posterior is pulled towards the (fixed) prior, the prior towards the (fixed) posterior:
+        # together the gradients of KL(q || p); the free bits below apply to the posterior's pull only
+        fit_prior = kl_divergence(mu.detach(), logvar.detach(), prior_mu, prior_logvar)
+        to_posterior = kl_per_dimension(mu, logvar, None if prior_mu is None else prior_mu.detach(),
+                                        None if prior_logvar is None else prior_logvar.detach())
+    penalty = to_posterior.mean()
     if config.kl_free_nats > 0:  # free bits: per-dimension batch-mean KL floored at kl_free_nats
-        per_dim = (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).mean(0)
-        penalty = torch.clamp(per_dim, min=config.kl_free_nats).mean()
+        penalty = torch.clamp(to_posterior.mean(0), min=config.kl_free_nats).mean()
+    penalty = penalty + fit_prior
     return config.recon_weight * mse + kl_scale * config.kl_weight * penalty, mse, kl
 
 
@@ -126,4 +206,4 @@ class SynthesisModel(nn.Module):
             return [f.detach() for f in self.pyramid(frame)]
 
 
-__all__ = ["ConditionalFlowVAE", "SynthesisModel", "cvae_loss", "kl_divergence"]
+__all__ = ["ConditionalFlowVAE", "SynthesisModel", "cvae_loss", "kl_divergence", "kl_per_dimension"]

@@ -9,6 +9,9 @@
     pair_000/labels_ES.nii.gz, labels_generated_ED.nii.gz   labels (when given), warped one-hot
     pair_000/pair.json                     latent, latent mode, model version, convention, files, stats;
                                            written last: a folder with pair.json is complete
+    samples.csv                            the sample table, one row per pair: latent, flow magnitude,
+                                           folded fraction and (with labels) the implied LVEF and
+                                           myocardial volume change (%); written after every pair
 
 Convention (:mod:`.grid`): ``generated_ED(p) = conditioning_ES(p + w(p))`` on the shared grid; ``w``
 is the ED->ES material displacement of the generated frame (``source_phase`` 0, ``target_phase`` ES).
@@ -135,7 +138,42 @@ def generate_pairs(trained: TrainedSynthesis, frame: FrameLike, out: Union[str, 
             progress.update(index + 1)
     if progress is not None:
         progress.close()
+    write_sample_table(out / SAMPLE_TABLE, folders)
     return folders
 
 
-__all__ = ["CONVENTION", "PAIR_FORMAT_VERSION", "check_pair", "generate_pairs", "read_pair", "write_pair"]
+SAMPLE_TABLE = "samples.csv"
+TABLE_COLUMNS = ("index", "folder", "latent_mode", "seed", "implied_lvef_pct", "myo_change_pct", "max_flow_mm",
+                 "mean_flow_mm", "negative_jacobian_fraction", "latent")
+
+
+def write_sample_table(path: Union[str, Path], folders: List[Path]) -> List[Dict]:
+    """Write the CSV table of written pairs (columns :data:`TABLE_COLUMNS`; an index without labels has
+    an empty ``implied_lvef_pct``; ``latent`` is space-separated), atomically; returns its rows."""
+    import csv
+    import io
+
+    rows = []
+    for folder in folders:
+        record = json.loads((Path(folder) / "pair.json").read_text())
+        stats = record.get("stats", {})
+        rows.append({"index": record.get("index", len(rows)), "folder": Path(folder).name,
+                     "latent_mode": record.get("latent_mode", ""), "seed": record.get("seed", ""),
+                     **{key: _cell(stats.get(key)) for key in TABLE_COLUMNS[4:9]},
+                     "latent": " ".join(f"{v:.6g}" for v in record.get("latent", []))})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(TABLE_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+    return rows
+
+
+def _cell(value) -> str:
+    if value is None or not np.isfinite(float(value)):
+        return ""
+    return f"{float(value):.6g}"
+
+
+__all__ = ["CONVENTION", "PAIR_FORMAT_VERSION", "SAMPLE_TABLE", "TABLE_COLUMNS", "check_pair", "generate_pairs",
+           "read_pair", "write_pair", "write_sample_table"]

@@ -17,6 +17,7 @@ import torch
 from ..data.displacement_field import DisplacementField
 from ..geometry.warp import ras_to_voxel_displacement, warp
 from .errors import SynthesisError
+from .indices import implied_indices
 from .grid import (FrameLike, as_frame, clip_flow_vox, heart_centre, normalise_hu, resample, warp_labels,
                    working_flow_to_frame, working_grid)
 from .train import TrainedSynthesis
@@ -73,14 +74,17 @@ def make_latents(mode: str, n: int, dim: int, seed: int = 0, extent: float = 2.0
 def sample_flows(trained: TrainedSynthesis, es_working: torch.Tensor, latents: torch.Tensor,
                  batch: int = 8) -> torch.Tensor:
     """Decode voxel flows ``(N, 3, n, n, n)`` (working grid, clipped) for an ES frame on the working grid
-    given in HU ``(n, n, n)`` or ``(1, 1, n, n, n)``."""
+    given in HU ``(n, n, n)`` or ``(1, 1, n, n, n)``. ``latents`` are standard-normal coordinates of the
+    frame's prior (``z = mu_p + sigma_p * latent``, :meth:`~.cvae.ConditionalFlowVAE.latent_from_noise`):
+    ``0`` decodes the prior mean; without a conditional prior they are ``z`` itself."""
     model, config = trained.model, trained.config
     frame = normalise_hu(es_working.to(trained.device, torch.float32).reshape(1, 1, *es_working.shape[-3:]), config)
     features = model.condition(frame)
     out = []
     with torch.no_grad():
         for start in range(0, latents.shape[0], batch):
-            z = latents[start:start + batch].to(trained.device, torch.float32)
+            noise = latents[start:start + batch].to(trained.device, torch.float32)
+            z = model.cvae.latent_from_noise(noise, frame, features)
             out.append(clip_flow_vox(model.cvae.decode(z, frame, features), config))
     return torch.cat(out)
 
@@ -88,7 +92,8 @@ def sample_flows(trained: TrainedSynthesis, es_working: torch.Tensor, latents: t
 @dataclass
 class GeneratedSample:
     """One sample for a conditioning frame: its latent, the flow on the frame grid (``source_phase`` 0 =
-    generated ED, ``target_phase`` = ES), the generated frame (HU) and warped labels (or None)."""
+    generated ED, ``target_phase`` = ES), the generated frame (HU), warped labels (or None) and ``stats``
+    (flow magnitudes in mm; with labels the implied LVEF and myocardial volume change in %)."""
 
     latent: np.ndarray
     flow: DisplacementField
@@ -132,8 +137,11 @@ def generate(trained: TrainedSynthesis, frame: FrameLike, ijk_to_ras: Optional[n
         flow = DisplacementField(flow_ras_np, matrix, source_phase=0.0, target_phase=float(es_phase),
                                  name=f"synth_flow_{index:03d}")
         magnitude = np.linalg.norm(flow_ras_np, axis=0)
-        samples.append(GeneratedSample(latents[index].numpy().astype(float), flow, generated, warped,
-                                       {"max_flow_mm": float(magnitude.max()), "mean_flow_mm": float(magnitude.mean())}))
+        stats = {"max_flow_mm": float(magnitude.max()), "mean_flow_mm": float(magnitude.mean())}
+        if warped is not None:
+            implied = implied_indices(labels, warped)
+            stats.update(implied_lvef_pct=implied["lvef_pct"], myo_change_pct=implied["myo_change_pct"])
+        samples.append(GeneratedSample(latents[index].numpy().astype(float), flow, generated, warped, stats))
     return samples
 
 

@@ -25,6 +25,7 @@ from ..training import (TrainingResult, config_from_dict, load_checkpoint, make_
 from .config import SynthConfig
 from .cvae import SynthesisModel, cvae_loss
 from .data import FlowPair, PairTensors, augment, stack_pairs
+from .grid import clip_flow_vox
 from .pyramid import FlowEstimator, estimator_loss
 
 ESTIMATOR_KIND = "ct_flow_estimator"
@@ -132,16 +133,29 @@ def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEst
 
     def step_fn(step: int):
         (es, _, flow), generator = _batch(data, config, step)
+        if config.augment.enabled and config.augment.motion_scale > 0:  # stronger / weaker contraction
+            draw = torch.rand((flow.shape[0],), generator=generator, device=generator.device)
+            scale = 1.0 + config.augment.motion_scale * (2 * draw - 1)
+            flow = clip_flow_vox(flow * scale.to(flow.device, flow.dtype).view(-1, 1, 1, 1, 1), config)
         features = model.condition(es)
         predicted, mu, logvar = model.cvae(flow, es, features, generator=generator)
+        prior_mu, prior_logvar = model.cvae.prior(es, features) if model.cvae.conditional_prior else (None, None)
         warmup = config.kl_warmup_fraction * config.cvae_steps
-        loss, mse, kl = cvae_loss(predicted, flow, mu, logvar, config, min(1.0, (step + 1) / warmup) if warmup else 1.0)
+        loss, mse, kl = cvae_loss(predicted, flow, mu, logvar, config, min(1.0, (step + 1) / warmup) if warmup else 1.0,
+                                  prior_mu, prior_logvar)
+        metrics = {}
+        if prior_mu is not None and config.prior_recon_weight > 0:  # Sohn et al.'s hybrid (GSNN) term
+            noise = torch.randn(prior_mu.shape, generator=generator, device=generator.device).to(prior_mu)
+            from_prior = model.cvae.decode(prior_mu + noise * (0.5 * prior_logvar).exp(), es, features)
+            prior_mse = (from_prior - flow).pow(2).sum(1).mean()
+            loss = loss + config.prior_recon_weight * prior_mse
+            metrics["prior_mse"] = prior_mse.detach()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.cvae.parameters(), config.grad_clip)
         optimizer.step()
         scheduler.step()
-        return {"loss": loss.detach(), "mse": mse.detach(), "kl": kl.detach()}
+        return {"loss": loss.detach(), "mse": mse.detach(), "kl": kl.detach(), **metrics}
 
     model.cvae.train()
     result = run_training(step_fn, total_steps=config.cvae_steps, checkpoint_path=checkpoint_path,

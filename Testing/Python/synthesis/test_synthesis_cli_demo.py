@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -33,12 +34,26 @@ def test_cli_train_resume_and_sample(tmp_path, es_frame, capsys):
     write_nifti(es_frame.labels, labels_path, labels=True)
     out = tmp_path / "pairs"
     assert _run(["sample", "--model", str(model / "synth.pt"), "--frame", str(frame_path), "--labels", str(labels_path),
-                 "--out", str(out), "--n", "2", "--mode", "grid", "--device", "cpu", "--progress", "none"]) == 0
+                 "--out", str(out), "--samples", "3", "--mode", "grid", "--device", "cpu", "--progress", "none"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("pair: ") == 2
-    for folder in sorted(out.iterdir()):
+    assert printed.count("pair: ") == 3 and printed.count("implied LVEF") == 3
+    folders = sorted(f for f in out.iterdir() if f.is_dir())
+    assert len(folders) == 3
+    with open(out / "samples.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["folder"] for row in rows] == [f.name for f in folders]
+    latents = set()
+    for folder, row in zip(folders, rows):
         assert check_pair(folder) < 1e-3
-        assert read_pair(folder)["record"]["latent_mode"] == "grid"
+        pair = read_pair(folder)
+        assert pair["record"]["latent_mode"] == row["latent_mode"] == "grid"
+        # the table's implied LVEF is the one of the written labels: (LV_ED - LV_ES) / LV_ED
+        lv_es = (pair["labels_conditioning"].array[0] == 1).sum()
+        lv_ed = (pair["labels_generated"].array[0] == 1).sum()
+        assert float(row["implied_lvef_pct"]) == pytest.approx(100.0 * (lv_ed - lv_es) / lv_ed, abs=1e-3)
+        assert np.allclose([float(v) for v in row["latent"].split()], pair["record"]["latent"], atol=1e-5)
+        latents.add(row["latent"])
+    assert len(latents) == 3  # a grid of distinct latents
 
 
 def test_cli_refuses_a_changed_config_on_resume_and_a_4d_frame(tmp_path, es_frame):

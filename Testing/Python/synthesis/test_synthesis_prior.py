@@ -1,0 +1,82 @@
+"""The conditional prior p(z | frame): a latent that matters and samples that follow their subject."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from CardiacMotionAtlasLib.synthesis import (SynthConfig, kl_divergence, sample_flows, stack_pairs, train_cvae,
+                                             train_flow_estimator)
+from CardiacMotionAtlasLib.synthesis.cvae import ConditionalFlowVAE, cvae_loss
+from CardiacMotionAtlasLib.synthesis.data import FlowPair
+
+
+def test_kl_to_a_gaussian_prior_matches_torch():
+    generator = torch.Generator().manual_seed(2)
+    mu, logvar, pmu, plogvar = (torch.randn(3, 5, generator=generator) for _ in range(4))
+    expected = torch.distributions.kl_divergence(torch.distributions.Normal(mu, (0.5 * logvar).exp()),
+                                                 torch.distributions.Normal(pmu, (0.5 * plogvar).exp())).mean()
+    assert kl_divergence(mu, logvar, pmu, plogvar).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert kl_divergence(mu, logvar, mu, logvar).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_free_bits_and_the_prior_pull_reach_the_right_parameters():
+    config = replace(SynthConfig.tiny(), kl_free_nats=0.5)
+    target = torch.zeros(2, 3, 4, 4, 4)
+    mu = torch.full((2, 4), 0.3, requires_grad=True)
+    logvar = torch.zeros(2, 4, requires_grad=True)
+    prior_mu = torch.zeros(2, 4, requires_grad=True)
+    prior_logvar = torch.zeros(2, 4, requires_grad=True)
+    total, _, kl = cvae_loss(target, target, mu, logvar, config, prior_mu=prior_mu, prior_logvar=prior_logvar)
+    total.backward()
+    assert kl.item() == pytest.approx(0.5 * 0.09)  # the reported KL is the true one
+    assert torch.all(mu.grad == 0)  # below the free bits the posterior is not pulled ...
+    assert torch.all(prior_mu.grad < 0)  # ... but the prior still moves towards it
+
+
+def test_an_untrained_conditional_prior_is_the_standard_normal():
+    config = SynthConfig.tiny()
+    cvae = ConditionalFlowVAE(config)
+    frame = torch.randn(2, 1, 16, 16, 16)
+    features = [torch.randn(2, c, 16 // 2 ** (i + 1), 16 // 2 ** (i + 1), 16 // 2 ** (i + 1))
+                for i, c in enumerate(config.pyramid_channels)]
+    mu, logvar = cvae.prior(frame, features)
+    assert torch.all(mu == 0) and torch.all(logvar == 0)
+    noise = torch.randn(3, config.latent_dim)
+    assert torch.equal(cvae.latent_from_noise(noise, frame[:1], [f[:1] for f in features]), noise)
+
+
+def _amplitude_subjects(pairs):
+    """Two subjects whose ES frames differ and whose hearts contract weakly (x0.5) and strongly (x1.5)."""
+    return [FlowPair(p.subject_id, p.es, p.ed, (p.flow_vox * s).astype(np.float32), p.ijk_to_ras, p.labels_es, p.labels_ed)
+            for p, s in zip(pairs[:2], (0.5, 1.5))]
+
+
+@pytest.mark.parametrize("conditional", [True])
+def test_prior_means_follow_the_subject_and_latents_change_the_samples(synth_pairs, conditional):
+    subjects = _amplitude_subjects(synth_pairs)
+    augment = replace(SynthConfig.tiny().augment, shift_vox=0.0, zoom=0.0, noise_hu=0.0, motion_scale=0.2)
+    config = replace(SynthConfig.tiny(), cvae_steps=200, augment=augment, conditional_prior=conditional)
+    estimator = train_flow_estimator(subjects, config, steps=30, device="cpu")
+    trained = train_cvae(subjects, estimator, config, device="cpu")
+    data = stack_pairs(subjects, config)
+    with torch.no_grad():
+        prior_mu, _ = trained.model.cvae.prior(data.es, trained.model.condition(data.es))
+    # untrained, both means are exactly 0 (the test above): training separated them by subject
+    assert float((prior_mu[0] - prior_mu[1]).norm()) > 1.0
+    noise = torch.randn(6, config.latent_dim, generator=torch.Generator().manual_seed(0))
+    amplitude = []
+    for subject in subjects:
+        heart = torch.as_tensor(subject.labels_ed > 0)
+        mean_flow = sample_flows(trained, torch.as_tensor(subject.es), torch.zeros(1, config.latent_dim))[0]
+        amplitude.append(float(mean_flow.norm(dim=0)[heart].mean()))
+        flows = sample_flows(trained, torch.as_tensor(subject.es), noise)
+        pairwise = [float((flows[i] - flows[j]).norm(dim=0)[heart].mean()) for i in range(6) for j in range(i + 1, 6)]
+        assert np.mean(pairwise) > 0.03  # voxels: the latent changes the decoded flow
+    # the prior mean's flow moves the strongly contracting heart more than the weak one, by about the truth
+    truth = [float(np.linalg.norm(s.flow_vox, axis=0)[s.labels_ed > 0].mean()) for s in subjects]
+    assert amplitude[1] > 2.0 * amplitude[0]
+    assert amplitude == pytest.approx(truth, rel=0.5)
