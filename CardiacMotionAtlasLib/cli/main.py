@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_command(args: argparse.Namespace) -> int:
     """Run the command, with half-trained checkpoints allowed when asked (also for the processes it
     starts, through the environment) and their warnings printed as one line each."""
-    from ..training.checkpoint import ALLOW_INCOMPLETE_ENV, IncompleteCheckpointWarning, allow_incomplete_checkpoints
+    from ..training.completeness import ALLOW_INCOMPLETE_ENV, IncompleteCheckpointWarning, allow_incomplete_checkpoints
 
     prog = f"cardiac-atlas {args.command}"
     allow = bool(getattr(args, "allow_incomplete", False))

@@ -26,6 +26,12 @@ from .config import (
     save_config_json,
     tiny_config,
 )
+from .completeness import (
+    IncompleteCheckpointWarning,
+    allow_incomplete_checkpoints,
+    incomplete_allowed,
+    partial_path,
+)
 from .progress import (
     PROGRESS_MODES,
     CallbackProgress,
@@ -43,8 +49,7 @@ from .progress import (
 
 _LAZY = {
     "FORMAT_VERSION": "checkpoint", "Checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
-    "save_checkpoint": "checkpoint", "partial_path": "checkpoint", "allow_incomplete_checkpoints": "checkpoint",
-    "IncompleteCheckpointWarning": "checkpoint", "incomplete_allowed": "checkpoint",
+    "save_checkpoint": "checkpoint",
     "DeviceUnavailableError": "device", "describe_device": "device", "select_device": "device",
     "is_rank_zero": "distributed", "rank_and_world_size": "distributed",
     "TrainingResult": "loop", "make_state_fns": "loop", "run_training": "loop",

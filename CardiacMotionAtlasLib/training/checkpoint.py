@@ -25,14 +25,12 @@ file and its step count) unless ``allow_incomplete=True``, :func:`allow_incomple
 from __future__ import annotations
 
 import collections
-import contextlib
-import contextvars
 import dataclasses
 import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -40,6 +38,8 @@ from .. import __version__ as LIBRARY_VERSION
 from ..errors import CheckpointError
 from ..io.atomic import atomic_path
 from .config import ConfigError, config_to_dict
+from .completeness import (ALLOW_INCOMPLETE_ENV, IncompleteCheckpointWarning, allow_incomplete_checkpoints,
+                           incomplete_allowed, partial_path)
 from .pickle_scan import foreign_globals
 from .seeding import capture_rng_state
 
@@ -51,44 +51,6 @@ FORMAT_VERSION = 1
 # Upgrades of older layouts, applied in sequence on load: {old_version: fn(payload) -> payload of
 # old_version + 1}. Add an entry here whenever FORMAT_VERSION is bumped.
 MIGRATIONS: Dict[int, Callable[[Dict[str, Any]], Dict[str, Any]]] = {}
-
-PARTIAL_TAG = ".partial"
-ALLOW_INCOMPLETE_ENV = "CARDIAC_ATLAS_ALLOW_INCOMPLETE"
-_ALLOW_INCOMPLETE: contextvars.ContextVar = contextvars.ContextVar("allow_incomplete", default=None)
-
-
-class IncompleteCheckpointWarning(UserWarning):
-    """An incomplete (half-trained) checkpoint was loaded because the caller allowed it."""
-
-
-def partial_path(path: PathLike) -> Path:
-    """Where a training writes its in-progress checkpoint: ``atlas.pt`` -> ``atlas.partial.pt``."""
-    path = Path(path)
-    suffix = path.suffix
-    stem = path.name[: -len(suffix)] if suffix else path.name
-    return path.with_name(f"{stem}{PARTIAL_TAG}{suffix}")
-
-
-@contextlib.contextmanager
-def allow_incomplete_checkpoints(enabled: bool = True) -> Iterator[None]:
-    """Within this block :func:`load_checkpoint` (and every method loader built on it) accepts
-    incomplete checkpoints, with a warning, unless a call says otherwise."""
-    token = _ALLOW_INCOMPLETE.set(bool(enabled))
-    try:
-        yield
-    finally:
-        _ALLOW_INCOMPLETE.reset(token)
-
-
-def incomplete_allowed(explicit: Optional[bool] = None) -> bool:
-    """``explicit`` if given, else :func:`allow_incomplete_checkpoints`' setting, else the environment."""
-    if explicit is not None:
-        return bool(explicit)
-    scoped = _ALLOW_INCOMPLETE.get()
-    if scoped is not None:
-        return bool(scoped)
-    return os.environ.get(ALLOW_INCOMPLETE_ENV, "").strip().lower() in ("1", "true", "yes")
-
 
 # Exact builtin types: subclasses (TorchVersion, IntEnum, ...) pickle as globals that weights_only refuses.
 _SAFE_BUILTINS = (type(None), bool, int, float, str)
