@@ -187,6 +187,9 @@ def load_synthesis(path: PathLike, device: DeviceLike = "auto") -> TrainedSynthe
     checkpoint = load_checkpoint(path, expected_kind=CVAE_KIND, map_location="cpu")
     config = config_from_dict(SynthConfig, checkpoint.config, source=path)
     model = SynthesisModel(config)
+    if not any(key.startswith("cvae.film.") for key in checkpoint.model_state):
+        raise CheckpointError(path, "was written by an earlier synthesis model (no conditional prior, no latent FiLM "
+                                    "path); retrain it with 'cardiac-atlas synth train'")
     try:
         model.load_state_dict(checkpoint.model_state)
     except (RuntimeError, KeyError, TypeError) as error:

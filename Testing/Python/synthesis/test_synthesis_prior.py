@@ -80,3 +80,20 @@ def test_prior_means_follow_the_subject_and_latents_change_the_samples(synth_pai
     truth = [float(np.linalg.norm(s.flow_vox, axis=0)[s.labels_ed > 0].mean()) for s in subjects]
     assert amplitude[1] > 2.0 * amplitude[0]
     assert amplitude == pytest.approx(truth, rel=0.5)
+
+
+def test_a_checkpoint_of_the_earlier_model_is_refused_by_name(trained_synth, tmp_path):
+    from CardiacMotionAtlasLib.errors import CheckpointError
+    from CardiacMotionAtlasLib.synthesis import load_synthesis
+    from CardiacMotionAtlasLib.synthesis.train import CVAE_KIND
+    from CardiacMotionAtlasLib.training import load_checkpoint
+    from CardiacMotionAtlasLib.training.checkpoint import save_checkpoint
+
+    checkpoint = load_checkpoint(trained_synth.checkpoint_path, expected_kind=CVAE_KIND, map_location="cpu")
+    old_state = {k: v for k, v in checkpoint.model_state.items()
+                 if not k.startswith(("cvae.film.", "cvae.prior_encoder.", "cvae.prior_head."))}
+    old = save_checkpoint(tmp_path / "old_synth.pt", model_state=old_state, config=checkpoint.config,
+                          step=checkpoint.step, kind=CVAE_KIND)
+    with pytest.raises(CheckpointError, match="earlier synthesis model") as error:
+        load_synthesis(old, device="cpu")
+    assert "old_synth.pt" in str(error.value)
