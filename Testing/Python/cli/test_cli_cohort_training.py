@@ -153,7 +153,8 @@ def _check_every_method(acdc, tmp_path, capsys):
     assert main(["motion", "estimate", "--model", str(motion), "--study", str(held), "--samples", "2",
                  "--refine-steps", "0", "--out", str(estimate), *CPU]) == 0
     printed = capsys.readouterr().out
-    assert "grid reduction of the training (factor 1, crop 36, frames 8)" in printed  # from the cohort record
+    # the training's preprocessing (trained with --preset tiny) travels in the checkpoint and is applied
+    assert "preprocessing stored in motion.pt: preset tiny" in printed
     assert _last_json(printed)["LVEDV"] > 0
     assert json.loads(motion.with_name("motion.cohort.json").read_text())["test"] == [test]
 
