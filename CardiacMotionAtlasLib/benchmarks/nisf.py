@@ -2,6 +2,7 @@
 held-out views, baselines, ablations, speed.
 
     python -m CardiacMotionAtlasLib.benchmarks.nisf [--quick] [--json PATH] [--device auto] [--train N] [--test M]
+        [--steps S] [--fit-steps F] [--no-encoding-ablation]
         [--train-family ellipsoidal] [--test-family lofted] [--acquisition randomised]
 
 A phantom cohort is simulated (every subject with its own breath-hold misalignments, intensity scales
@@ -14,9 +15,12 @@ fitted to two test sets of ``--test`` hearts each (:func:`.common.build_protocol
 label-resampling baselines). Ground truth: the phantom's analytic labels on a 1.25 mm isotropic grid at
 ED and ES (plus more phases without --quick) and the known per-slice misalignments.
 
-Tables: (1) 3D segmentation, Dice per class and HD95 (mm), against SimpleITK nearest/linear resampling
-of the given SAX labels (no motion correction) and NISF++ on its own training subjects; (2) per slice
-type in-plane Dice and PSNR/SSIM of the model's slices against the given ones; (3) motion correction:
+Tables: (0) the standardised frame's x (towards the RV) and z (base -> apex) against the heart's true
+axes (intensity-only fits choose the RV side by probe fits; with labels it comes from them); (1) 3D
+segmentation, Dice per class and HD95 (mm), against SimpleITK nearest/linear resampling of the given SAX
+labels (no motion correction), NISF++ on its own training subjects, and NISF++ on the SAX stack alone
+(ACDC/M&Ms-style study, no LAX view); (2) per slice type in-plane Dice and NCC/PSNR/SSIM of the model's
+slices against the given ones; (3) motion correction:
 residual misalignment (common offset removed), NCC and label Dice along slice intersections, before
 and after; (4) held-out 4CH view; (5) ablation (inference switches: motion correction / intensity
 scaling / PSF off); (6) speed and peak memory.
@@ -37,6 +41,7 @@ from ..metrics import dice_per_label, ncc, ncc_along_slice_intersections
 from ..nisf import FitConfig, NISFConfig, fit_subject, sample_grid, sample_points, train_nisf
 from ..nisf.evaluation import (
     CLASS_NAMES,
+    frame_errors_deg,
     dice_along_intersections,
     inplane_scores,
     resample_sax_onto_slice,
@@ -102,6 +107,8 @@ def configs(args, device: torch.device):
         config = load_config_json(NISFConfig, args.config)
     if args.steps:
         config.steps = args.steps
+    if getattr(args, "fit_steps", None):
+        config.fit = replace(config.fit, steps=args.fit_steps)
     return cmr, config
 
 
@@ -202,6 +209,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train", type=int, default=None, help="training subjects (default 6, quick 6)")
     parser.add_argument("--test", type=int, default=None, help="held-out subjects per test set (default 4, quick 2)")
     parser.add_argument("--steps", type=int, default=None, help="override training steps")
+    parser.add_argument("--fit-steps", type=int, default=None,
+                        help="override the steps of each test-subject fit (a smoke run of the pipeline)")
     parser.add_argument("--config", help="NISFConfig JSON spec")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-encoding-ablation", action="store_true",
@@ -230,6 +239,7 @@ def main(argv=None) -> int:
     seg: Dict = {}  # (test set label, method) -> scores
     inplane: List[Dict] = []
     motion: List[Dict] = []
+    frames_rows: List[Dict] = []
     ablation: Dict = {}
     held: List[Dict] = []
     speed = {"fit_s": [], "sample_frame_s": []}
@@ -274,10 +284,25 @@ def main(argv=None) -> int:
             speed["sample_frame_s"].append((time.perf_counter() - t0) / len(frames))
             _merge(seg.setdefault((label, "NISF++ (intensities only)"), {}), fit_scores)
             motion.append({"test_set": label, "subject": heart.subject_id, **motion_scores(fit, sim)})
+            frames_rows.append({"test_set": label, "subject": heart.subject_id, "frame": "intensities only "
+                                f"(RV side: {fit.subject.frame.rv_from})",
+                                **frame_errors_deg(fit.subject.frame.axes_ras, heart.local_to_ras)})
             inplane.extend({"test_set": label, **row} for row in inplane_scores(fit, sim.study))
             with_labels = fit_subject(trained, sim.study, use_labels=True)
             _merge(seg.setdefault((label, "NISF++ (+ test labels: SAX all frames, LAX ED/ES)"), {}),
                    segmentation(with_labels, heart, sim, frames, grid, truth))
+            frames_rows.append({"test_set": label, "subject": heart.subject_id, "frame": "with labels",
+                                **frame_errors_deg(with_labels.subject.frame.axes_ras, heart.local_to_ras)})
+            sax_only = replace(sim.study, slices=list(sim.study.sax))  # an ACDC/M&Ms-style study: no LAX
+            sax_fit = fit_subject(trained, sax_only)
+            _merge(seg.setdefault((label, "NISF++ SAX only (intensities only)"), {}),
+                   segmentation(sax_fit, heart, sim, frames, grid, truth))
+            frames_rows.append({"test_set": label, "subject": heart.subject_id, "frame": "SAX only, intensities "
+                                f"only (RV side: {sax_fit.subject.frame.rv_from})",
+                                **frame_errors_deg(sax_fit.subject.frame.axes_ras, heart.local_to_ras)})
+            sax_labels = fit_subject(trained, sax_only, use_labels=True)
+            _merge(seg.setdefault((label, "NISF++ SAX only (+ SAX labels)"), {}),
+                   segmentation(sax_labels, heart, sim, frames, grid, truth))
             if number < n_ablate:
                 ablation.setdefault((label, "full model"), {k: [] for k in SEG_METRICS + ["mm_after"]})
                 _merge(ablation[(label, "full model")], {**fit_scores, "mm_after": [motion[-1]["mm_after"]]})
@@ -310,11 +335,24 @@ def main(argv=None) -> int:
         rows_of_set = [r for r in inplane if r["test_set"] == label]
         for t in sorted({r["type"] for r in rows_of_set}):
             type_rows.append(_summary(t, {k: [r[k] for r in rows_of_set if r["type"] == t and np.isfinite(r[k])]
-                                          for k in ("dice", "psnr", "ssim")}, test_set=label))
+                                          for k in ("dice", "ncc", "psnr", "ssim")}, test_set=label))
     print()
-    print(format_table(_text_rows(type_rows, ["dice", "psnr", "ssim"]), ["test_set", "method", "dice", "psnr", "ssim"],
+    print(format_table(_text_rows(type_rows, ["dice", "ncc", "psnr", "ssim"]),
+                       ["test_set", "method", "dice", "ncc", "psnr", "ssim"],
                        title="(2) NISF++ (intensities only) on the input slices, per slice type: in-plane label Dice "
-                             "vs given labels, PSNR (dB) / SSIM vs observed"))
+                             "vs given labels, NCC / PSNR (dB) / SSIM vs observed"))
+    frame_keys = ["x_to_rv_deg", "z_to_apex_deg"]
+    frame_summary = []
+    for label in order:
+        for kind in dict.fromkeys(r["frame"] for r in frames_rows if r["test_set"] == label):
+            chosen = [r for r in frames_rows if r["test_set"] == label and r["frame"] == kind]
+            frame_summary.append(_summary(kind, {k: [r[k] for r in chosen] for k in frame_keys}, test_set=label,
+                                          flipped=sum(r["x_to_rv_deg"] > 90.0 or r["z_to_apex_deg"] > 90.0
+                                                      for r in chosen)))
+    print()
+    print(format_table(_text_rows(frame_summary, frame_keys), ["test_set", "method"] + frame_keys + ["flipped"],
+                       title="(0) standardised frame vs the heart's true axes (deg; flipped = subjects with x or z "
+                             "more than 90 deg off)"))
     motion_keys = [k for k in motion[0] if k not in ("subject", "test_set")]
     motion_rows = [_summary("NISF++", {k: [m[k] for m in motion if m["test_set"] == label] for k in motion_keys},
                             test_set=label) for label in order]
@@ -353,6 +391,7 @@ def main(argv=None) -> int:
                                          "cmr": cmr.to_dict(), "device": describe_device(device),
                                          "machine": machine_description(), **protocol.config()},
                    slice_types=type_rows, slices=inplane, motion=motion_rows, motion_subjects=motion,
+                   frames=frame_summary, frame_subjects=frames_rows,
                    held_out_view=held_rows,
                    ablation=ablation_rows, speed=[speed_row])
     return 0

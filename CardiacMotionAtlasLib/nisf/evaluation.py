@@ -15,7 +15,7 @@ from ..data.cine_study import CineSlice, CineStudy
 from ..geometry.affine import apply_affine
 from ..io.itk_images import sitk_from_volume
 from ..io.layout_common import stack_slices
-from ..metrics import dice_per_label, hausdorff95_labels, psnr, ssim
+from ..metrics import dice_per_label, hausdorff95_labels, ncc, psnr, ssim
 from .data import N_CLASSES
 from .model import SubjectFit
 from .sampling import predict_slice, scatter_roi
@@ -177,6 +177,18 @@ def with_geometries(study: CineStudy, geometries: Sequence[np.ndarray]) -> CineS
     return replace(study, slices=slices)
 
 
+def frame_errors_deg(frame_axes_ras: np.ndarray, heart_local_to_ras: np.ndarray) -> Dict[str, float]:
+    """Angles (degrees) between a standardised frame's x (towards the RV) and z (base -> apex) and the
+    phantom heart's true LV-frame axes (``local_to_ras`` columns): 0 = right, 180 = flipped."""
+    out = {}
+    for name, column in (("x_to_rv_deg", 0), ("z_to_apex_deg", 2)):
+        a = np.asarray(frame_axes_ras, float)[:, column]
+        b = np.asarray(heart_local_to_ras, float)[:3, column]
+        cosine = float(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0))
+        out[name] = float(np.degrees(np.arccos(cosine)))
+    return out
+
+
 def segmentation_scores(predicted: np.ndarray, truth: np.ndarray, ijk_to_ras: np.ndarray) -> Dict[str, float]:
     """Dice and HD95 (mm) per class (LV BP, LV myo, RV BP) of one ``(z, y, x)`` label map."""
     dice = dice_per_label(predicted, truth, [1, 2, 3])
@@ -204,8 +216,10 @@ def _bbox_images(slice_shape, roi_pixels, *arrays):
 def inplane_scores(fit: SubjectFit, study: CineStudy, psf_samples: Optional[int] = None) -> List[Dict]:
     """Per modelled slice: the model's intensities on its corrected plane against the observed slice
     (PSNR dB / SSIM over the modelled pixels' bounding box, zeros outside them, data range 1 in
-    normalised units) and its labels against the given labels (mean Dice of LV BP / myo / RV BP, at the
-    labelled frames). Rows: ``{"slice", "type", "psnr", "ssim", "dice"}``."""
+    normalised units), NCC over the modelled pixels (mean over frames: does the field put the anatomy
+    where this slice sees it, whatever the intensity scale) and its labels against the given labels
+    (mean Dice of LV BP / myo / RV BP, at the labelled frames). Rows: ``{"slice", "type", "psnr",
+    "ssim", "ncc", "dice"}``."""
     rows = []
     for position, slice_ in enumerate(fit.subject.slices):
         source = study.slices[slice_.index_in_study]
@@ -214,7 +228,8 @@ def inplane_scores(fit: SubjectFit, study: CineStudy, psf_samples: Optional[int]
         pred_img, obs_img = _bbox_images(slice_.shape_yx, slice_.roi_pixels, intensity, observed)
         row = {"slice": slice_.name, "type": slice_.slice_type,
                "psnr": psnr(obs_img, pred_img, data_range=1.0),
-               "ssim": float(np.mean([ssim(o, p, data_range=1.0) for o, p in zip(obs_img, pred_img)])), "dice": np.nan}
+               "ssim": float(np.mean([ssim(o, p, data_range=1.0) for o, p in zip(obs_img, pred_img)])),
+               "ncc": float(np.nanmean([ncc(p, o) for p, o in zip(intensity, observed)])), "dice": np.nan}
         if source.labels is not None and source.labelled_frames:
             frames = sorted(source.labelled_frames)
             given = np.asarray(source.labels.array)[frames, 0].reshape(len(frames), -1)[:, slice_.roi_pixels]
@@ -224,6 +239,6 @@ def inplane_scores(fit: SubjectFit, study: CineStudy, psf_samples: Optional[int]
     return rows
 
 
-__all__ = ["segmentation_scores", "study_geometries", "inplane_scores", "CLASS_NAMES", "resample_sax_stack",
+__all__ = ["frame_errors_deg", "segmentation_scores", "study_geometries", "inplane_scores", "CLASS_NAMES", "resample_sax_stack",
            "resample_sax_onto_slice", "rigid_alignment", "residual_misalignment",
            "dice_along_intersections", "with_geometries"]

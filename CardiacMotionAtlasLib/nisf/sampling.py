@@ -3,8 +3,11 @@ that memory stays bounded (``chunk`` points through the network at a time, plus 
 predictions on the input slices; meshes of sampled labels.
 
 Only points inside the modelled box (``roi_half_size`` in network space, 5 % margin) go through the
-network; the rest get intensity 0 and label 0 (background). Intensities come back in the study's
-stored units (canonical intensity x the subject's normalisation), i.e. corrected for slice scales.
+network; the rest get intensity 0 and label 0 (background). Labels are also background beyond the
+slab the SAX stack covers along the long axis (:func:`sax_coverage_mm`, half a slice spacing past the
+first and last slice): no slice observed the anatomy there, so the field must not invent a blood pool
+from the training cohort's shapes. Intensities come back in the study's stored units (canonical
+intensity x the subject's normalisation), i.e. corrected for slice scales.
 """
 
 from __future__ import annotations
@@ -52,12 +55,32 @@ def _phases(fit: SubjectFit, phases: Optional[Sequence[float]]) -> np.ndarray:
     return np.asarray(list(phases), float).reshape(-1) % 1.0
 
 
+def sax_coverage_mm(fit: SubjectFit) -> Optional[Tuple[float, float]]:
+    """``(low, high)`` heights (mm along the subject frame's z, base -> apex, from its origin) of the slab
+    the modelled SAX slices cover on their corrected planes: the first and last slice centres widened by
+    half the slice spacing (the slice thickness for a single slice). None without SAX slices."""
+    sax = [(position, s) for position, s in enumerate(fit.subject.slices) if s.view == "SAX"]
+    if not sax:
+        return None
+    geometries = fit.corrected_geometries()
+    frame = fit.subject.frame
+    heights = []
+    for position, slice_ in sax:
+        ny, nx = slice_.shape_yx
+        centre = apply_affine(geometries[position], [(nx - 1) / 2.0, (ny - 1) / 2.0, 0.0])
+        heights.append(float(frame.to_canonical(centre)[2]) * frame.scale_mm)
+    heights = np.sort(np.asarray(heights))
+    half = 0.5 * (float(np.median(np.diff(heights))) if len(heights) > 1 else float(sax[0][1].spacing[2]))
+    return float(heights[0] - half), float(heights[-1] + half)
+
+
 @torch.no_grad()
 def sample_points(fit: SubjectFit, points_ras: np.ndarray, phases: Sequence[float], *, chunk: Optional[int] = None,
-                  want_intensity: bool = True,
-                  want_labels: bool = True) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+                  want_intensity: bool = True, want_labels: bool = True,
+                  clip_to_coverage: bool = True) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """Intensities (normalised canonical units) and labels at RAS points ``(N, 3)`` for each phase:
-    ``((t, N) float32, (t, N) uint8)``; points outside the modelled box get 0."""
+    ``((t, N) float32, (t, N) uint8)``; points outside the modelled box get 0, and with
+    ``clip_to_coverage`` labels beyond the SAX stack's slab (:func:`sax_coverage_mm`) are background."""
     phases = np.asarray(list(phases), float).reshape(-1)
     chunk = int(chunk or fit.config.sample_chunk)
     n = len(points_ras)
@@ -79,6 +102,11 @@ def sample_points(fit: SubjectFit, points_ras: np.ndarray, phases: Sequence[floa
                 intensity[t, where] = values.float().cpu().numpy()
             if labels is not None:
                 labels[t, where] = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
+    coverage = sax_coverage_mm(fit) if (labels is not None and clip_to_coverage) else None
+    if coverage is not None:
+        frame = fit.subject.frame
+        heights = frame.to_canonical(np.asarray(points_ras, float))[:, 2] * frame.scale_mm
+        labels[:, (heights < coverage[0]) | (heights > coverage[1])] = 0
     return intensity, labels
 
 
@@ -100,11 +128,13 @@ def keep_largest_components(labels: np.ndarray, classes: Sequence[int] = (1, 2, 
 def sample_grid(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int],
                 phases: Optional[Sequence[float]] = None,
                 *, chunk: Optional[int] = None, want_intensity: bool = True, want_labels: bool = True,
-                largest_component: bool = True, progress=None, name: str = "") -> SampledSequence:
+                largest_component: bool = True, clip_to_coverage: bool = True, progress=None,
+                name: str = "") -> SampledSequence:
     """Sample a 4D grid (``ijk_to_ras`` 4x4 RAS mm, ``shape_zyx``, ``phases``; default: the study's
     frames) of intensities (stored units) and labels, chunk by chunk (bounded memory). With
     ``largest_component`` each class keeps its largest connected component per frame (the heart is
-    one piece; islands are extrapolation far from the slices)."""
+    one piece; islands are extrapolation far from the slices); with ``clip_to_coverage`` labels beyond
+    the SAX stack's slab are background (:func:`sax_coverage_mm`)."""
     nz, ny, nx = (int(v) for v in shape_zyx)
     phases = _phases(fit, phases)
     chunk = int(chunk or fit.config.sample_chunk)
@@ -119,7 +149,7 @@ def sample_grid(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int
         j, i = np.divmod(rest, nx)
         points = apply_affine(ijk_to_ras, np.stack([i, j, k], axis=1).astype(float))
         values, classes = sample_points(fit, points, phases, chunk=chunk, want_intensity=want_intensity,
-                                        want_labels=want_labels)
+                                        want_labels=want_labels, clip_to_coverage=clip_to_coverage)
         if intensity is not None:
             intensity[:, flat] = values
         if labels is not None:
@@ -201,6 +231,6 @@ def label_meshes(labels: ImageSequence, label: int = 2,
     return meshes
 
 
-__all__ = ["SampledSequence", "standard_grid", "sample_points", "sample_grid", "keep_largest_components",
+__all__ = ["SampledSequence", "standard_grid", "sax_coverage_mm", "sample_points", "sample_grid", "keep_largest_components",
            "predict_slice", "scatter_roi",
            "label_meshes"]
