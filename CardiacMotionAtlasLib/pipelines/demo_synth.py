@@ -106,6 +106,8 @@ def _apply_to_held_out(trained, item: HeldOutCT, config: SynthConfig, ct: CTConf
         "zero_flow_epe_heart_vox": float(zero_vox[heart_mask].mean()),
         "true_lvef_pct": float(heart.clinical_indices()["LVEF"]),
         "implied_lvef_mean_pct": float(np.mean([p["implied_lvef_pct"] for p in samples])),
+        "implied_lvef_range_pct": [float(min(p["implied_lvef_pct"] for p in samples)),
+                                   float(max(p["implied_lvef_pct"] for p in samples))],
         "pairs": samples,
     }
 

@@ -103,3 +103,6 @@ def test_demo_writes_annotated_pairs_for_a_held_out_subject(tmp_path):
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["model_version"] == summary["model_version"]
     assert np.isfinite(summary["reconstruction_epe_heart_vox"])
+    low, high = summary["held_out"][0]["implied_lvef_range_pct"]
+    efs = [p["implied_lvef_pct"] for p in summary["pairs"]]
+    assert low == min(efs) and high == max(efs) and low <= summary["held_out"][0]["implied_lvef_mean_pct"] <= high
