@@ -1,7 +1,7 @@
 """Generative CT motion (systole-conditioned CVAE) on held-out phantom subjects.
 
-    python -m CardiacMotionAtlasLib.benchmarks.synthesis [--quick] [--large] [--json PATH] [--device auto]
-        [--train N] [--test M] [--samples K] [--threads T]
+    python -m CardiacMotionAtlasLib.benchmarks.synthesis [--quick] [--large | --tiny] [--json PATH] [--device auto]
+        [--train N] [--test M] [--samples K] [--threads T] [--no-baseline-cvae]
         [--train-family ellipsoidal] [--test-family lofted] [--acquisition randomised]
 
 Leave-subjects-out across phantom families (:func:`.common.build_protocol`): ``--train`` hearts of the
@@ -14,11 +14,18 @@ working grid (axial, ``working_voxel_mm``) is the method's and stays fixed. Flow
 mm = voxels x working_voxel_mm). Endpoint errors are pooled over voxels (mean +/- std, as the paper's
 0.56 +/- 0.58 voxels) inside the heart (ED labels > 0) and over the whole working cube.
 
-Tables: (1) reconstruction EPE of test flows through the CVAE (posterior mean), against the prior mean
-(z = 0), zero flow, the trained estimator and SimpleITK demons; (2) the generators (CVAE samples from
-N(0, I), random smooth B-spline fields scaled to the training flows' RMS, and the true flows): diversity
-(mean pairwise EPE of ``--samples`` samples per ES frame), latent-line smoothness, negative-Jacobian
-fraction, myocardial volume change and LV EF implied by the warped labels, against the cohort's; (3)
+Two CVAEs are trained on the same pairs with the same steps: the product's (learned prior p(z | frame),
+free bits, motion-scale augmentation) and the baseline it replaced (KL to N(0, I), none of these;
+``--no-baseline-cvae`` skips it). Tables: (1) reconstruction EPE of test flows through each CVAE
+(posterior mean) and its prior mean, against zero flow, the trained estimator and SimpleITK demons; (2)
+the generators (CVAE samples from their priors, random smooth B-spline fields scaled to the training
+flows' RMS, and the true flows): diversity (mean pairwise EPE of ``--samples`` samples per ES frame),
+latent-line smoothness, negative-Jacobian fraction, myocardial volume change and LV EF implied by the
+warped labels, against the cohort's; (2b) per held-out subject its true LVEF (analytic, and implied by
+the true flow through the same label warping) beside the implied LVEF of its samples (mean [min, max]);
+(2c) over the subjects of each test set and pooled: Pearson correlation and mean absolute error of the
+samples' mean implied LVEF against the true LVEF, with a constant (training cohort mean) as the
+baseline, and the spread of implied LVEF over one subject's samples against the cohort's range; (3)
 usefulness: the same flow estimator trained on the real training pairs alone, plus CVAE-generated pairs,
 or plus B-spline pairs, evaluated on the held-out ground-truth pairs, in the same run; (4) speed, memory.
 """
@@ -37,11 +44,12 @@ import torch
 from ..data.displacement_field import DisplacementField
 from ..metrics.jacobian import negative_jacobian
 from ..phantom.ct import simulate_ct
-from ..synthesis import (PairTensors, SynthConfig, annotate_flow_demons, estimate_flow, generate, make_latents,
-                         phantom_pairs, random_bspline_flow, sample_flows, stack_pairs, train_cvae, train_flow_estimator)
-from ..synthesis.data import FlowPair, working_ct_config
+from ..synthesis import (SynthConfig, annotate_flow_demons, estimate_flow, generate, make_latents, random_bspline_flow,
+                         sample_flows, stack_pairs, train_cvae, train_flow_estimator)
+from ..synthesis.data import acquired_pair, concat_pairs, generated_pair_tensors
 from ..synthesis.grid import warp_labels
-from ..geometry.warp import ras_to_voxel_displacement, warp
+from ..synthesis.indices import conditioning_summary, implied_indices
+from ..geometry.warp import warp
 from ..training import describe_device, select_device
 from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
                      cross_family_first, write_json)
@@ -49,13 +57,6 @@ from .common import (add_family_arguments, benchmark_parser, format_table, machi
 
 def _log(message: str) -> None:
     print(f"[synthesis benchmark {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _pm(values, digits: int = 3) -> str:
-    values = np.asarray(values, float)
-    if values.size == 0 or not np.all(np.isfinite(values)):
-        return "-"
-    return f"{values.mean():.{digits}g} +/- {values.std():.2g}"
 
 
 def _epe(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -96,23 +97,22 @@ def _text(rows: List[Dict], keys: List[str]) -> List[Dict]:
 def configs(args) -> SynthConfig:
     if args.large:
         return replace(SynthConfig.large(), seed=args.seed)
+    if args.tiny:  # smoke runs and tests only: 16^3 x 8 mm, a few steps
+        return replace(SynthConfig.tiny(), seed=args.seed)
     config = SynthConfig(seed=args.seed)
     if args.quick:
-        config = replace(config, estimator_steps=120, cvae_steps=150, checkpoint_every=0)
+        config = replace(config, estimator_steps=120, cvae_steps=300, checkpoint_every=0)
     return config
 
 
-def _label_stats(labels_es: np.ndarray, labels_ed: np.ndarray, voxel_ml: float) -> Dict[str, float]:
+def _label_stats(labels_es: np.ndarray, labels_ed: np.ndarray) -> Dict[str, float]:
     """Myocardial volume change ED vs ES (%) and LV EF (%) implied by a pair of label maps."""
-    lv_ed, lv_es = (labels_ed == 1).sum() * voxel_ml, (labels_es == 1).sum() * voxel_ml
-    myo_ed, myo_es = (labels_ed == 2).sum() * voxel_ml, (labels_es == 2).sum() * voxel_ml
-    return {"myo_change": 100.0 * (myo_ed - myo_es) / max(myo_es, 1e-9),
-            "lvef": 100.0 * (lv_ed - lv_es) / max(lv_ed, 1e-9)}
+    implied = implied_indices(labels_es, labels_ed)
+    return {"myo_change": implied["myo_change_pct"], "lvef": implied["lvef_pct"]}
 
 
 def _flow_stats(flows_vox: np.ndarray, pair, config: SynthConfig) -> Dict[str, list]:
     """Plausibility of voxel flows ``(K, 3, n, n, n)`` for one ES frame, and their diversity."""
-    voxel_ml = config.working_voxel_mm ** 3 / 1000.0
     heart = pair.labels_ed > 0
     out = {"neg_jac": [], "myo_change": [], "lvef": [], "diversity": []}
     labels_es = torch.as_tensor(pair.labels_es)[None, None]
@@ -120,7 +120,7 @@ def _flow_stats(flows_vox: np.ndarray, pair, config: SynthConfig) -> Dict[str, l
         field = DisplacementField(flow * config.working_voxel_mm, pair.ijk_to_ras)
         out["neg_jac"].append(100.0 * negative_jacobian(field).fraction)
         warped = warp_labels(labels_es, torch.as_tensor(flow)[None])[0, 0].numpy()
-        stats = _label_stats(pair.labels_es, warped, voxel_ml)
+        stats = _label_stats(pair.labels_es, warped)
         out["myo_change"].append(stats["myo_change"])
         out["lvef"].append(stats["lvef"])
     for i in range(len(flows_vox)):
@@ -129,34 +129,31 @@ def _flow_stats(flows_vox: np.ndarray, pair, config: SynthConfig) -> Dict[str, l
     return out
 
 
-def _generated_pairs(es_tensor: torch.Tensor, flows_vox: torch.Tensor, config: SynthConfig, noise_hu: float,
-                     seed: int) -> PairTensors:
-    """Pairs (normalised ES, ES pulled by the flow + independent noise, flow) from normalised ES frames
-    and voxel flows. The noise (``noise_hu``, the scanner's level) keeps the generated frame from sharing
-    the ES frame's noise pattern exactly, which an estimator would otherwise learn to match."""
-    generator = torch.Generator().manual_seed(seed)
-    ed = warp(es_tensor, flows_vox)
-    ed = ed + (noise_hu / config.hu_scale) * torch.randn(ed.shape, generator=generator).to(ed.device)
-    return PairTensors(es_tensor, ed, flows_vox)
+CVAE_NAME = "CVAE, p(z | frame)"
+BASELINE_NAME = "CVAE, N(0, I) prior (baseline)"
 
 
-def _concat(*parts: PairTensors) -> PairTensors:
-    return PairTensors(torch.cat([p.es for p in parts]), torch.cat([p.ed for p in parts]), torch.cat([p.flow for p in parts]))
+def baseline_config(config: SynthConfig) -> SynthConfig:
+    """The CVAE as it was before its conditional prior: KL to N(0, I), no free bits, no hybrid prior
+    reconstruction, no motion-scale augmentation (everything else, steps included, the same)."""
+    return replace(config, conditional_prior=False, kl_free_nats=0.0, prior_recon_weight=0.0,
+                   augment=replace(config.augment, motion_scale=0.0))
 
 
-def acquired_pair(heart, index: int, protocol, config: SynthConfig, seed: int = 0) -> FlowPair:
-    """:func:`~..synthesis.data.phantom_pair` with the subject's acquisition: the heart posed and the CT
-    contrast, noise and PSF drawn per subject when the protocol's acquisition is randomised; the grid is
-    the working grid either way. Flow ``ED(p) = ES(p + w(p))`` in working-grid voxels."""
-    base = working_ct_config(config)
-    _, drawn, _ = protocol.acquire(heart, index, None, base)
-    ct_config = base if drawn is None or drawn is base else replace(
-        base, blood_hu=drawn.blood_hu, rv_enhancement=drawn.rv_enhancement, noise_hu=drawn.noise_hu,
-        psf_fwhm_mm=drawn.psf_fwhm_mm)
-    ct = simulate_ct(heart, [0.0, heart.es_phase], ct_config, seed=seed)
-    flow = ras_to_voxel_displacement(ct.flow(0.0, heart.es_phase).vectors, ct.image.ijk_to_ras)
-    return FlowPair(heart.subject_id, ct.image.array[1], ct.image.array[0], flow.astype(np.float32),
-                    ct.image.ijk_to_ras, ct.labels.array[1], ct.labels.array[0], float(heart.es_phase))
+def _subject_rows(test_set, test_pairs, truth, generators) -> List[Dict]:
+    """Per held-out subject: true LVEF (analytic, and implied by the true flow) and each generator's
+    samples' implied LVEF, ``mean [min, max]`` (%)."""
+    rows = []
+    for index, (pair, ef) in enumerate(zip(test_pairs, truth)):
+        row = {"test_set": test_set.label, "method": "-", "subject": pair.subject_id, "true_lvef_pct": float(ef),
+               "true_flow_lvef_pct": float(generators["true flows (phantom)"][index]["lvef"][0])}
+        for name, per_subject in generators.items():
+            if name.endswith(" samples"):
+                efs = np.asarray(per_subject[index]["lvef"], float)
+                key = "cvae_samples" if name.startswith(CVAE_NAME) else "baseline_cvae_samples"
+                row[key] = f"{efs.mean():.1f} [{efs.min():.1f}, {efs.max():.1f}]"
+        rows.append(row)
+    return rows
 
 
 def _estimator_epe(estimator, test_pairs, config, device) -> Dict[str, list]:
@@ -176,16 +173,19 @@ def main(argv=None) -> int:
     parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--large", action="store_true", help="SynthConfig.large() (GPU)")
+    parser.add_argument("--tiny", action="store_true", help="SynthConfig.tiny() (smoke runs and tests, no results)")
     parser.add_argument("--train", type=int, default=None, help="training subjects (default 12, quick 6)")
-    parser.add_argument("--test", type=int, default=None, help="held-out subjects per test set (default 4, quick 2)")
+    parser.add_argument("--test", type=int, default=None, help="held-out subjects per test set (default 4)")
     parser.add_argument("--samples", type=int, default=None, help="samples per ES frame (default 8, quick 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--no-baseline-cvae", action="store_true",
+                        help="skip the baseline CVAE (N(0, I) prior, no free bits, no motion scaling)")
     add_family_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     n_train = args.train or (6 if args.quick else 12)
-    n_test = args.test or (2 if args.quick else 4)
+    n_test = args.test or 4  # >= 3 per set: a Pearson correlation over the set's subjects
     n_samples = args.samples or (4 if args.quick else 8)
     device = select_device(args.device)
     config = configs(args).validate()
@@ -210,6 +210,10 @@ def main(argv=None) -> int:
     trained = train_cvae(train_data, estimator_a, config, device=device)
     cvae_step_s = (time.perf_counter() - start) / max(config.cvae_steps, 1)
     model = trained.model
+    cvaes = [(CVAE_NAME, trained)]
+    if not args.no_baseline_cvae:
+        _log(f"training the baseline CVAE (N(0, I) prior, no free bits, no motion scaling; {config.cvae_steps} steps)")
+        cvaes.append((BASELINE_NAME, train_cvae(train_data, estimator_a, baseline_config(config), device=device)))
     bound = config.flow_clip_mm / h
 
     # (1) reconstruction ---------------------------------------------------------------------------
@@ -217,17 +221,20 @@ def main(argv=None) -> int:
     for test_set, test_pairs in test_sets:
         _log(f"reconstruction, {test_set.label}")
         test_data = stack_pairs(test_pairs, config, device)
-        with torch.no_grad():
-            features = model.condition(test_data.es)
-            mu, _ = model.cvae.encode(test_data.flow, test_data.es, features)
-            recon = torch.clamp(model.cvae.decode(mu, test_data.es, features), -bound, bound).cpu().numpy()
-            prior = torch.clamp(model.cvae.decode(torch.zeros_like(mu), test_data.es, features), -bound, bound).cpu().numpy()
+        candidates = []
+        for label, cvae in cvaes:
+            with torch.no_grad():
+                features = cvae.model.condition(test_data.es)
+                mu, _ = cvae.model.cvae.encode(test_data.flow, test_data.es, features)
+                prior_mu, _ = cvae.model.cvae.prior(test_data.es, features)
+                recon = torch.clamp(cvae.model.cvae.decode(mu, test_data.es, features), -bound, bound).cpu().numpy()
+                prior = torch.clamp(cvae.model.cvae.decode(prior_mu, test_data.es, features), -bound, bound).cpu().numpy()
+            candidates += [(f"{label}: reconstruction (posterior mean)", recon), (f"{label}: prior mean", prior)]
         truths = test_data.flow.cpu().numpy()
         demons = np.stack([annotate_flow_demons(p.ed, p.es) for p in test_pairs])
         estimated = estimate_flow(estimator_a, test_data.ed, test_data.es).cpu().numpy()
-        for name, flows in (("CVAE reconstruction (posterior mean)", recon), ("CVAE prior mean (z = 0)", prior),
-                            ("flow estimator (ED, ES) -> w", estimated), ("SimpleITK demons (ED, ES)", demons),
-                            ("zero flow", np.zeros_like(truths))):
+        for name, flows in candidates + [("flow estimator (ED, ES) -> w", estimated), ("SimpleITK demons (ED, ES)", demons),
+                                         ("zero flow", np.zeros_like(truths))]:
             epe = [_epe(f, t) for f, t in zip(flows, truths)]
             heart = np.concatenate([e[p.labels_ed > 0] for e, p in zip(epe, test_pairs)])
             grid = np.concatenate([e.ravel() for e in epe])
@@ -240,45 +247,64 @@ def main(argv=None) -> int:
     unit = random_bspline_flow((config.working_size,) * 3, 1.0, np.random.default_rng(0))
     amplitude = rms_vox / float(np.sqrt((unit ** 2).sum(0).mean()))
     rng = np.random.default_rng(args.seed + 99)
-    cohort = [_label_stats(p.labels_es, p.labels_ed, h ** 3 / 1000.0) for p in train_pairs]
+    cohort = [_label_stats(p.labels_es, p.labels_ed) for p in train_pairs]
     cohort_ef = np.array([c["lvef"] for c in cohort])
     lo, hi = cohort_ef.min(), cohort_ef.max()
     analytic_ef = [heart.clinical_indices()["LVEF"] for heart in protocol.train_hearts]
-    gen_rows = []
+    gen_rows, cond_rows, per_subject_rows = [], [], []
+    pooled_truth, pooled_samples = [], {}
     sample_times = []
     for test_set, test_pairs in test_sets:
         _log(f"sampling {n_samples} flows per held-out ES frame (CVAE, B-spline), {test_set.label}")
-        generators = {"CVAE samples, z ~ N(0, I)": [], "random B-spline fields": [], "true flows (phantom)": []}
-        line_steps, line_rough = [], []
+        generators = {**{f"{label} samples": [] for label, _ in cvaes}, "random B-spline fields": [],
+                      "true flows (phantom)": []}
+        line_steps = {label: [] for label, _ in cvaes}
+        line_rough = {label: [] for label, _ in cvaes}
         for index, pair in enumerate(test_pairs):
             latents = make_latents("random", n_samples, config.latent_dim, seed=args.seed + index)
-            start = time.perf_counter()
-            flows = sample_flows(trained, torch.as_tensor(pair.es), latents)
-            ed = warp(torch.as_tensor(pair.es, device=device)[None, None].expand(n_samples, 1, -1, -1, -1), flows)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            sample_times.append((time.perf_counter() - start) / n_samples)
-            del ed
-            generators["CVAE samples, z ~ N(0, I)"].append(_flow_stats(flows.cpu().numpy(), pair, config))
+            heart = pair.labels_ed > 0
+            for label, cvae in cvaes:
+                start = time.perf_counter()
+                flows = sample_flows(cvae, torch.as_tensor(pair.es), latents)
+                ed = warp(torch.as_tensor(pair.es, device=device)[None, None].expand(n_samples, 1, -1, -1, -1), flows)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if cvae is trained:
+                    sample_times.append((time.perf_counter() - start) / n_samples)
+                del ed
+                generators[f"{label} samples"].append(_flow_stats(flows.cpu().numpy(), pair, config))
+                line = sample_flows(cvae, torch.as_tensor(pair.es), make_latents("line", 9, config.latent_dim, seed=index))
+                line = line.cpu().numpy()
+                steps = np.array([_epe(line[i + 1], line[i])[heart].mean() for i in range(len(line) - 1)])
+                line_steps[label].append(steps.mean())
+                line_rough[label].append(steps.std() / max(steps.mean(), 1e-12))
             bspline = np.stack([random_bspline_flow(pair.es.shape, amplitude, rng) for _ in range(n_samples)])
             generators["random B-spline fields"].append(_flow_stats(bspline, pair, config))
             generators["true flows (phantom)"].append(_flow_stats(pair.flow_vox[None], pair, config))
-            line = sample_flows(trained, torch.as_tensor(pair.es), make_latents("line", 9, config.latent_dim, seed=index))
-            line = line.cpu().numpy()
-            heart = pair.labels_ed > 0
-            steps = np.array([_epe(line[i + 1], line[i])[heart].mean() for i in range(len(line) - 1)])
-            line_steps.append(steps.mean())
-            line_rough.append(steps.std() / max(steps.mean(), 1e-12))
+        truth = [heart.clinical_indices()["LVEF"] for heart in test_set.hearts]
+        per_subject_rows += _subject_rows(test_set, test_pairs, truth, generators)
+        pooled_truth += truth
+        for name, per_subject in generators.items():
+            if name != "random B-spline fields":
+                pooled_samples.setdefault(name, []).extend(s["lvef"] for s in per_subject)
+                cond_rows.append({"test_set": test_set.label, "method": name, "n_subjects": len(truth),
+                                  **conditioning_summary(truth, [s["lvef"] for s in per_subject], (lo, hi))})
+        cond_rows.append({"test_set": test_set.label, "method": "training cohort mean LVEF (constant)",
+                          "n_subjects": len(truth), "mae_pct": float(np.mean(np.abs(np.mean(analytic_ef) - np.asarray(truth))))})
         for name, per_subject in generators.items():
             merged = {key: sum((s[key] for s in per_subject), []) for key in per_subject[0]}
             efs = np.asarray(merged["lvef"])
+            label = name[:-len(" samples")] if name.endswith(" samples") else None
             gen_rows.append({"test_set": test_set.label,
                              **_row("generators", name, diversity_vox=merged["diversity"],
                                     diversity_mm=[d * h for d in merged["diversity"]],
-                                    line_step_vox=line_steps if name.startswith("CVAE") else [],
-                                    line_roughness=line_rough if name.startswith("CVAE") else [],
+                                    line_step_vox=line_steps.get(label, []),
+                                    line_roughness=line_rough.get(label, []),
                                     neg_jac_pct=merged["neg_jac"], myo_change_pct=merged["myo_change"], lvef_pct=efs,
                                     ef_in_cohort_range_pct=float(100.0 * np.mean((efs >= lo) & (efs <= hi))))})
+    for name, sample_ef in pooled_samples.items():
+        cond_rows.append({"test_set": "all held-out subjects", "method": name, "n_subjects": len(pooled_truth),
+                          **conditioning_summary(pooled_truth, sample_ef, (lo, hi))})
     training_label = f"training ({protocol.train_family})"
     gen_rows.append({"test_set": training_label,
                      **_row("generators", "cohort (training ES/ED labels)", lvef_pct=cohort_ef,
@@ -297,13 +323,13 @@ def main(argv=None) -> int:
         es_list.append(train_data.es[index:index + 1].expand(per_subject, -1, -1, -1, -1))
     es_all = torch.cat(es_list)
     noise_hu = 20.0  # the phantom CT's default noise level (CTConfig.noise_hu)
-    generated = _generated_pairs(es_all, torch.cat(cvae_flows), config, noise_hu, args.seed + 1)
-    bspline_pairs = _generated_pairs(es_all, torch.clamp(torch.cat(bspline_flows).float(), -bound, bound), config,
+    generated = generated_pair_tensors(es_all, torch.cat(cvae_flows), config, noise_hu, args.seed + 1)
+    bspline_pairs = generated_pair_tensors(es_all, torch.clamp(torch.cat(bspline_flows).float(), -bound, bound), config,
                                      noise_hu, args.seed + 2)
     useful_rows = []
     runs = [("real pairs only", None, n_train),
-            ("real + CVAE-generated pairs", _concat(train_data, generated), n_train + len(generated)),
-            ("real + random B-spline pairs", _concat(train_data, bspline_pairs), n_train + len(bspline_pairs)),
+            ("real + CVAE-generated pairs", concat_pairs(train_data, generated), n_train + len(generated)),
+            ("real + random B-spline pairs", concat_pairs(train_data, bspline_pairs), n_train + len(bspline_pairs)),
             ("CVAE-generated pairs only", generated, len(generated)),
             ("random B-spline pairs only", bspline_pairs, len(bspline_pairs))]
     for name, data, n_pairs in runs:
@@ -315,7 +341,8 @@ def main(argv=None) -> int:
                                        epe_heart_mm=result["heart"] * h, epe_grid_vox=result["grid"],
                                        subject_epe_heart_vox=result["subject_heart"])})
     order = protocol.labels
-    recon_rows, gen_rows, useful_rows = (cross_family_first(r, order) for r in (recon_rows, gen_rows, useful_rows))
+    recon_rows, gen_rows, useful_rows, cond_rows, per_subject_rows = (
+        cross_family_first(r, order) for r in (recon_rows, gen_rows, useful_rows, cond_rows, per_subject_rows))
 
     # (4) speed ------------------------------------------------------------------------------------------
     from ..phantom.ct import CTConfig
@@ -351,6 +378,17 @@ def main(argv=None) -> int:
                                         "myo_change_pct", "lvef_pct", "ef_in_cohort_range_pct"]),
                        title=f"(2) Generators on held-out ES frames (training cohort label-LVEF range {lo:.1f}-{hi:.1f} %)"))
     print()
+    print(format_table(_text(per_subject_rows, ["subject", "true_lvef_pct", "true_flow_lvef_pct"]
+                             + [k for k in per_subject_rows[0] if k.endswith("_samples")]),
+                       title="(2b) Conditioning per held-out subject: true LVEF (analytic; implied by the true flow's "
+                             "warped labels) vs implied LVEF of its samples, mean [min, max] (%)"))
+    print()
+    print(format_table(_text(cond_rows, ["n_subjects", "pearson", "mae_pct", "spread_pct", "spread_of_cohort",
+                                         "in_cohort_range_pct"]),
+                       title=f"(2c) Conditioning: samples' mean implied LVEF vs true LVEF over held-out subjects "
+                             f"(Pearson, MAE %); spread = max - min over one subject's samples (%), and as a fraction "
+                             f"of the training cohort's label-LVEF range {lo:.1f}-{hi:.1f} %"))
+    print()
     print(format_table(_text(useful_rows, ["n_pairs", "epe_heart_vox", "epe_heart_mm", "epe_grid_vox"]),
                        title="(3) Usefulness: the same flow estimator trained on ..., tested on held-out GT pairs"))
     print()
@@ -358,7 +396,7 @@ def main(argv=None) -> int:
                        title="(4) Speed and memory"))
     print(f"\nwall time {wall:.0f} s")
     if args.json:
-        write_json(args.json, recon_rows + gen_rows + useful_rows + speed_rows,
+        write_json(args.json, recon_rows + gen_rows + cond_rows + per_subject_rows + useful_rows + speed_rows,
                    {"synth": _plain_config(config), "train": n_train, "test": n_test,
                     "samples": n_samples, "seed": args.seed, "quick": args.quick, "device": str(device),
                     "wall_s": wall, "machine": machine_description(), **protocol.config()})

@@ -8,7 +8,7 @@ Every flow here follows :mod:`.grid`: working-grid voxels ``(di, dj, dk)`` on th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -16,7 +16,7 @@ import SimpleITK as sitk
 import torch
 
 from ..geometry.registration import multiresolution_demons
-from ..geometry.warp import identity_grid, ras_to_voxel_displacement
+from ..geometry.warp import identity_grid, ras_to_voxel_displacement, warp
 from ..phantom.ct import CTConfig, simulate_ct
 from ..phantom.heart import PhantomHeart
 from .config import AugmentConfig, SynthConfig
@@ -197,6 +197,38 @@ def augment(es: torch.Tensor, ed: torch.Tensor, flow: torch.Tensor, options: Aug
     return es, ed, flow
 
 
-__all__ = ["CINE_HU_SCALE", "CINE_PERCENTILE", "FlowPair", "PairTensors", "annotate_flow_demons", "annotated_pair",
+def generated_pair_tensors(es_tensor: torch.Tensor, flows_vox: torch.Tensor, config: SynthConfig, noise_hu: float,
+                           seed: int) -> PairTensors:
+    """Pairs (normalised ES, ES pulled by the flow + independent noise, flow) from normalised ES frames
+    and voxel flows. The noise (``noise_hu``, the scanner's level) keeps the generated frame from sharing
+    the ES frame's noise pattern exactly, which an estimator would otherwise learn to match."""
+    generator = torch.Generator().manual_seed(seed)
+    ed = warp(es_tensor, flows_vox)
+    ed = ed + (noise_hu / config.hu_scale) * torch.randn(ed.shape, generator=generator).to(ed.device)
+    return PairTensors(es_tensor, ed, flows_vox)
+
+
+def concat_pairs(*parts: PairTensors) -> PairTensors:
+    """One :class:`PairTensors` of several, in order."""
+    return PairTensors(torch.cat([p.es for p in parts]), torch.cat([p.ed for p in parts]), torch.cat([p.flow for p in parts]))
+
+
+def acquired_pair(heart, index: int, protocol, config: SynthConfig, seed: int = 0) -> FlowPair:
+    """:func:`phantom_pair` with the subject's acquisition (``protocol``: a
+    :class:`~CardiacMotionAtlasLib.benchmarks.common.FamilyProtocol`): the heart posed and the CT
+    contrast, noise and PSF drawn per subject when the protocol's acquisition is randomised; the grid is
+    the working grid either way. Flow ``ED(p) = ES(p + w(p))`` in working-grid voxels."""
+    base = working_ct_config(config)
+    _, drawn, _ = protocol.acquire(heart, index, None, base)
+    ct_config = base if drawn is None or drawn is base else replace(
+        base, blood_hu=drawn.blood_hu, rv_enhancement=drawn.rv_enhancement, noise_hu=drawn.noise_hu,
+        psf_fwhm_mm=drawn.psf_fwhm_mm)
+    ct = simulate_ct(heart, [0.0, heart.es_phase], ct_config, seed=seed)
+    flow = ras_to_voxel_displacement(ct.flow(0.0, heart.es_phase).vectors, ct.image.ijk_to_ras)
+    return FlowPair(heart.subject_id, ct.image.array[1], ct.image.array[0], flow.astype(np.float32),
+                    ct.image.ijk_to_ras, ct.labels.array[1], ct.labels.array[0], float(heart.es_phase))
+
+
+__all__ = ["acquired_pair", "concat_pairs", "generated_pair_tensors", "CINE_HU_SCALE", "CINE_PERCENTILE", "FlowPair", "PairTensors", "annotate_flow_demons", "annotated_pair",
            "augment", "cine_to_hu", "phantom_pair",
            "pair_from_frames", "phantom_pairs", "random_bspline_flow", "stack_pairs", "working_ct_config"]
