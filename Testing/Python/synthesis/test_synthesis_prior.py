@@ -97,3 +97,25 @@ def test_a_checkpoint_of_the_earlier_model_is_refused_by_name(trained_synth, tmp
     with pytest.raises(CheckpointError, match="earlier synthesis model") as error:
         load_synthesis(old, device="cpu")
     assert "old_synth.pt" in str(error.value)
+
+
+def test_conditioning_summary_against_scipy():
+    from scipy.stats import pearsonr
+
+    from CardiacMotionAtlasLib.synthesis import conditioning_summary, implied_indices
+
+    truth = [35.0, 50.0, 62.0, 44.0]
+    samples = [[30.0, 36.0, 33.0], [49.0, 58.0], [55.0, 57.0, 59.0], [20.0, 70.0]]
+    summary = conditioning_summary(truth, samples, (30.0, 65.0))
+    means = [np.mean(s) for s in samples]
+    assert summary["pearson"] == pytest.approx(pearsonr(means, truth)[0])
+    assert summary["mae_pct"] == pytest.approx(np.mean(np.abs(np.subtract(means, truth))))
+    assert summary["spread_pct"] == pytest.approx(np.mean([6.0, 9.0, 4.0, 50.0]))
+    assert summary["spread_of_cohort"] == pytest.approx(summary["spread_pct"] / 35.0)
+    assert summary["in_cohort_range_pct"] == pytest.approx(100.0 * 8 / 10)  # 20 and 70 lie outside
+    labels_es = np.zeros((4, 4, 4), np.uint8)
+    labels_es[1:3, 1:3, 1:2] = 1  # 4 LV voxels at ES
+    labels_ed = np.zeros_like(labels_es)
+    labels_ed[1:3, 1:3, 1:3] = 1  # 8 at ED: EF 50 %
+    assert implied_indices(labels_es, labels_ed)["lvef_pct"] == pytest.approx(50.0)
+    assert np.isnan(implied_indices(labels_es, labels_ed)["myo_change_pct"])  # no myocardium: undefined
