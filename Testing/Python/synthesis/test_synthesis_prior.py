@@ -55,11 +55,10 @@ def _amplitude_subjects(pairs):
             for p, s in zip(pairs[:2], (0.5, 1.5))]
 
 
-@pytest.mark.parametrize("conditional", [True])
-def test_prior_means_follow_the_subject_and_latents_change_the_samples(synth_pairs, conditional):
+def test_prior_means_follow_the_subject_and_latents_change_the_samples(synth_pairs):
     subjects = _amplitude_subjects(synth_pairs)
     augment = replace(SynthConfig.tiny().augment, shift_vox=0.0, zoom=0.0, noise_hu=0.0, motion_scale=0.2)
-    config = replace(SynthConfig.tiny(), cvae_steps=200, augment=augment, conditional_prior=conditional)
+    config = replace(SynthConfig.tiny(), cvae_steps=200, augment=augment)
     estimator = train_flow_estimator(subjects, config, steps=30, device="cpu")
     trained = train_cvae(subjects, estimator, config, device="cpu")
     data = stack_pairs(subjects, config)
