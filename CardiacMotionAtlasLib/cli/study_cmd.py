@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from ..io.atomic import atomic_write_text
+from ..io.dicom_consistency import format_dropped
 from ..io.layouts import detect_layout, read_study
+from ..data.cine_study import CineStudy
+
+DROP_INCOMPLETE_HELP = ("DICOM: leave out unreadable files and slices with missing frames (each drop is printed) "
+                        "instead of refusing the study")
 
 
 def add_info_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", type=Path, help="UK Biobank-style folder, ACDC/M&Ms patient folder or cine DICOM folder")
+    parser.add_argument("--drop-incomplete", action="store_true", help=DROP_INCOMPLETE_HELP)
+
+
+def read_study_reporting_drops(path: Path, drop_incomplete: bool, prog: str) -> CineStudy:
+    """Read a study; with ``drop_incomplete`` every dropped file/slice is printed to stderr."""
+    study = read_study(path, drop_incomplete=drop_incomplete)
+    for line in format_dropped(study.metadata.get("dropped", [])):
+        print(f"{prog}: warning: {line}", file=sys.stderr)
+    return study
 
 
 def run_info(args: argparse.Namespace) -> int:
     layout = detect_layout(args.study)
-    study = read_study(args.study)
+    study = read_study_reporting_drops(args.study, args.drop_incomplete, "cardiac-atlas info")
     convention = study.metadata.get("label_convention")
     labels = f", labels read in the {convention} convention (shown as the product's)" if convention else ""
     print(f"{study.subject_id}: layout {layout}, {len(study.slices)} slices, {study.n_frames} frames, "
@@ -35,6 +50,7 @@ def run_info(args: argparse.Namespace) -> int:
 def add_indices_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", type=Path, help="study folder with SAX segmentations at ED and ES")
     parser.add_argument("--json", type=Path, help="also write the indices as JSON")
+    parser.add_argument("--drop-incomplete", action="store_true", help=DROP_INCOMPLETE_HELP)
 
 
 def run_indices(args: argparse.Namespace) -> int:
@@ -42,7 +58,7 @@ def run_indices(args: argparse.Namespace) -> int:
     from ..errors import CineStudyError
     from ..pipelines.sax_stack import sax_stack
 
-    study = read_study(args.study)
+    study = read_study_reporting_drops(args.study, args.drop_incomplete, "cardiac-atlas indices")
     if any(s.labels is None for s in study.sax):
         raise CineStudyError(args.study, "no SAX segmentation found (seg_sa*.nii.gz or *_gt.nii.gz)")
     labels = sax_stack(study, labels=True)
