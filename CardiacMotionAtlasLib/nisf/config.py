@@ -99,6 +99,11 @@ class FitConfig:
     # lowest intensity MSE wins. 0 steps: keep the geometric frame.
     rv_probe_steps: int = 50
     rv_probe_azimuths: int = 6
+    # slice-to-slice intersection consistency (:mod:`.intersections`), x its weighted MSE of normalised
+    # intensities, ``intersection_points`` crossing pixels per step; 0 = off (the default: not yet
+    # benchmarked on the cross-family protocol)
+    intersection_weight: float = 0.0
+    intersection_points: int = 512
 
 
 @dataclass

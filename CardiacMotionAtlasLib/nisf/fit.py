@@ -10,6 +10,8 @@ optional checkpoint of kind ``"nisf_fit"``).
 
 Without labels the frame's RV side is not observable from geometry (hearts lie in any pose): short
 probe fits of the frame turned about the long axis choose it by the intensities (:func:`rv_side_candidates`).
+With ``FitConfig.intersection_weight > 0`` the slice offsets also follow the slice-to-slice intersection
+consistency of the observed intensities (:mod:`.intersections`), once the warm-up is over.
 """
 
 from __future__ import annotations
@@ -152,6 +154,11 @@ def _run_fit(trained: TrainedNISF, subject: SubjectData, fit: FitConfig, labels:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [decay, decay, decay, delayed, delayed, delayed, delayed])
     history = {"loss": [], "mse": []}
     state_dict_fn, load_state_fn = make_state_fns(params, optimizer, scheduler)
+    crossings = None
+    if motion and fit.intersection_weight > 0 and "slices" in optimise:
+        from .intersections import IntersectionSampler
+
+        crossings = IntersectionSampler(subject, table, device)
 
     def step_fn(step: int):
         generator = make_generator(fit.seed, stream=step)
@@ -159,6 +166,10 @@ def _run_fit(trained: TrainedNISF, subject: SubjectData, fit: FitConfig, labels:
         loss, parts = batch_loss(network, params, table, batch, config, generator, use_labels=labels,
                                  motion_correction=motion, intensity_scaling=scaling, psf_enabled=psf_enabled,
                                  regularise_network=False)
+        if crossings is not None and step >= warmup:
+            consistency = crossings.loss(params, table, generator, fit.intersection_points, scaling)
+            if consistency is not None:
+                loss = loss + fit.intersection_weight * consistency
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
