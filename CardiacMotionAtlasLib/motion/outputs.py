@@ -7,7 +7,8 @@
 - ``uncertainty.nii.gz``: 4D differential entropy of ED -> t (nats), ``displacement_std.nii.gz``: 4D
   posterior std (mm);
 - ``warped_labels.nii.gz``: the ED labels carried to every frame (4D, uint8);
-- ``indices.csv`` / ``indices.json``: the nine clinical indices with 95 % posterior bounds;
+- ``indices.csv`` / ``indices.json``: the nine clinical indices with 95 % intervals (centred on the
+  estimate: posterior-sample spread and partial volume, calibrated per index, :mod:`.intervals`);
 - ``strain.csv`` and ``volumes.csv``: per frame, with bounds; ``volume_curves.png``.
 """
 
