@@ -14,7 +14,12 @@ all frames) the observed frames' SDFs blended linearly in time. Ablations and di
 the atlas fitted with the plain cohort-mean prior instead of the shape-to-motion prior (ED+ES, ED alone),
 without the ES timing term (ED+ES), and the cohort mean motion applied to the atlas' own fitted ED mesh
 (ED alone: motion vs ED-fit error). The ``ED_chamfer_mm`` column is the error at the ED frame itself
-(observed in every setting: how well the atlas represents the observed shape).
+(observed in every setting: how well the atlas represents the observed shape); ``atlas, codes only``
+is the same fit before its residual-warp stage (:mod:`..atlas.residual`; the code-level ablations are
+codes-only fits too). ``ES_phase_err``: the recovered ES phase ``D2^-1(t'_ES)``
+(:func:`..atlas.timing.recovered_es_phase`) against the true one (fraction of the cycle). From ED alone
+a second table states the prediction's spread: ES phase and LVEF over codes drawn from the fit's prior
+(:func:`..atlas.timing.prediction_spread`) next to the truth.
 
 1. Surfaces: chamfer and HD95 (mm, mean +/- std over subjects x withheld frames; point-to-surface
    distances from area-uniform samples), the same at ES, LV volume-curve error (ml) and EF error
@@ -32,7 +37,7 @@ import os
 import resource
 import time
 from dataclasses import replace
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -44,7 +49,9 @@ from ..atlas.evaluation import (SurfaceParameterisation, d1_jacobian_determinant
 from ..atlas.fit import fit_subject
 from ..atlas.material_tracking import material_template_motion
 from ..atlas.meshing import extract_template_mesh, subject_mesh_sequence, track_template
+from ..atlas.residual import residual_jacobian_determinant
 from ..atlas.sampling import subject_from_phantom
+from ..atlas.timing import cyclic_phase_error, prediction_spread, recovered_es_phase
 from ..atlas.train import train_atlas
 from ..data.mesh_sequence import MeshSequence
 from ..metrics import directed_surface_distances, mesh_topology
@@ -59,12 +66,12 @@ Mesh = Tuple[np.ndarray, np.ndarray]
 
 def sizes(quick: bool, large: bool) -> Dict:
     if large:
-        return dict(train=16, held=4, frames=13, atlas=AtlasConfig.large(), fit=FitConfig(steps=400),
+        return dict(train=16, held=4, frames=13, atlas=AtlasConfig.large(), fit=FitConfig(steps=400), spread_samples=16,
                     mesh=MeshConfig(resolution=96, tracking_steps=64), samples=8000, grid_mm=1.5, cycle=25)
     if quick:
         return dict(train=6, held=2, frames=8, atlas=AtlasConfig.quick(), mesh=MeshConfig(resolution=56, tracking_steps=24),
-                    fit=FitConfig(steps=120, points_per_frame=800), samples=3000, grid_mm=2.0, cycle=25)
-    return dict(train=12, held=3, frames=10, atlas=AtlasConfig(), fit=FitConfig(steps=120, points_per_frame=500),
+                    fit=FitConfig(steps=120, points_per_frame=800), samples=3000, grid_mm=2.0, cycle=25, spread_samples=8)
+    return dict(train=12, held=3, frames=10, atlas=AtlasConfig(), fit=FitConfig(steps=120, points_per_frame=500), spread_samples=8,
                 mesh=MeshConfig(resolution=56, tracking_steps=24), samples=3000, grid_mm=2.0, cycle=25)
 
 
@@ -90,14 +97,19 @@ class Scores:
         self.test_set = test_set
         self.entries: Dict = {}
 
-    def add(self, setting: str, method: str, meshes: Sequence[Mesh], subject: Dict) -> None:
-        """``meshes``: ED first, then the subject's evaluation phases."""
+    def add(self, setting: str, method: str, meshes: Sequence[Mesh], subject: Dict,
+            es_phase: Optional[float] = None) -> None:
+        """``meshes``: ED first, then the subject's evaluation phases; ``es_phase``: the method's recovered
+        ES phase (atlas rows), scored against the subject's true one."""
         all_errors = surface_errors(meshes, subject["truth"], self.samples)
         errors = all_errors[1:]
         curve = np.array([lv_cavity_volume_ml(v, f, subject["frame"]) for v, f in meshes])
         es = subject["es_index"]
         ef, truth_ef = (100.0 * (c[0] - c[es + 1]) / c[0] for c in (curve, subject["curve"]))
-        entry = self.entries.setdefault((setting, method), {"err": [], "es": [], "vol": [], "ef": [], "ed": []})
+        entry = self.entries.setdefault((setting, method), {"err": [], "es": [], "vol": [], "ef": [], "ed": [],
+                                                            "es_phase": []})
+        if es_phase is not None:
+            entry["es_phase"].append(cyclic_phase_error(es_phase, subject["es_phase"]))
         entry["ed"].append(all_errors[0, 0])
         withheld = [i for i, p in enumerate(subject["phases"]) if setting == "all" or p not in subject["observed"][setting]]
         entry["err"].append(errors[withheld])
@@ -113,6 +125,7 @@ class Scores:
                          "hd95_mm": mean_std(errors[:, 1]), "ES_chamfer_mm": mean_std(es[:, 0]),
                          "ES_hd95_mm": mean_std(es[:, 1]), "volume_err_ml": mean_std(e["vol"]),
                          "EF_err_pct": mean_std(e["ef"]), "ED_chamfer_mm": mean_std(e["ed"]),
+                         "ES_phase_err": mean_std(e["es_phase"]) if e["es_phase"] else None,
                          "chamfer_mean": float(errors[:, 0].mean()),
                          "hd95_mean": float(errors[:, 1].mean())})
         return rows
@@ -204,6 +217,7 @@ def evaluate_test_set(test_set, atlas, size, grid, midpoints, train_hearts, moti
     scores = Scores(size["samples"], test_set.label)
     temporal: Dict[str, List[float]] = {}
     ed_atlas, ed_truth, ed_faces, frames_used = [], [], [], []
+    spread_rows: List[Dict] = []
     last_fit = None
     config = atlas.config
     for heart, index in zip(test_set.hearts, test_set.indices):
@@ -214,7 +228,7 @@ def evaluate_test_set(test_set, atlas, size, grid, midpoints, train_hearts, moti
         frame = data.frame.with_extent_factor(atlas.extent_factor)
         subject = {"truth": frames_of(truth_mesh), "frame": frame, "phases": phases[1:],
                    "es_index": int(np.argmin(np.abs(phases[1:] - es))),
-                   "observed": {"ed_es": (0.0, es), "ed": (0.0,)}}
+                   "observed": {"ed_es": (0.0, es), "ed": (0.0,)}, "es_phase": es}
         subject["curve"] = np.array([lv_cavity_volume_ml(v, f, frame) for v, f in subject["truth"]])
         static = [subject["truth"][0]] * len(phases)
         mean_motion = cohort_mean_motion(train_hearts, atlas.frames, truth_mesh.vertices[0], truth_mesh.faces, frame, phases)
@@ -223,21 +237,41 @@ def evaluate_test_set(test_set, atlas, size, grid, midpoints, train_hearts, moti
             fitted = fit_subject(atlas, observed, setting, size["fit"])
             fit_seconds[setting].append(fitted.seconds)
             mesh = subject_mesh_sequence(atlas, fitted, phases, motion, size["mesh"])
-            scores.add(setting, "atlas (ours)", frames_of(mesh), subject)
+            es_fitted = recovered_es_phase(atlas, fitted)
+            scores.add(setting, "atlas (ours)", frames_of(mesh), subject, es_fitted)
+            # the same fit before its residual stage (the codes are frozen during it)
+            codes_only = replace(fitted, residual=None)
+            scores.add(setting, "atlas, codes only (no residual warp)",
+                       frames_of(subject_mesh_sequence(atlas, codes_only, phases, motion, size["mesh"])), subject, es_fitted)
             checks["jacobian"].append(float(d1_jacobian_determinant(atlas, fitted.shape_code).min()))
+            if fitted.residual is not None:
+                checks["residual_jacobian"].append(float(residual_jacobian_determinant(fitted.residual).min()))
             checks["folds"] += d2_folds(atlas, fitted.time_code)["folds"]
             checks["codes"] += 1
+            ablation_fit = replace(size["fit"], residual_steps=0)  # code-level ablations: compare with codes only
             if setting == "ed_es":
-                ablation = fit_subject(atlas, observed, setting, replace(size["fit"], time_prior=False))
+                ablation = fit_subject(atlas, observed, setting, replace(ablation_fit, time_prior=False))
                 fit_seconds["ed_es (no timing prior)"].append(ablation.seconds)
-                scores.add(setting, "atlas, no timing prior",
-                           frames_of(subject_mesh_sequence(atlas, ablation, phases, motion, size["mesh"])), subject)
+                scores.add(setting, "atlas codes only, no timing prior",
+                           frames_of(subject_mesh_sequence(atlas, ablation, phases, motion, size["mesh"])), subject,
+                           recovered_es_phase(atlas, ablation))
             if setting != "all":
-                plain = fit_subject(atlas, observed, setting, size["fit"], use_shape_prior=False)
+                plain = fit_subject(atlas, observed, setting, ablation_fit, use_shape_prior=False)
                 if setting == "ed":
                     fit_seconds["ed (plain prior)"].append(plain.seconds)
-                scores.add(setting, "atlas, plain prior (no shape prior)",
-                           frames_of(subject_mesh_sequence(atlas, plain, phases, motion, size["mesh"])), subject)
+                scores.add(setting, "atlas codes only, plain prior (no shape prior)",
+                           frames_of(subject_mesh_sequence(atlas, plain, phases, motion, size["mesh"])), subject,
+                           recovered_es_phase(atlas, plain))
+            if setting == "ed":
+                spread = prediction_spread(atlas, fitted, motion, size["mesh"], n_samples=size["spread_samples"],
+                                           seed=index)
+                spread_rows.append({"test_set": test_set.label, "subject": heart.subject_id,
+                                    "true_ES": es, "atlas_ES": spread["es_phase"],
+                                    "ES_samples": f"{spread['es_phase_mean']:.3f} +/- {spread['es_phase_sd']:.3f}",
+                                    "true_LVEF": heart.clinical_indices()["LVEF"], "atlas_LVEF": spread["lvef"],
+                                    "LVEF_samples": f"{spread['lvef_mean']:.1f} +/- {spread['lvef_sd']:.1f}",
+                                    "truth_within_2sd": abs(heart.clinical_indices()["LVEF"] - spread["lvef_mean"])
+                                    <= 2 * spread["lvef_sd"]})
             if setting == "ed":
                 on_atlas = cohort_mean_motion(train_hearts, atlas.frames, mesh.vertices[0], mesh.faces, frame, phases)
                 scores.add(setting, "cohort mean motion on the atlas' ED mesh", frames_of(on_atlas), subject)
@@ -268,7 +302,7 @@ def evaluate_test_set(test_set, atlas, size, grid, midpoints, train_hearts, moti
                   "error_mm": mean_std(values)} for name, values in temporal.items()]
     corr_rows += [{"test_set": test_set.label, **row}
                   for row in cross_subject_rows({"atlas": ed_atlas}, ed_truth, ed_faces, frames_used)]
-    return {"rows": scores.rows(), "correspondence": corr_rows, "last_fit": last_fit,
+    return {"rows": scores.rows(), "correspondence": corr_rows, "last_fit": last_fit, "spread": spread_rows,
             "true_ef": [heart.clinical_indices()["LVEF"] for heart in test_set.hearts]}
 
 
@@ -312,17 +346,22 @@ def main(argv=None) -> int:
 
     fit_seconds: Dict[str, List[float]] = {"all": [], "ed_es": [], "ed_es (no timing prior)": [], "ed": [],
                                            "ed (plain prior)": []}
-    checks = {"jacobian": [], "folds": 0, "codes": 0}
+    checks = {"jacobian": [], "residual_jacobian": [], "folds": 0, "codes": 0}
     cycle_seconds: List[float] = []
     results = [evaluate_test_set(test_set, atlas, size, grid, midpoints, train_hearts, motion, sdf_motion,
                                  normal_motion, fit_seconds, checks, cycle_seconds) for test_set in protocol.test_sets]
     last_fit = results[-1]["last_fit"]
     rows = sum((r["rows"] for r in results), [])  # cross-family first (the protocol's order)
     columns = ["test_set", "setting", "method", "chamfer_mm", "hd95_mm", "ES_chamfer_mm", "ES_hd95_mm", "volume_err_ml",
-               "EF_err_pct", "ED_chamfer_mm"]
+               "EF_err_pct", "ED_chamfer_mm", "ES_phase_err"]
     print(format_table(rows, columns, title="Held-out subjects: withheld frames (mean +/- std over subjects x frames; "
                                             "ES columns: the ES frame, observed in ED+ES; ED_chamfer: the observed "
-                                            "ED frame)"))
+                                            "ED frame; ES_phase_err: |recovered - true ES phase|, "
+                                            "fraction of the cycle)"))
+    spread_rows = sum((r["spread"] for r in results), [])
+    print()
+    print(format_table(spread_rows, title=f"ED alone: the atlas' ES phase and LVEF (%) with their spread over "
+                                          f"{size['spread_samples']} code samples from the fit's prior (mean +/- sd)"))
     true_ef = "; ".join(f"{t.label}: {', '.join(f'{v:.0f} %' for v in r['true_ef'])}"
                         for t, r in zip(protocol.test_sets, results))
     print(f"paper (UK Biobank): chamfer 1.03 / 1.24 / 1.36 mm, HD95 2.40 / 2.91 / 3.25 mm (all / ED+ES / ED); "
@@ -341,6 +380,8 @@ def main(argv=None) -> int:
         {"check": f"min det Jacobian of D1 on a 24^3 grid over [-1,1]^3 ({checks['codes']} fitted codes, both test sets)",
          "value": f"{min(checks['jacobian']):.3f}"},
         {"check": "folded phase steps of D2 (2001-point grid, all fitted codes)", "value": str(checks["folds"])},
+        {"check": "min det Jacobian of the residual warps on a 24^3 grid over [-1,1]^3",
+         "value": f"{min(checks['residual_jacobian']):.3f}" if checks["residual_jacobian"] else "-"},
         {"check": "template SDF tracking: cycle closure error (mm)",
          "value": f"{sdf_motion.closure_error * atlas.mean_scale_mm:.3f}"},
         {"check": "template material motion: cycle closure error (mm)",
@@ -362,7 +403,7 @@ def main(argv=None) -> int:
                                      "shape_prior": None if prior is None else {"alpha": prior.alpha,
                                                                                 "explained": prior.explained},
                                      **protocol.config()},
-                   correspondence=corr_rows, topology=topo_rows, speed=speed)
+                   correspondence=corr_rows, topology=topo_rows, speed=speed, ed_alone_spread=spread_rows)
     return 0
 
 
