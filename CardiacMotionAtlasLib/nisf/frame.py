@@ -4,9 +4,9 @@ Hearts lie in any pose in the scanner (any octant for the long axis, the RV anyw
 no direction is taken from a fixed RAS prior when the subject's data can give it:
 
 - **z**: the SAX normal (mean of the SAX slices' normals), signed base -> apex: with labels, by the
-  LV's own shape (:func:`apex_sign_from_labels`: the RV lies on the basal side of the LV centroid and
-  the LV section area shrinks towards the apex); without labels, by the stack order (SAX slices
-  stored base -> apex, the DICOM-export convention of the product's readers);
+  heart's own anatomy (:func:`apex_sign_from_labels`: the RV is present at the basal end of the LV
+  and absent at its apex, which is capped by myocardium); without labels, by the stack order (SAX
+  slices stored base -> apex, the DICOM-export convention of the product's readers);
 - **x**: the LV-RV line: the intersection of the 4-chamber LAX plane with the SAX plane when a 4CH
   view exists, else the direction from the LV to the RV blood-pool centroid (labels) in the SAX plane;
   signed towards the RV by the labels' RV centroid. Without labels the sign (and, without a 4CH, the
@@ -164,27 +164,20 @@ def label_points(sax: Sequence[CineSlice], frame: int) -> LabelPoints:
 def apex_sign_from_labels(points: LabelPoints, axis: np.ndarray) -> Optional[float]:
     """+1 when ``axis`` points base -> apex by the labels, -1 when apex -> base, None when undecided.
 
-    Two votes, both anatomical: (a) the RV blood pool sits on the basal side of the LV (its centroid
-    lies above the LV's along the long axis: the RV ends short of the LV apex); (b) the LV section
-    area (blood + myocardium) is larger on the basal half of the LV's extent than on the apical half
-    (the ventricle narrows to the apex). Each vote is the sign of a height difference (mm) or of an
-    area difference; they are summed after scaling to comparable units."""
-    heart_lv, rv = points.all("heart_lv"), points.all("rv")
-    if len(heart_lv) < 10:
+    The LV-bearing SAX slices are ordered along ``axis`` and a quarter of them (at least one) taken at
+    each end; two anatomical votes compare the ends: (a) the RV blood pool is present at the basal end
+    and absent at the apical end (the LV alone forms the apex); (b) the LV blood fraction (blood /
+    blood + myocardium) is higher at the basal end (the apex is capped by myocardium). Each vote is a
+    difference of fractions in [-1, 1]; their sum decides. (The RV's or the LV's centroid, or the section
+    area, are not used: they vary with the heart's construction and fail on hearts built differently.)"""
+    rows = sorted(((float((hl @ axis).mean()), len(lv) / len(hl), float(len(rv) > 0))
+                   for lv, hl, rv in zip(points.lv, points.heart_lv, points.rv) if len(hl)), key=lambda r: r[0])
+    if len(rows) < 2:
         return None
-    heights = heart_lv @ axis
-    vote = 0.0
-    if len(rv) >= 10:
-        spread = max(float(heights.std()), 1e-3)
-        vote += float(np.clip((heights.mean() - (rv @ axis).mean()) / spread, -1.0, 1.0))  # RV basal = lower height
-    per_slice = [(float((p @ axis).mean()), len(p)) for p in points.heart_lv if len(p)]
-    if len(per_slice) >= 3:
-        h = np.array([v[0] for v in per_slice])
-        area = np.array([v[1] for v in per_slice], float)
-        middle = 0.5 * (h.min() + h.max())
-        upper, lower = area[h < middle].sum(), area[h > middle].sum()
-        if upper + lower > 0:
-            vote += float(np.clip(2.0 * (upper - lower) / (upper + lower), -1.0, 1.0))
+    k = max(1, len(rows) // 4)
+    first, last = rows[:k], rows[-k:]
+    mean = lambda rows_, column: float(np.mean([r[column] for r in rows_]))  # noqa: E731
+    vote = (mean(first, 2) - mean(last, 2)) + (mean(first, 1) - mean(last, 1))
     if abs(vote) < 1e-6:
         return None
     return 1.0 if vote > 0 else -1.0

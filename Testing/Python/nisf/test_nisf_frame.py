@@ -97,3 +97,23 @@ def test_rotated_frames_and_the_fit_candidates(posed):
     degrees = [d for d, _ in rv_side_candidates(sax, prepare_subject(sax, NISFConfig.tiny(), use_labels=False),
                                                 FitConfig(rv_probe_azimuths=6))]
     assert degrees == [0.0, 60.0, 120.0, 180.0, 240.0, 300.0]
+
+
+@pytest.mark.parametrize("family, seed, index", [("lofted", 7, 4), ("lofted", 1, 8), ("ellipsoidal", 7, 1)])
+def test_apex_sign_from_labels_on_hearts_where_centroid_cues_fail(family, seed, index):
+    """Hearts like those where centroid/area cues failed (lofted 7/4: RV centroid apical of the LV's;
+    lofted 1/8: small basal LV section): the votes (RV present at the base, absent at the apex; blood
+    fraction higher at the base) still decide."""
+    from CardiacMotionAtlasLib.nisf.frame import _label_frame, apex_sign_from_labels, label_points
+    from CardiacMotionAtlasLib.phantom.acquisition import AcquisitionRanges, randomise_subject, subject_rng
+    from CardiacMotionAtlasLib.phantom.cmr import CMRConfig, simulate_cine
+    from CardiacMotionAtlasLib.phantom.families import make_heart
+
+    heart = make_heart(family, seed, index)
+    cmr, _, _ = randomise_subject(heart, subject_rng(seed, index), CMRConfig(n_frames=4, matrix=48, profile_samples=3),
+                                  None, AcquisitionRanges.tiny().with_frames(4))
+    study = simulate_cine(heart, cmr, seed=index).study
+    sax = sorted(study.sax, key=lambda s: s.slice_index)
+    points = label_points(sax, _label_frame(sax))
+    assert apex_sign_from_labels(points, heart.long_axis_ras) == 1.0
+    assert apex_sign_from_labels(points, -heart.long_axis_ras) == -1.0
