@@ -18,8 +18,8 @@ without the ES timing term (ED+ES), and the cohort mean motion applied to the at
 is the same fit before its residual-warp stage (:mod:`..atlas.residual`; the code-level ablations are
 codes-only fits too). ``ES_phase_err``: the recovered ES phase ``D2^-1(t'_ES)``
 (:func:`..atlas.timing.recovered_es_phase`) against the true one (fraction of the cycle). From ED alone
-a second table states the prediction's spread: ES phase and LVEF over codes drawn from the fit's prior
-(:func:`..atlas.timing.prediction_spread`) next to the truth.
+a second table states the prediction's spread: ES phase and LVEF over codes drawn around the fit with
+the training codes' variance (:func:`..atlas.timing.prediction_spread`) next to the truth.
 
 1. Surfaces: chamfer and HD95 (mm, mean +/- std over subjects x withheld frames; point-to-surface
    distances from area-uniform samples), the same at ES, LV volume-curve error (ml) and EF error
@@ -361,7 +361,7 @@ def main(argv=None) -> int:
     spread_rows = sum((r["spread"] for r in results), [])
     print()
     print(format_table(spread_rows, title=f"ED alone: the atlas' ES phase and LVEF (%) with their spread over "
-                                          f"{size['spread_samples']} code samples from the fit's prior (mean +/- sd)"))
+                                          f"{size['spread_samples']} code samples around the fit with the training codes' variance (mean +/- sd)"))
     true_ef = "; ".join(f"{t.label}: {', '.join(f'{v:.0f} %' for v in r['true_ef'])}"
                         for t, r in zip(protocol.test_sets, results))
     print(f"paper (UK Biobank): chamfer 1.03 / 1.24 / 1.36 mm, HD95 2.40 / 2.91 / 3.25 mm (all / ED+ES / ED); "

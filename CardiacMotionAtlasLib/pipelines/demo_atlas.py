@@ -16,8 +16,8 @@ the atlas never saw), and writes into ``out/atlas/``:
 - ``atlas_fit.json``: the training subjects and, per held-out subject, the surface errors (chamfer /
   HD95, mm) at the ground-truth phases and the LVEF next to the static-ED baseline (the ED mesh held
   still: what the ED frame alone gives without a motion model), the chamfer at the observed ED frame,
-  and the recovered ES phase and LVEF with their spread over codes drawn from the fit's prior
-  (:func:`~CardiacMotionAtlasLib.atlas.timing.prediction_spread`: ED alone does not show them).
+  and the recovered ES phase and LVEF with their spread over codes drawn with the training codes'
+  variance (:func:`~CardiacMotionAtlasLib.atlas.timing.prediction_spread`: ED alone does not show them).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def _fit_held_out(atlas, folder: Path, seed: int, out: Path, phases: int, motion
     def ef(curve: np.ndarray) -> float:
         return float(100.0 * (curve[0] - curve[es_index]) / curve[0])
 
-    # what ED alone does not show, stated as a spread over codes drawn from the fit's prior
+    # what ED alone does not show, stated as a spread over codes drawn with the training codes' variance
     spread = prediction_spread(atlas, fitted, motion, mesh_config, n_samples=8, seed=seed)
 
     return {
@@ -179,7 +179,7 @@ def atlas_report_lines(result: Dict) -> List[str]:
     spread = [h for h in held if "EF_samples_sd_pct" in h]
     if spread:
         lines += ["From ED alone the motion and timing come from the cohort; their spread over "
-                  f"{spread[0]['spread_samples']} codes drawn from the fit's prior (mean +/- sd):", ""]
+                  f"{spread[0]['spread_samples']} codes drawn around the fit with the training codes' variance (mean +/- sd):", ""]
         lines += [f"- {subject_label(h)}: observed ED frame chamfer {fmt(h.get('ED_chamfer_mm'))} mm; ES phase "
                   f"{fmt(h['ES_phase_recovered'])} (samples {fmt(h['ES_phase_samples_mean'])} +/- "
                   f"{fmt(h['ES_phase_samples_sd'])}, truth {fmt(h['ES_phase_true'])}); LVEF "
