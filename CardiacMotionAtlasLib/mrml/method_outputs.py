@@ -92,7 +92,8 @@ def load_synth_outputs(scene: Any, folder: Path, name: str = "CT synthesis") -> 
     """Nodes of a ``synth sample`` output folder (``pair_<i>/``): ``generated_sequence`` (generated ED
     frames, index = sample number), ``label_sequence`` (their warped labels, when given), ``browser``,
     ``flows`` (one grid transform per sample: placed under it, the conditioning ES frame lands on the
-    generated frame's grid as Slicer resamples it) and ``table`` (latent norm, max flow, folding)."""
+    generated frame's grid as Slicer resamples it) and ``table`` (latent norm, max flow, folding, and
+    with labels each sample's implied LVEF (%) and myocardial volume change (%))."""
     from ..io.displacement_io import read_displacement_field
     from ..io.nifti import read_nifti
     from .tables import _double_column, _string_column
@@ -107,7 +108,8 @@ def load_synth_outputs(scene: Any, folder: Path, name: str = "CT synthesis") -> 
     generated = scene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{name} generated ED")
     generated.SetIndexName("sample")
     labels_sequence = None
-    stats = {"sample": [], "latent_norm": [], "max_flow_mm": [], "negative_jacobian_pct": []}
+    stats = {"sample": [], "latent_norm": [], "max_flow_mm": [], "negative_jacobian_pct": [],
+             "implied_lvef_pct": [], "myo_change_pct": []}
     for index, pair in enumerate(pairs):
         record = json.loads((pair / "pair.json").read_text())
         files = record["files"]
@@ -127,6 +129,8 @@ def load_synth_outputs(scene: Any, folder: Path, name: str = "CT synthesis") -> 
         stats["latent_norm"].append(float(np.linalg.norm(record["latent"])))
         stats["max_flow_mm"].append(float(record["stats"].get("max_flow_mm", np.nan)))
         stats["negative_jacobian_pct"].append(100.0 * float(record["stats"].get("negative_jacobian_fraction", np.nan)))
+        for column in ("implied_lvef_pct", "myo_change_pct"):  # NaN when no labels were given
+            stats[column].append(float(record["stats"].get(column, np.nan)))
     nodes["generated_sequence"] = generated
     sequences = [generated] + ([labels_sequence] if labels_sequence is not None else [])
     if labels_sequence is not None:

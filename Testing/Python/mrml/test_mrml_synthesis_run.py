@@ -3,6 +3,7 @@ sample table out (background CLI, real MRML scene); a cine sequence instead of a
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -55,7 +56,12 @@ def test_ct_synthesis_loads_generated_frames_flows_and_table(scene, tiny_synth, 
         flow = read_displacement_field(pair / "flow.nii.gz")
         loaded = grid_transform_node_to_displacement_field(run.nodes["flows"][pair.name])
         np.testing.assert_allclose(loaded.vectors, flow.vectors, atol=1e-3)  # mm
-    assert run.nodes["table"].GetNumberOfRows() == 2
+    table = run.nodes["table"]
+    assert table.GetNumberOfRows() == 2
+    column = table.GetTable().GetColumnByName("implied_lvef_pct")  # labels given: each sample's implied LVEF
+    for index, pair in enumerate(sorted(run.output_dir.glob("pair_*"))):
+        implied = json.loads((pair / "pair.json").read_text())["stats"]["implied_lvef_pct"]
+        assert column.GetValue(index) == pytest.approx(implied) and 0.0 < implied < 100.0
 
 
 def test_ct_synthesis_refuses_a_cine_sequence(scene, tiny_synth, tmp_path):
