@@ -163,6 +163,7 @@ def _recorded_reduction(model: Path) -> Optional[Tuple[int, Optional[int], Optio
 def _estimate(args: argparse.Namespace) -> int:
     from ..motion import estimate_motion, load_motion, write_motion_outputs
 
+    from ..io.atomic import staged_output_dir
     from ..motion.preprocessing import resolve_request
 
     trained = load_motion(args.model, device=args.device)
@@ -185,9 +186,10 @@ def _estimate(args: argparse.Namespace) -> int:
     sequence = load_sequence(args.study, args, trained.config.intensity_percentile, reduction)
     estimate = estimate_motion(trained, sequence, samples=args.samples, use_given_ed_labels=not args.segnet_ed,
                                progress=progress_from(args), refine_steps=args.refine_steps)
-    paths = write_motion_outputs(estimate, args.out)
-    for what, path in paths.items():
-        print(f"{what}: {path}")
+    with staged_output_dir(args.out) as staging:  # every output appears at once, or none
+        staged = write_motion_outputs(estimate, staging)
+    for what, path in staged.items():
+        print(f"{what}: {Path(args.out) / Path(path).relative_to(staging)}")
     print(json.dumps({k: round(v, 2) for k, v in estimate.indices.items()}))
     return 0
 

@@ -24,7 +24,7 @@ def cohort(small_cine, tmp_path_factory):
     return root
 
 
-def test_train_then_estimate(cohort, tmp_path, capsys):
+def test_train_then_estimate(cohort, tmp_path, capsys, monkeypatch):
     model = tmp_path / "motion.pt"
     common = ["--device", "cpu", "--threads", "1", "--progress", "none", "--frames", "3"]
     assert motion_cmd.run(_parse(["train", "--data", str(cohort), "--out", str(model), "--tiny", "--steps", "2",
@@ -62,6 +62,22 @@ def test_train_then_estimate(cohort, tmp_path, capsys):
             motion_cmd.run(_parse(["estimate", "--model", str(model), "--study", str(cohort / "subject000"),
                                    "--out", str(refused), "--samples", "2", *bare, *wrong]))
         assert not refused.exists()
+
+    # a failure while writing leaves no partial output folder behind (outputs are staged, then published)
+    import CardiacMotionAtlasLib.motion as motion_package
+
+    real_writer = motion_package.write_motion_outputs
+
+    def write_then_fail(estimate, out, **kwargs):
+        real_writer(estimate, out, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    failed = tmp_path / "failed"
+    monkeypatch.setattr(motion_package, "write_motion_outputs", write_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        motion_cmd.run(_parse(["estimate", "--model", str(model), "--study", str(cohort / "subject000"),
+                               "--out", str(failed), "--samples", "2", *bare]))
+    assert not failed.exists() and not list(tmp_path.glob(".failed.staging.*"))
 
 
 def test_missing_study_is_reported(tmp_path):
