@@ -23,7 +23,7 @@ labels (no motion correction), NISF++ on its own training subjects, and NISF++ o
 slices against the given ones; (3) motion correction:
 residual misalignment (common offset removed), NCC and label Dice along slice intersections, before
 and after; (4) held-out 4CH view; (5) ablation (inference switches: motion correction / intensity
-scaling / PSF off); (6) speed and peak memory.
+scaling / PSF / slice-intersection consistency off); (6) speed and peak memory.
 """
 
 from __future__ import annotations
@@ -306,6 +306,10 @@ def main(argv=None) -> int:
             if number < n_ablate:
                 ablation.setdefault((label, "full model"), {k: [] for k in SEG_METRICS + ["mm_after"]})
                 _merge(ablation[(label, "full model")], {**fit_scores, "mm_after": [motion[-1]["mm_after"]]})
+                variant = fit_subject(trained, sim.study, replace(config.fit, intersection_weight=0.0))
+                _merge(ablation.setdefault((label, "no intersection consistency"), {}),
+                       {**segmentation(variant, heart, sim, frames, grid, truth),
+                        "mm_after": [motion_scores(variant, sim)["mm_after"]]})
                 for name, switch in (("no motion correction", {"motion_correction": False}),
                                      ("no intensity scaling", {"intensity_scaling": False}),
                                      ("no PSF", {"psf_enabled": False})):

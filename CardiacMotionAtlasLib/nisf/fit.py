@@ -10,8 +10,8 @@ optional checkpoint of kind ``"nisf_fit"``).
 
 Without labels the frame's RV side is not observable from geometry (hearts lie in any pose): short
 probe fits of the frame turned about the long axis choose it by the intensities (:func:`rv_side_candidates`).
-With ``FitConfig.intersection_weight > 0`` the slice offsets also follow the slice-to-slice intersection
-consistency of the observed intensities (:mod:`.intersections`), once the warm-up is over.
+With ``FitConfig.intersection_weight > 0`` (the default) the slice offsets also follow the slice-to-slice
+intersection consistency of the observed intensities (:mod:`.intersections`), once the warm-up is over.
 """
 
 from __future__ import annotations
@@ -155,7 +155,8 @@ def _run_fit(trained: TrainedNISF, subject: SubjectData, fit: FitConfig, labels:
     history = {"loss": [], "mse": []}
     state_dict_fn, load_state_fn = make_state_fns(params, optimizer, scheduler)
     crossings = None
-    if motion and fit.intersection_weight > 0 and "slices" in optimise:
+    if motion and fit.intersection_weight > 0 and "slices" in optimise and only_slices is None:
+        # (not with only_slices: the crossings would move the slices that are meant to stay put)
         from .intersections import IntersectionSampler
 
         crossings = IntersectionSampler(subject, table, device)
