@@ -62,19 +62,40 @@ def apply_residual(points: torch.Tensor, coefficients: Optional[torch.Tensor],
     return points + residual_displacement(points, coefficients, extent)
 
 
+def _residual_jacobian(points: torch.Tensor, coefficients: torch.Tensor, extent: float) -> torch.Tensor:
+    """``(N, 3, 3)`` Jacobian ``dR/dp`` of ``R`` at ``points`` (autograd, one backward pass per row)."""
+    with torch.enable_grad():
+        query = points.detach().clone().requires_grad_(True)
+        warped = apply_residual(query, coefficients.detach(), extent)
+        rows = [torch.autograd.grad(warped[:, c].sum(), query, retain_graph=c < 2)[0] for c in range(3)]
+    return torch.stack(rows, dim=1)
+
+
 def invert_residual(points: torch.Tensor, coefficients: Optional[torch.Tensor], extent: float = DEFAULT_EXTENT,
-                    iterations: int = INVERSE_ITERATIONS, tolerance: float = 1e-6) -> torch.Tensor:
-    """``R^-1(x)`` by the fixed point ``q = x - u(q)``; raises :class:`AtlasError` when it does not
-    converge (a residual too large to be inverted this way)."""
+                    iterations: int = INVERSE_ITERATIONS, tolerance: float = 1e-6,
+                    newton_steps: int = 8) -> torch.Tensor:
+    """``R^-1(x)``: ``iterations`` of the fixed point ``q = x - u(q)`` (a contraction while ``|grad u| < 1``),
+    then Newton steps ``q -= J(q)^-1 (R(q) - x)`` for the points not yet within ``tolerance`` (fast where
+    ``|grad u|`` approaches 1, which slows the fixed point); raises :class:`AtlasError` when neither
+    converges (a residual too large to be inverted)."""
     if coefficients is None:
         return points
     query = points.clone()
     for _ in range(iterations):
         query = points - residual_displacement(query, coefficients, extent)
+    for _ in range(newton_steps):
+        mismatch = apply_residual(query, coefficients, extent) - points
+        unconverged = mismatch.norm(dim=1) > tolerance
+        if not bool(unconverged.any()):
+            break
+        jacobian = _residual_jacobian(query[unconverged], coefficients, extent)
+        step = torch.linalg.solve(jacobian, mismatch[unconverged].unsqueeze(-1)).squeeze(-1)
+        query = query.clone()
+        query[unconverged] = query[unconverged] - step.to(query.dtype)
     error = (apply_residual(query, coefficients, extent) - points).norm(dim=1).max()
     if not torch.isfinite(error) or float(error) > max(tolerance, 1e-4):
         raise AtlasError(f"the residual warp could not be inverted (error {float(error):.2e} canonical units)")
-    return query
+    return query.detach()
 
 
 def residual_penalty(coefficients: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,27 @@ def test_residual_warp_is_smooth_invertible_and_identity_at_zero():
         invert_residual(moved, coefficients * 40.0)  # far from a small warp: the fixed point diverges
 
 
+def test_residual_inverse_holds_where_the_fixed_point_alone_diverges():
+    """An 80-degree turn about z (det J = 1, but |grad u| = 2 sin 40deg > 1): the fixed point ``q = x - u(q)``
+    diverges; the inverse (with its Newton steps) is still exact (the batch's tiny atlases hit this)."""
+    import math
+
+    from CardiacMotionAtlasLib.atlas.residual import DEFAULT_EXTENT
+
+    knots = torch.linspace(-DEFAULT_EXTENT, DEFAULT_EXTENT, 8, dtype=torch.float64)
+    x, y, z = torch.meshgrid(knots, knots, knots, indexing="ij")
+    angle = math.radians(80.0)
+    coefficients = torch.stack([math.cos(angle) * x - math.sin(angle) * y - x,
+                                math.sin(angle) * x + math.cos(angle) * y - y, torch.zeros_like(z)], -1)
+    points = torch.rand(300, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 0.5
+    moved = apply_residual(points, coefficients)
+    fixed_point = moved.clone()
+    for _ in range(40):
+        fixed_point = moved - residual_displacement(fixed_point, coefficients)
+    assert (fixed_point - points).norm(dim=1).max() > 0.1  # the old inverse alone fails here
+    assert torch.allclose(invert_residual(moved, coefficients, tolerance=1e-9), points, atol=1e-9)
+
+
 def test_residual_config_is_checked():
     with pytest.raises(AtlasConfigError):
         FitConfig(residual_grid=3)
