@@ -217,16 +217,18 @@ def test_header_declaring_1_gib_is_refused_below_half_a_gigabyte(tmp_path):
     path = _nifti_declaring(tmp_path, (512, 512, 1024))  # float32: 1 GiB
     assert 1100 * path.stat().st_size > 1 << 30 > path.stat().st_size
     code = textwrap.dedent(f"""
-        import resource
         from CardiacMotionAtlasLib.errors import InputFileError
         from CardiacMotionAtlasLib.io.nifti import read_nifti
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        def peak_kib():  # VmHWM: this process' own peak (ru_maxrss would carry the parent's over fork+exec)
+            with open("/proc/self/status") as status:
+                return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+        before = peak_kib()
         try:
             read_nifti({str(path)!r})
             print("READ")
         except InputFileError as error:
             print("REFUSED", error)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        after = peak_kib()
         print("KB", before, after)
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO,
@@ -234,7 +236,7 @@ def test_header_declaring_1_gib_is_refused_below_half_a_gigabyte(tmp_path):
     lines = result.stdout.splitlines()
     assert lines and lines[0].startswith(f"REFUSED {path}"), result.stdout + result.stderr
     assert "declares 1073741824 bytes" in lines[0]
-    before, after = (int(v) for v in lines[-1].split()[1:])  # ru_maxrss: KiB on Linux
+    before, after = (int(v) for v in lines[-1].split()[1:])  # VmHWM: KiB
     assert after < 500 * 1024, f"peak RSS {after / 1024:.0f} MiB"
     assert after - before < 100 * 1024, f"refusing grew the peak by {(after - before) / 1024:.0f} MiB"
 
