@@ -268,7 +268,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         ed_labels=ed_np, labels=reorder(labels_t),
         segnet_labels=None if segnet_labels is None else reorder(segnet_labels),
         volumes_ml={name: reorder(volumes[i]) for i, name in enumerate(VOLUME_NAMES)},
-        volume_bounds_ml={name: reorder(np.stack([volumes[i] - Z95 * volume_sd[i], volumes[i] + Z95 * volume_sd[i]]),
+        volume_bounds_ml={name: reorder(np.stack([np.maximum(volumes[i] - Z95 * volume_sd[i], np.minimum(volumes[i], 0.0)),
+                                                  volumes[i] + Z95 * volume_sd[i]]),  # volumes >= 0 ml
                                         axis=1) for i, name in enumerate(VOLUME_NAMES)},
         indices=indices, index_bounds=index_bounds,
         strain={name: reorder(values) for name, values in strain.items()},

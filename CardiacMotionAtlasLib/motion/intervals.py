@@ -77,9 +77,21 @@ def combined_sds(motion: Mapping[str, float], segmentation: Mapping[str, float],
             for k in INDEX_KEYS}
 
 
+def physical_range(index: str) -> Tuple[float, float]:
+    """Values an index can take: ejection fractions (%) in [0, 100], volumes (ml) and mass (g) >= 0."""
+    return (0.0, 100.0) if index.endswith("EF") else (0.0, float("inf"))
+
+
 def intervals(indices: Mapping[str, float], sds: Mapping[str, float]) -> Dict[str, Tuple[float, float]]:
-    """95 % intervals ``estimate +/- 1.96 sd`` per index."""
-    return {k: (float(indices[k] - Z95 * sds[k]), float(indices[k] + Z95 * sds[k])) for k in indices}
+    """95 % intervals ``estimate +/- 1.96 sd`` per index, cut to the index's :func:`physical_range` (an
+    LVEF interval never reaches below 0 %), never cut past the estimate itself, which they always contain."""
+    bounds = {}
+    for k in indices:
+        estimate, half_width = float(indices[k]), Z95 * float(sds[k])
+        low, high = physical_range(k)
+        lower, upper = estimate - half_width, estimate + half_width
+        bounds[k] = (lower if estimate < low else max(lower, low), upper if estimate > high else min(upper, high))
+    return bounds
 
 
 def reference_indices(labels: Mapping[int, np.ndarray], ed: int, es: int, ijk_to_ras: np.ndarray) -> Dict[str, float]:

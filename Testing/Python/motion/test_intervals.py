@@ -9,6 +9,7 @@ import pytest
 
 from CardiacMotionAtlasLib.motion.intervals import (
     INDEX_KEYS,
+    physical_range,
     Z95,
     fit_calibration,
     label_volume_sd_ml,
@@ -86,5 +87,26 @@ def test_calibration_is_fitted_stored_and_applied(tiny_trained, small_sequence):
     for name in INDEX_KEYS:
         if not np.isfinite(raw.indices[name]):
             continue
-        width = np.diff(calibrated.index_bounds[name])[0]
-        assert width == pytest.approx(calibration[name] * np.diff(raw.index_bounds[name])[0], rel=1e-6)
+        value = raw.indices[name]
+        (raw_low, raw_high), (low, high) = raw.index_bounds[name], calibrated.index_bounds[name]
+        # half-widths of the side not cut to the physical range (EF in [0, 100], volumes >= 0)
+        lowest, highest = physical_range(name)
+        if high < highest:
+            assert high - value == pytest.approx(calibration[name] * (raw_high - value), rel=1e-6)
+        elif low > lowest:
+            assert value - low == pytest.approx(calibration[name] * (value - raw_low), rel=1e-6)
+        else:  # the tiny model's spread covers the whole range: cut on both sides
+            assert (low, high) == (lowest, highest) and raw_low >= lowest
+
+
+def test_intervals_stay_in_the_physical_range_and_contain_the_estimate():
+    from CardiacMotionAtlasLib.motion.intervals import intervals
+
+    bounds = intervals({"LVEF": 14.2, "LVESV": 20.0, "RVEF": 97.0, "LVEDV": 150.0},
+                       {"LVEF": 9.3, "LVESV": 30.0, "RVEF": 5.0, "LVEDV": 1.0})
+    assert bounds["LVEF"] == pytest.approx((0.0, 14.2 + 1.96 * 9.3), abs=0.01)  # not -4.0 % (the main job's report)
+    assert bounds["LVESV"][0] == 0.0 and bounds["RVEF"][1] == 100.0
+    assert bounds["LVEDV"] == pytest.approx((150.0 - 1.96, 150.0 + 1.96), abs=0.01)  # untouched inside the range
+    # an estimate outside the range (ESV > EDV: negative EF) is still inside its own interval
+    low, high = intervals({"LVEF": -3.0}, {"LVEF": 2.0})["LVEF"]
+    assert low < -3.0 < high <= 100.0
