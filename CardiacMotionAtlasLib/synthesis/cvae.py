@@ -47,6 +47,18 @@ def _act() -> nn.Module:
     return nn.LeakyReLU(0.1)
 
 
+def _strided_encoder(in_channels: int, channels: Tuple[int, ...], pyramid: Tuple[int, ...]) -> nn.ModuleList:
+    """One stride-2 block per level (halving the grid); from level 1 on, the feature pyramid's previous
+    level is concatenated to the input."""
+    blocks, c_in = nn.ModuleList(), in_channels
+    for level, c in enumerate(channels):
+        extra = pyramid[level - 1] if level > 0 else 0
+        blocks.append(nn.Sequential(nn.Conv3d(c_in + extra, c, 3, stride=2, padding=1), _act(),
+                                    nn.Conv3d(c, c, 3, padding=1), _act()))
+        c_in = c
+    return blocks
+
+
 class ConditionalFlowVAE(nn.Module):
     """CVAE over working-grid voxel flows, conditioned by pyramid features (``pyramid_channels``)."""
 
@@ -57,24 +69,12 @@ class ConditionalFlowVAE(nn.Module):
         self.latent_dim = int(config.latent_dim)
         pyr, ch = tuple(config.pyramid_channels), tuple(config.cvae_channels)
         self.coarse = config.working_size // 2 ** config.levels
-        self.encoder = nn.ModuleList()
-        c_in = 4
-        for level, c in enumerate(ch):
-            extra = pyr[level - 1] if level > 0 else 0
-            self.encoder.append(nn.Sequential(nn.Conv3d(c_in + extra, c, 3, stride=2, padding=1), _act(),
-                                              nn.Conv3d(c, c, 3, padding=1), _act()))
-            c_in = c
+        self.encoder = _strided_encoder(4, ch, pyr)
         flat = (ch[-1] + pyr[-1]) * self.coarse ** 3
         self.posterior = nn.Linear(flat, 2 * self.latent_dim)
         self.conditional_prior = bool(config.conditional_prior)
         if self.conditional_prior:
-            self.prior_encoder = nn.ModuleList()
-            c_in = 1
-            for level, c in enumerate(ch):
-                extra = pyr[level - 1] if level > 0 else 0
-                self.prior_encoder.append(nn.Sequential(nn.Conv3d(c_in + extra, c, 3, stride=2, padding=1), _act(),
-                                                        nn.Conv3d(c, c, 3, padding=1), _act()))
-                c_in = c
+            self.prior_encoder = _strided_encoder(1, ch, pyr)
             pooled = sum(ch) + sum(pyr)  # one global average per channel of every level (volume-like cues)
             hidden = max(2 * self.latent_dim, 16)
             self.prior_head = nn.Sequential(nn.Linear(pooled + flat, hidden), _act(), nn.Linear(hidden, 2 * self.latent_dim))
