@@ -33,7 +33,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .common import benchmark_parser, format_table, machine_description, write_json
-from ..io import robustness_cases as cases_mod
+from . import robustness_cases as cases_mod
 
 HIGH_MEMORY_MB = 400.0
 """A named case's verdict shows its peak memory above this (the worker's imports take about 230 MB)."""

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from CardiacMotionAtlasLib.benchmarks.robustness import WORKER, Tally, Worker, main, verdict
-from CardiacMotionAtlasLib.io.robustness_cases import READERS, Case
+from CardiacMotionAtlasLib.benchmarks.robustness_cases import READERS, Case
 
 
 def _fake_library(root, body):

@@ -22,10 +22,10 @@ from ..data.cine_study import CineSlice
 from ..data.image_sequence import ImageSequence
 from ..data.mesh_sequence import MeshSequence
 from ..geometry.affine import make_ijk_to_ras, rotation_matrix
-from .dicom_write import write_dicom_cine
-from .itk_images import write_itk_image
-from .meshes import write_mesh
-from .nifti import write_nifti
+from ..io.dicom_write import write_dicom_cine
+from ..io.itk_images import write_itk_image
+from ..io.meshes import write_mesh
+from ..io.nifti import write_nifti
 
 READERS = ("nifti", "nrrd", "metaimage", "dicom", "study", "vtp", "ply", "vtk", "stl")
 NASTY = ["", "-1", "0", "1e308", "nan", "abc", "999999999", "4294967295", "../../x", "/dev/zero", "LIST", "\x00"]
@@ -261,7 +261,7 @@ def mesh_cases(folder: Path, rng: np.random.Generator, n_fuzz: int) -> List[Case
     """VTP, PLY, legacy VTK and STL: controls and mutations (binary and ASCII)."""
     from vtkmodules.vtkFiltersSources import vtkSphereSource
 
-    from .vtk_convert import polydata_to_arrays
+    from ..io.vtk_convert import polydata_to_arrays
 
     source = vtkSphereSource()
     source.SetThetaResolution(12)
