@@ -257,6 +257,18 @@ class BackgroundCLIRun:
                 self._done_dispatched.wait(0.05 if remaining is None else min(0.05, remaining))
         return self.result
 
+    def start_and_maybe_wait(self, wait: bool) -> "BackgroundCLIRun":
+        """Start; with ``wait`` block until it ended and ``on_done`` was called (an interrupt of the
+        waiting caller, e.g. Ctrl+C in the Python console, cancels the run before it propagates)."""
+        self.start()
+        if wait:
+            try:
+                self.wait()
+            except BaseException:
+                self.cancel()
+                raise
+        return self
+
     def cancel(self, grace_s: float = 2.0) -> None:
         """Stop the run: terminate the child's whole process tree (kill after ``grace_s``). ``on_done``
         still follows, with ``result.cancelled`` set. No-op once the process ended."""
@@ -344,14 +356,7 @@ def run_cli_in_background(args: Sequence[str], on_progress: Optional[ProgressCal
     run = BackgroundCLIRun(args, on_progress, on_done, work_dir=work_dir, python_executable=python_executable,
                            dispatch="poll" if wait else dispatch, force_cpu=force_cpu, env=env,
                            progress_lines=progress_lines)
-    run.start()
-    if wait:
-        try:
-            run.wait()
-        except BaseException:  # Ctrl-C in a console: do not leave the child running
-            run.cancel()
-            raise
-    return run
+    return run.start_and_maybe_wait(wait)
 
 
 __all__ = [

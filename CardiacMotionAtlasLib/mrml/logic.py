@@ -268,13 +268,7 @@ class CardiacMotionAtlasLogic(MethodRunsMixin):
                                dispatch="poll" if wait else dispatch, force_cpu=self.force_cpu)
         cohort = CohortRun(run)
         holder["cohort"] = cohort
-        run.start()
-        if wait:
-            try:
-                run.wait()
-            except BaseException:
-                run.cancel()
-                raise
+        run.start_and_maybe_wait(wait)
         return cohort
 
 

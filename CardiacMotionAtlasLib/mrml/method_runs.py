@@ -126,13 +126,7 @@ def start_method_run(method: str, args: List[str], load_outputs: Callable[[Path]
                            force_cpu=force_cpu)
     method_run = MethodRun(method, run)
     holder["run"] = method_run
-    run.start()
-    if wait:
-        try:
-            run.wait()
-        except BaseException:
-            run.cancel()
-            raise
+    run.start_and_maybe_wait(wait)
     return method_run
 
 
