@@ -236,12 +236,8 @@ def write_image_input(image, work_dir: Path, name: str, labels: bool = False) ->
 
 
 def write_labels_input(labels, work_dir: Path) -> str:
-    """Write labels into the work folder; returns the path relative to it."""
-    from ..io.nifti import write_nifti
-
-    relative = f"{INPUT_DIR}/labels.nii.gz"
-    write_nifti(labels, work_dir / relative, labels=True)
-    return relative
+    """Write a 4D label map into the work folder (``input/labels.nii.gz``); returns the relative path."""
+    return write_image_input(labels, work_dir, "labels", labels=True)
 
 
 def write_study_input(study, work_dir: Path) -> str:
