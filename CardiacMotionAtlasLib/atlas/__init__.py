@@ -43,7 +43,7 @@ from .meshing import (
     template_mesh_sequence,
     track_template,
 )
-from .model import Atlas, NeuralDiffeomorphicAtlas
+from .model import Atlas, NeuralDiffeomorphicAtlas, load_atlas
 from .networks import SpatialFlow, TemplateSDF, TemporalFlow
 from .sampling import SubjectData, phantom_canonical_frame, subject_from_labels, subject_from_meshes, subject_from_phantom
 from .residual import apply_residual, invert_residual, residual_jacobian_determinant
@@ -56,7 +56,7 @@ __all__ = [
     "AtlasError", "AtlasDataError", "AtlasConfigError",
     "CanonicalFrame", "canonical_frame_from_labels", "canonical_frame_from_mesh",
     "SubjectData", "subject_from_labels", "subject_from_meshes", "subject_from_phantom", "phantom_canonical_frame",
-    "TemplateSDF", "SpatialFlow", "TemporalFlow", "NeuralDiffeomorphicAtlas", "Atlas",
+    "TemplateSDF", "SpatialFlow", "TemporalFlow", "NeuralDiffeomorphicAtlas", "Atlas", "load_atlas",
     "train_atlas", "fit_subject", "FittedSubject", "prior_subject", "training_subject", "sdf_error_mm",
     "TemplateMotion", "extract_template_mesh", "track_template", "subject_mesh_sequence", "template_mesh_sequence",
     "lv_cavity_volume_ml", "cavity_volume_curve", "d1_jacobian_determinant", "d2_folds",

@@ -25,9 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from ..training.checkpoint import load_checkpoint, save_checkpoint
-from ..training.config import ConfigError, config_from_dict
-from ..training.device import select_device
+from ..training.checkpoint import rebuild_model, save_checkpoint
 from .config import AtlasConfig
 from .frame import CanonicalFrame
 from .networks import SpatialFlow, TemplateSDF, TemporalFlow
@@ -152,15 +150,18 @@ class Atlas:
                                extra=self.extra())
 
     @classmethod
-    def load(cls, path: PathLike, device: Union[str, torch.device, None] = "auto") -> "Atlas":
+    def load(cls, path: PathLike, device: Union[str, torch.device, None] = "auto", *,
+             allow_incomplete: Optional[bool] = None) -> "Atlas":
         """Rebuild an atlas from a checkpoint (``torch.load(weights_only=True)``); errors name the file."""
-        device = select_device(device)
-        checkpoint = load_checkpoint(path, expected_kind=CHECKPOINT_KIND, map_location=device)
-        try:
-            config = config_from_dict(AtlasConfig, checkpoint.config, source=path)
-        except ConfigError as error:
-            raise CheckpointError(path, f"invalid atlas config: {error}") from error
-        extra = checkpoint.extra
+        def build(config: AtlasConfig, checkpoint) -> NeuralDiffeomorphicAtlas:
+            try:
+                return NeuralDiffeomorphicAtlas(config, len(checkpoint.extra["subject_ids"]))
+            except (KeyError, TypeError) as error:
+                raise CheckpointError(path, f"has no valid subject list ({error})") from error
+
+        rebuilt = rebuild_model(path, kind=CHECKPOINT_KIND, config_cls=AtlasConfig, build=build, device=device,
+                                allow_incomplete=allow_incomplete, freeze=False)
+        extra = rebuilt.checkpoint.extra
         try:
             subject_ids = list(extra["subject_ids"])
             frames = [CanonicalFrame.from_dict(f) for f in extra["frames"]]
@@ -169,15 +170,17 @@ class Atlas:
             prior = None if prior is None else ShapeMotionPrior.from_dict(prior)
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(path, f"has no valid subject list ({error})") from error
-        module = NeuralDiffeomorphicAtlas(config, len(subject_ids))
-        try:
-            module.load_state_dict(checkpoint.model_state)
-        except (RuntimeError, KeyError, TypeError) as error:
-            raise CheckpointError(path, f"weights do not fit the atlas config: {error}") from error
-        module.to(device).eval()
-        atlas = cls(module, subject_ids, frames, device, es_phases)
+        atlas = cls(rebuilt.module, subject_ids, frames, rebuilt.device, es_phases)
         atlas.shape_motion_prior = prior
         return atlas
 
 
-__all__ = ["CHECKPOINT_KIND", "NeuralDiffeomorphicAtlas", "Atlas", "clamped_l1", "frozen"]
+def load_atlas(path: PathLike, device: Union[str, torch.device, None] = "auto", *,
+               allow_incomplete: Optional[bool] = None) -> Atlas:
+    """Load an atlas checkpoint written by ``train_atlas`` (``weights_only=True``) onto ``device``
+    (``"auto"``: CUDA when present). ``allow_incomplete``: None refuses a half-trained checkpoint unless the
+    user allowed it (``--allow-incomplete``); True accepts it. Errors are :class:`CheckpointError` naming
+    the file."""
+    return Atlas.load(path, device, allow_incomplete=allow_incomplete)
+
+__all__ = ["CHECKPOINT_KIND", "NeuralDiffeomorphicAtlas", "Atlas", "clamped_l1", "frozen", "load_atlas"]

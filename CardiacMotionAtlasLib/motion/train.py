@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from ..errors import CheckpointError
 from ..training import (
     TrainingResult,
-    config_from_dict,
     load_checkpoint,
     make_generator,
     make_state_fns,
+    rebuild_model,
     run_training,
     save_checkpoint,
     select_device,
@@ -194,24 +194,19 @@ def _store_extra(path: Path, extra: Dict[str, Any]) -> None:
                     rng_state=checkpoint.rng_state)
 
 
-def load_motion(path: Union[str, Path], device: Union[str, torch.device, None] = "auto") -> TrainedMotion:
-    """Load a checkpoint written by :func:`train_motion` (``weights_only=True``)."""
-    device = select_device(device)
-    checkpoint = load_checkpoint(path, expected_kind=CHECKPOINT_KIND, map_location="cpu")
-    config = config_from_dict(MotionConfig, checkpoint.config, source=path)
-    model = CardioMorphNet(config)
-    try:
-        model.load_state_dict(checkpoint.model_state)
-    except (RuntimeError, KeyError, TypeError) as error:
-        raise CheckpointError(path, f"model state does not fit its config: {error}") from error
-    model.to(device).eval().requires_grad_(False)
-    extra = checkpoint.extra or {}
+def load_motion(path: Union[str, Path], device: Union[str, torch.device, None] = "auto", *,
+                allow_incomplete: Optional[bool] = None) -> TrainedMotion:
+    """Load a checkpoint written by :func:`train_motion` (``weights_only=True``) onto ``device``;
+    ``allow_incomplete`` as in :func:`~CardiacMotionAtlasLib.training.checkpoint.rebuild_model`."""
+    rebuilt = rebuild_model(path, kind=CHECKPOINT_KIND, config_cls=MotionConfig,
+                            build=lambda config, _checkpoint: CardioMorphNet(config), device=device,
+                            allow_incomplete=allow_incomplete)
+    extra = rebuilt.checkpoint.extra or {}
     calibration = extra.get("calibration")
     if calibration is not None and not (isinstance(calibration, dict) and all(
             isinstance(v, (int, float)) and v >= 1.0 for v in calibration.values())):
         raise CheckpointError(path, f"calibration is not a dict of scales >= 1: {calibration!r}")
-    return TrainedMotion(config, model, device, Path(path), calibration=calibration,
+    return TrainedMotion(rebuilt.config, rebuilt.module, rebuilt.device, Path(path), calibration=calibration,
                          preprocessing=extra.get("preprocessing"))
-
 
 __all__ = ["CHECKPOINT_KIND", "TrainedMotion", "frame_order", "load_motion", "sequence_tensors", "train_motion"]

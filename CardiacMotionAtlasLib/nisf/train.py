@@ -35,10 +35,9 @@ from ..training import ddp
 from ..training.distributed import barrier
 from ..training import (
     TrainingResult,
-    config_from_dict,
-    load_checkpoint,
     make_generator,
     make_state_fns,
+    rebuild_model,
     run_training,
     select_device,
 )
@@ -186,25 +185,24 @@ def train_nisf(studies: Sequence[Union[CineStudy, SubjectData]], config: Optiona
     return TrainedNISF(config, model, subjects, device, path, result)
 
 
-def load_nisf(path: Union[str, Path], device: Union[str, torch.device, None] = "auto") -> TrainedNISF:
-    """Load a NISF++ checkpoint (``weights_only=True``) written by :func:`train_nisf`."""
-    device = select_device(device)
-    checkpoint = load_checkpoint(path, expected_kind=CHECKPOINT_KIND, map_location="cpu")
-    config = config_from_dict(NISFConfig, checkpoint.config, source=path)
-    metas = checkpoint.extra.get("subjects")
-    if not isinstance(metas, list) or not metas:
-        raise CheckpointError(path, "has no training subjects in its extra data")
-    try:
-        subjects = [subject_from_meta(meta) for meta in metas]
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(path, f"invalid subject metadata ({error})") from error
-    model = NISFModel(config, len(subjects), sum(len(s.slices) for s in subjects))
-    try:
-        model.load_state_dict(checkpoint.model_state)
-    except (RuntimeError, KeyError, TypeError) as error:
-        raise CheckpointError(path, f"model state does not fit its config: {error}") from error
-    model.to(device).eval().requires_grad_(False)
-    return TrainedNISF(config, model, subjects, device, Path(path))
+def load_nisf(path: Union[str, Path], device: Union[str, torch.device, None] = "auto", *,
+              allow_incomplete: Optional[bool] = None) -> TrainedNISF:
+    """Load a NISF++ checkpoint (``weights_only=True``) written by :func:`train_nisf` onto ``device``;
+    ``allow_incomplete`` as in :func:`~CardiacMotionAtlasLib.training.checkpoint.rebuild_model`."""
+    subjects: List[SubjectFit] = []
 
+    def build(config: NISFConfig, checkpoint) -> NISFModel:
+        metas = checkpoint.extra.get("subjects")
+        if not isinstance(metas, list) or not metas:
+            raise CheckpointError(path, "has no training subjects in its extra data")
+        try:
+            subjects.extend(subject_from_meta(meta) for meta in metas)
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(path, f"invalid subject metadata ({error})") from error
+        return NISFModel(config, len(subjects), sum(len(s.slices) for s in subjects))
+
+    rebuilt = rebuild_model(path, kind=CHECKPOINT_KIND, config_cls=NISFConfig, build=build, device=device,
+                            allow_incomplete=allow_incomplete)
+    return TrainedNISF(rebuilt.config, rebuilt.module, subjects, rebuilt.device, Path(path))
 
 __all__ = ["CHECKPOINT_KIND", "TrainedNISF", "train_nisf", "load_nisf"]

@@ -20,8 +20,7 @@ import torch
 
 from .. import __version__ as LIBRARY_VERSION
 from ..errors import CheckpointError
-from ..training import (TrainingResult, config_from_dict, load_checkpoint, make_generator, make_state_fns,
-                        run_training, select_device)
+from ..training import TrainingResult, make_generator, make_state_fns, rebuild_model, run_training, select_device
 from .config import SynthConfig
 from .cvae import SynthesisModel, cvae_loss
 from .data import FlowPair, PairTensors, augment, stack_pairs
@@ -181,22 +180,20 @@ def train_synthesis(pairs: Sequence[FlowPair], config: Optional[SynthConfig] = N
                       resume=resume, device=device, progress=progress, cancel=cancel)
 
 
-def load_synthesis(path: PathLike, device: DeviceLike = "auto") -> TrainedSynthesis:
-    """Load a ``synth.pt`` written by :func:`train_cvae` (``weights_only=True``)."""
-    device = select_device(device)
-    checkpoint = load_checkpoint(path, expected_kind=CVAE_KIND, map_location="cpu")
-    config = config_from_dict(SynthConfig, checkpoint.config, source=path)
-    model = SynthesisModel(config)
+def _check_film(checkpoint) -> None:
     if not any(key.startswith("cvae.film.") for key in checkpoint.model_state):
-        raise CheckpointError(path, "was written by an earlier synthesis model (no conditional prior, no latent FiLM "
-                                    "path); retrain it with 'cardiac-atlas synth train'")
-    try:
-        model.load_state_dict(checkpoint.model_state)
-    except (RuntimeError, KeyError, TypeError) as error:
-        raise CheckpointError(path, f"model state does not fit its config: {error}") from error
-    model.to(device).eval().requires_grad_(False)
-    return TrainedSynthesis(config, model, device, Path(path), step=checkpoint.step)
+        raise CheckpointError(checkpoint.path, "was written by an earlier synthesis model (no conditional prior, no "
+                                               "latent FiLM path); retrain it with 'cardiac-atlas synth train'")
 
+
+def load_synthesis(path: PathLike, device: DeviceLike = "auto", *,
+                   allow_incomplete: Optional[bool] = None) -> TrainedSynthesis:
+    """Load a ``synth.pt`` written by :func:`train_cvae` (``weights_only=True``) onto ``device``;
+    ``allow_incomplete`` as in :func:`~CardiacMotionAtlasLib.training.checkpoint.rebuild_model`."""
+    rebuilt = rebuild_model(path, kind=CVAE_KIND, config_cls=SynthConfig,
+                            build=lambda config, _checkpoint: SynthesisModel(config), device=device,
+                            allow_incomplete=allow_incomplete, check_state=_check_film)
+    return TrainedSynthesis(rebuilt.config, rebuilt.module, rebuilt.device, Path(path), step=rebuilt.checkpoint.step)
 
 def estimate_flow(estimator: FlowEstimator, ed: torch.Tensor, es: torch.Tensor) -> torch.Tensor:
     """Full-resolution voxel flow ``(N, 3, n, n, n)`` for normalised working-grid frames, no gradients."""

@@ -49,7 +49,7 @@ from .progress import (
 
 _LAZY = {
     "FORMAT_VERSION": "checkpoint", "Checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
-    "save_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint", "Rebuilt": "checkpoint", "rebuild_model": "checkpoint",
     "DeviceUnavailableError": "device", "describe_device": "device", "select_device": "device",
     "is_rank_zero": "distributed", "rank_and_world_size": "distributed",
     "TrainingResult": "loop", "make_state_fns": "loop", "run_training": "loop",
@@ -99,6 +99,8 @@ __all__ = [
     "partial_path",
     "load_checkpoint",
     "save_checkpoint",
+    "Rebuilt",
+    "rebuild_model",
     # configs
     "ConfigError",
     "config_from_dict",

@@ -37,7 +37,8 @@ import torch
 from .. import __version__ as LIBRARY_VERSION
 from ..errors import CheckpointError
 from ..io.atomic import atomic_path
-from .config import ConfigError, config_to_dict
+from .config import ConfigError, config_from_dict, config_to_dict
+from .device import select_device
 from .completeness import (ALLOW_INCOMPLETE_ENV, IncompleteCheckpointWarning, allow_incomplete_checkpoints,
                            incomplete_allowed, partial_path)
 from .pickle_scan import foreign_globals
@@ -323,6 +324,56 @@ def _validate(path: Path, payload: Any, expected_kind: Optional[str]) -> Checkpo
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Rebuilt:
+    """A model rebuilt by :func:`rebuild_model`: the module (eval mode, on ``device``), its config
+    dataclass and the checkpoint it came from (``extra`` for the method's own records)."""
+
+    module: torch.nn.Module
+    config: Any
+    checkpoint: Checkpoint
+    device: torch.device
+
+
+def rebuild_model(
+    path: PathLike,
+    *,
+    kind: str,
+    config_cls: type,
+    build: Callable[[Any, Checkpoint], torch.nn.Module],
+    device: Union[str, torch.device, None] = "auto",
+    allow_incomplete: Optional[bool] = None,
+    check_state: Optional[Callable[[Checkpoint], None]] = None,
+    freeze: bool = True,
+) -> Rebuilt:
+    """The one way every method loader rebuilds its model from a checkpoint.
+
+    Reads ``path`` with ``weights_only=True`` (on the CPU), checks its ``kind`` and completeness
+    (``allow_incomplete``: None = refuse unless the user allowed it, see :func:`load_checkpoint`), rebuilds
+    ``config_cls`` from the stored dict, calls ``build(config, checkpoint)`` for the module, runs
+    ``check_state(checkpoint)`` (may raise :class:`CheckpointError`), loads the state, moves the module to
+    ``device`` (``"auto"``: CUDA when present) in eval mode, with gradients off when ``freeze``. Every problem
+    raises :class:`CheckpointError` naming ``path``.
+    """
+    device = select_device(device)
+    checkpoint = load_checkpoint(path, expected_kind=kind, map_location="cpu", allow_incomplete=allow_incomplete)
+    try:
+        config = config_from_dict(config_cls, checkpoint.config, source=path)
+    except ConfigError as error:
+        raise CheckpointError(path, f"invalid {kind} config: {error}") from error
+    module = build(config, checkpoint)
+    if check_state is not None:
+        check_state(checkpoint)
+    try:
+        module.load_state_dict(checkpoint.model_state)
+    except (RuntimeError, KeyError, TypeError) as error:
+        raise CheckpointError(path, f"model state does not fit its config: {error}") from error
+    module.to(device).eval()
+    if freeze:
+        module.requires_grad_(False)
+    return Rebuilt(module=module, config=config, checkpoint=checkpoint, device=device)
+
+
 __all__ = ["ALLOW_INCOMPLETE_ENV", "FORMAT_MAGIC", "FORMAT_VERSION", "MIGRATIONS", "Checkpoint",
-           "IncompleteCheckpointWarning", "allow_incomplete_checkpoints", "incomplete_allowed", "load_checkpoint",
-           "partial_path", "save_checkpoint"]
+           "IncompleteCheckpointWarning", "Rebuilt", "allow_incomplete_checkpoints", "incomplete_allowed",
+           "load_checkpoint", "partial_path", "rebuild_model", "save_checkpoint"]
