@@ -32,7 +32,7 @@ from ..geometry.warp import compose, voxel_to_ras_displacement, warp
 from ..training import make_generator
 from .data import MotionSequence, crop_volume
 from .errors import MotionInputError
-from .fields import upsample_in_plane
+from .adapt import ADAPT_STEPS, adapt_segnet, refinement_targets
 from .gaussian import voxel_entropy
 from .intervals import Z95, combined_sds, intervals, label_volume_sd_ml, sample_sds, segmentation_sds
 from .losses import one_hot
@@ -125,14 +125,21 @@ def chain_drift_variance(fields: Dict[str, torch.Tensor], n: int, shape, ijk_to_
 @torch.no_grad()
 def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: Optional[int] = None,
                     use_given_ed_labels: bool = True, seed: int = 0, progress=None,
-                    refine_steps: Optional[int] = None, calibrated: bool = True) -> MotionEstimate:
+                    refine_steps: Optional[int] = None, calibrated: bool = True,
+                    given_label_targets: bool = True, adapt_steps: Optional[int] = None) -> MotionEstimate:
     """Estimate the motion of ``sequence`` (posterior mean + ``samples`` posterior samples, default
     ``config.posterior_samples``). ED labels: the sequence's own when given and ``use_given_ed_labels``,
     else SegNet's. ``refine_steps``: refinement steps of the posterior mean on this subject
     (:mod:`.refine`; default ``config.refine_steps``, 0: the network's amortised mean).
     ``progress``: a ProgressReporter (one update per refinement step, then one per posterior sample).
     ``calibrated``: scale the intervals by the model's per-index calibration (False: unit scales, as
-    when the calibration itself is fitted)."""
+    when the calibration itself is fitted).
+    ``given_label_targets``: the refinement's targets at the frames the study labels (ED, ES) are its
+    own labels, SegNet's only at the other frames (False: SegNet's everywhere, the previous behaviour);
+    ``adapt_steps``: fine-tuning steps of a copy of SegNet on the study's labelled frames before it
+    labels the others (default :data:`.adapt.ADAPT_STEPS`; 0: SegNet as trained). Both need given
+    labels; without them the estimate falls back to SegNet's labels and says so in
+    ``metadata["refine_targets"]`` (:mod:`.adapt`)."""
     model, config, device = trained.model, trained.config, trained.device
     samples = config.posterior_samples if samples is None else int(samples)
     if samples < 2:
@@ -142,8 +149,11 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     images, labels = sequence_tensors(sequence, config, device)
     padded = images.shape[2:]
     segnet_labels = segnet_probabilities = None
+    adapt_steps = ADAPT_STEPS if adapt_steps is None else max(int(adapt_steps), 0)
+    if not labels:
+        adapt_steps = 0
     if config.uses_segnet:  # once: the labels are an output, the probabilities drive the refinement
-        segnet_probabilities = F.softmax(model.segment(images), 1)
+        segnet_probabilities = adapt_segnet(model, images, labels, steps=adapt_steps, seed=seed)
         segnet_labels = crop_volume(segnet_probabilities.argmax(1), shape).cpu().numpy().astype(np.uint8)
     if use_given_ed_labels and 0 in labels:
         ed_label = labels[0]
@@ -172,7 +182,10 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         if progress is not None:
             progress.start(refine_steps, f"refine posterior mean {sequence.subject_id}")
             callback = lambda step, loss: progress.update(step, loss=loss)  # noqa: E731
-        refined = refine_velocities(model, posterior.mean, ed_label, segnet_probabilities, padded, config, closed,
+        targets = segnet_probabilities
+        if given_label_targets and labels:
+            targets = refinement_targets(segnet_probabilities, labels, ed_label)
+        refined = refine_velocities(model, posterior.mean, ed_label, targets, padded, config, closed,
                                     steps=refine_steps, callback=callback)
         if progress is not None:
             progress.close()
@@ -249,6 +262,13 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     sampled = [_indices(v, 0, es_position).as_dict() for v in volume_samples]
     labels_t = crop_volume(probs.argmax(1), shape).cpu().numpy().astype(np.uint8)
     calibration = (trained.calibration or {}) if calibrated else {}
+    given_positions = sorted(order[p] for p in labels)
+    if not config.uses_segnet or refine_steps <= 0:
+        target_note = "none (no refinement)"
+    elif given_label_targets and labels:
+        target_note = f"given labels at frames {given_positions}, SegNet's elsewhere"
+    else:
+        target_note = "SegNet's labels at every frame" + ("" if labels else " (the study gives no labels)")
     segmentation = segmentation_sds(ed_np, labels_t[es_position], sequence.ijk_to_ras, volumes, 0, es_position)
     raw_sd = combined_sds(sample_sds(sampled), segmentation)
     index_sd = combined_sds(sample_sds(sampled), segmentation, calibration)
@@ -277,6 +297,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
                        for name, sd in strain_sd.items()},
         n_samples=samples, metadata={"lv_centre_ras": frame[0].tolist(), "long_axis_ras": frame[1].tolist(),
                                     "refine_steps": refine_steps if config.uses_segnet else 0,
+                                    "refine_targets": target_note, "segnet_adapt_steps": adapt_steps
+                                    if config.uses_segnet else 0,
                                     "index_sd": raw_sd, "index_sd_calibrated": index_sd,
                                     "calibration": dict(calibration)})
 

@@ -113,15 +113,17 @@ def fit_calibration(residuals: Sequence[Mapping[str, float]], sds: Sequence[Mapp
 
 
 def calibrate_motion(trained, sequences, samples: Optional[int] = None, refine_steps: Optional[int] = None,
-                     progress=None) -> Dict[str, float]:
+                     progress=None, **estimate_options) -> Dict[str, float]:
     """Fit the per-index calibration scales of ``trained`` on (training) sequences with ED and ES labels:
-    each is estimated from its ED labels and compared with the indices of its own ED/ES labels."""
+    each is estimated (:func:`~.estimate.estimate_motion` with ``estimate_options``) and compared with the
+    indices of its own ED/ES labels."""
     from .estimate import estimate_motion
 
     residuals, sds = [], []
     for sequence in sequences:
         sequence.require_training_labels()
-        estimate = estimate_motion(trained, sequence, samples=samples, refine_steps=refine_steps, calibrated=False)
+        estimate = estimate_motion(trained, sequence, samples=samples, refine_steps=refine_steps, calibrated=False,
+                                   **estimate_options)
         reference = reference_indices(sequence.labels, sequence.ed_frame, sequence.es_frame, sequence.ijk_to_ras)
         residuals.append({k: estimate.indices[k] - reference[k] for k in INDEX_KEYS})
         sds.append(estimate.metadata["index_sd"])
