@@ -13,6 +13,12 @@ found and every input problem before training, trains on the ``train`` studies o
 in ``<out stem>.cohort.json``. ``--preset demo`` is the main job's configuration. Every command takes
 ``--device auto|cpu|cuda[:N]``, ``--threads N`` and ``--progress``; ``train`` and ``reconstruct`` take
 ``--resume`` (continue from the last checkpoint of an interrupted run).
+
+``reconstruct`` runs :func:`~CardiacMotionAtlasLib.nisf.reconstruct_subject` (the one NISF++ runner, also
+behind the cohort batch, the Slicer Logic and the main job): ``intensity.nii.gz``, ``labels.nii.gz``,
+``slices.json``, ``subject_fit.pt``, ``indices.json`` (clinical indices of the sampled labels, also printed
+as one JSON line) and with ``--meshes`` ``meshes/``, published at once (a failure leaves nothing at OUT);
+the fit's checkpoint ``OUT.fit_checkpoint.pt`` stays beside OUT until then (``--resume`` continues it).
 """
 
 from __future__ import annotations
@@ -54,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_preset_argument(recon)
     recon.add_argument("--no-sample", action="store_true", help="only fit (slices.json, subject_fit.pt)")
     _add_sampling_arguments(recon)
-    recon.add_argument("--resume", action="store_true", help="continue an interrupted fit (OUT/fit_checkpoint.pt)")
+    recon.add_argument("--resume", action="store_true",
+                       help="continue an interrupted fit (its checkpoint OUT.fit_checkpoint.pt beside OUT)")
     add_device_arguments(recon)
 
     sample = sub.add_parser("sample", help="sample a fitted subject on any 4D grid")
@@ -129,59 +136,51 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _phases(args: argparse.Namespace):
-    return None if args.phases is None else [i / args.phases for i in range(args.phases)]
+    from ..nisf.runner import equally_spaced_phases
 
-
-def _write(fit, args: argparse.Namespace, grid=None, phases=None) -> dict:
-    from ..nisf import write_reconstruction
-
-    phases = _phases(args) if phases is None else phases
-    return write_reconstruction(fit, args.out, spacing_mm=args.spacing, grid=grid, phases=phases,
-                                mesh_labels=(1, 2, 3) if args.meshes else (), progress=None)
+    return None if args.phases is None else equally_spaced_phases(args.phases)
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    """Load the model, read the study (pre-flight checks of the cohort reader), then the NISF++ runner."""
+    from ..nisf import load_nisf, reconstruct_subject
 
-    from ..io.atomic import atomic_write_text
-    from ..nisf import fit_subject, load_nisf, save_subject_fit
-
-    trained = load_nisf(args.model, device=args.device)
-    fit_config = trained.config.fit
+    trained = load_nisf(args.model, device=args.device)  # TODO(lead): allow_incomplete once the loader takes it
+    fit_config = None
     if args.preset:
         from .presets import nisf_preset
 
         fit_config = nisf_preset(args.preset).fit
-    if args.steps is not None:
-        fit_config = replace(fit_config, steps=args.steps)
     study = read_entry_study(study_entry(args.study, args))
-    args.out.mkdir(parents=True, exist_ok=True)
-    fit = fit_subject(trained, study, fit_config, use_labels=args.use_labels,
-                      checkpoint_path=args.out / "fit_checkpoint.pt", resume=args.resume, progress=progress_from(args))
-    if args.no_sample:
-        save_subject_fit(fit, args.out / "subject_fit.pt")
-        atomic_write_text(args.out / "slices.json", json.dumps(fit.geometry_report(), indent=2) + "\n")
-        paths = {"subject_fit": str(args.out / "subject_fit.pt"), "slices": str(args.out / "slices.json")}
-    else:
-        paths = _write(fit, args)
-    for what, path in paths.items():
+    run = reconstruct_subject(trained, study, args.out, fit_config=fit_config, steps=args.steps,
+                              use_labels=args.use_labels, sample=not args.no_sample, spacing_mm=args.spacing,
+                              phases=args.phases, mesh_labels=(1, 2, 3) if args.meshes else (), checkpoint=True,
+                              resume=args.resume, progress=progress_from(args))
+    for what, path in run.paths.items():
         print(f"{what}: {path}")
+    print(json.dumps(run.key_results(), sort_keys=True))
     return 0
 
 
 def _sample(args: argparse.Namespace) -> int:
+    """Sample a fitted subject on another grid/phases; the outputs are published at once."""
+    from ..io.atomic import staged_output_dir
     from ..io.nifti import read_nifti
-    from ..nisf import load_nisf, load_subject_fit
+    from ..nisf import load_nisf, load_subject_fit, write_reconstruction
 
     trained = load_nisf(args.model, device=args.device)
     fit = load_subject_fit(trained, args.fit)
-    grid = phases = None
+    grid = None
+    phases = _phases(args)
     if args.reference is not None:  # its grid, and its frames as equally spaced phases unless --phases
         reference = read_nifti(args.reference)
         grid = (reference.ijk_to_ras, reference.shape_zyx)
-        phases = None if args.phases is not None else list(reference.phases)
-    for what, path in _write(fit, args, grid, phases).items():
-        print(f"{what}: {path}")
+        phases = phases if args.phases is not None else list(reference.phases)
+    with staged_output_dir(args.out) as staging:
+        staged = write_reconstruction(fit, staging, spacing_mm=args.spacing, grid=grid, phases=phases,
+                                      mesh_labels=(1, 2, 3) if args.meshes else ())
+    for what, path in staged.items():
+        print(f"{what}: {args.out / Path(path).relative_to(staging)}")
     return 0
 
 

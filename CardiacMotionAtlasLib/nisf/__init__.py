@@ -13,6 +13,9 @@ Typical use::
     sampled = sample_grid(fit, grid, shape, phases=None)  # ImageSequences in RAS mm, (t, z, y, x)
     fit.corrected_geometries(); fit.intensity_scales()    # per-slice IJK->RAS and scales
 
+    run = reconstruct_subject(load_nisf("nisf.pt"), "study_folder", "out")  # the one runner: fit, sample,
+    run.key_results(); run.paths                                              # indices, publish at once
+
 Frames: RAS mm outside; inside, the subject's standardised frame (:mod:`.frame`) scaled to ~[-1, 1].
 """
 
@@ -24,6 +27,7 @@ from .frame import StandardFrame, standard_frame_from_study
 from .model import NISFModel, SubjectFit
 from .network import NISFNetwork, SinusoidalEncoding
 from .outputs import write_reconstruction
+from .runner import NISFRun, reconstruct_subject
 from .psf import blur_monte_carlo, psf_offsets, psf_sigmas_mm
 from .sampling import (
     SampledSequence,
@@ -51,4 +55,5 @@ __all__ = [
     "standard_grid",
     "SliceTable", "SubjectParameters", "rotation_from_vector_deg",
     "TrainedNISF", "load_nisf", "train_nisf",
+    "NISFRun", "reconstruct_subject",
 ]

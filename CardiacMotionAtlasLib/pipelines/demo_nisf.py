@@ -4,12 +4,14 @@
 Trains on the training studies (checkpoint ``nisf/nisf.pt``; a rerun resumes or reuses it), fits every
 held-out study (latent, global pose, per-slice rigid offsets and intensity scales; network frozen; the
 main job holds out one subject of the training family and one of a family the model never saw) and
-writes into ``out/nisf/<subject>/``:
+writes into ``out/nisf/<subject>/`` (:func:`~CardiacMotionAtlasLib.nisf.reconstruct_subject`, the
+method's one runner):
 
 - ``intensity.nii.gz`` / ``labels.nii.gz``: the super-resolved 4D sequences on the subject's ground-truth
   grid (isotropic, RAS) at its ground-truth phases (ES included), with IJK->RAS;
 - ``slices.json`` (corrected slice geometry and intensity scales), ``subject_fit.pt`` (reload with
-  ``cardiac-atlas nisf sample`` for any other grid or phase count);
+  ``cardiac-atlas nisf sample`` for any other grid or phase count), ``indices.json`` (indices of the
+  sampled labels);
 
 and ``out/nisf/nisf_reconstruction.json``: the training subjects and, per held-out subject, Dice / HD95
 per class against the phantom's analytic labels, next to the baseline of the given SAX labels resampled
@@ -54,25 +56,24 @@ def _mean_scores(predicted: np.ndarray, truth: np.ndarray, ijk_to_ras: np.ndarra
 
 
 def _reconstruct_held_out(trained, folder: Path, out: Path, train_families: Sequence[str], progress) -> Dict:
-    """Reconstruct one held-out subject into ``out/<subject>/`` and score it (and the SAX-label
-    baseline) against its analytic labels."""
-    from ..nisf import fit_subject, write_reconstruction
+    """Reconstruct one held-out subject into ``out/<subject>/`` with the NISF++ runner (on its ground-truth
+    grid at its ground-truth phases) and score it (and the SAX-label baseline) against its analytic labels."""
+    from ..nisf import reconstruct_subject
     from ..nisf.evaluation import resample_sax_stack
 
     study = read_study(folder)
-    fit = fit_subject(trained, study, use_labels=False, progress=progress)
     truth = read_nifti(folder / "ground_truth" / "labels_iso.nii.gz", labels=True)
     sidecar = json.loads((folder / "phantom.json").read_text())
     phases = [float(p) for p in sidecar["gt_phases"]]
-    subject_out = out / study.subject_id
-    subject_out.mkdir(parents=True, exist_ok=True)
-    paths = write_reconstruction(fit, subject_out, grid=(truth.ijk_to_ras, truth.shape_zyx), phases=phases)
+    run = reconstruct_subject(trained, study, out / study.subject_id, use_labels=False,
+                              grid=(truth.ijk_to_ras, truth.shape_zyx), phases=phases, progress=progress)
+    paths = {what: str(path) for what, path in run.paths.items()}
 
-    predicted = read_nifti(paths["labels"], labels=True).array
     frames = [int(f) for f in sidecar["gt_cine_frames"]]
     baseline = resample_sax_stack(study, truth.ijk_to_ras, truth.shape_zyx, frames, labels=True)
     return {"subject": study.subject_id, **held_out_role(folder, train_families), "frames": len(phases),
-            "spacing_mm": float(truth.spacing[0]), "nisf": _mean_scores(predicted, truth.array, truth.ijk_to_ras),
+            "spacing_mm": float(truth.spacing[0]),
+            "nisf": _mean_scores(run.labels.array, truth.array, truth.ijk_to_ras),
             "sax_nearest": _mean_scores(baseline, truth.array, truth.ijk_to_ras), **paths}
 
 
