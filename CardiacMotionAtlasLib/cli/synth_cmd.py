@@ -18,8 +18,10 @@ phantom`` cohort or real CT; with ``--modality cine`` (``auto`` for CMR-only lay
 Biobank-style without CT) the SAX stack's ED and ES frames on a HU-like scale
 (:func:`~CardiacMotionAtlasLib.synthesis.data.cine_to_hu`), recorded in ``MODEL_DIR/inputs.json`` so that
 ``sample`` maps its conditioning frame the same way. It writes ``MODEL_DIR/estimator.pt``,
-``MODEL_DIR/synth.pt`` and ``MODEL_DIR/cohort.json`` (the split); ``--resume`` continues an interrupted run. ``sample`` writes ``PAIRS_DIR/pair_<i>/`` folders (see
-:mod:`CardiacMotionAtlasLib.synthesis.pairs`); rerunning skips complete pairs. Every command takes
+``MODEL_DIR/synth.pt`` and ``MODEL_DIR/cohort.json`` (the split); ``--resume`` continues an interrupted run. ``sample`` runs
+:func:`~CardiacMotionAtlasLib.synthesis.runner.run_synthesis` (the runner the batch and the main job call):
+``PAIRS_DIR/pair_<i>/`` folders and ``samples.csv``, published at once (a failure leaves nothing new);
+rerunning carries complete pairs over. Every command takes
 ``--device auto|cpu|cuda[:N]``, ``--threads N`` and ``--progress``.
 """
 
@@ -34,7 +36,6 @@ from .cohort_options import (add_cohort_arguments, add_label_convention_argument
                              cohort_from_args, read_entry_study, record_path)
 from .options import add_device_arguments, apply_threads, progress_from
 
-INPUTS_RECORD = "inputs.json"
 MODALITIES = ("auto", "ct", "cine")
 
 
@@ -148,6 +149,7 @@ def _train(args: argparse.Namespace) -> int:
     from ..io.cohort import write_cohort_record
     from ..synthesis import SynthConfig, train_synthesis
     from ..synthesis.data import CINE_HU_SCALE, CINE_PERCENTILE
+    from ..synthesis.runner import INPUTS_RECORD
     from ..training import load_config_json
     from .presets import synth_preset
 
@@ -181,59 +183,19 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_inputs(model: Path) -> dict:
-    """The model folder's ``inputs.json`` ({"modality": "ct"} when absent: models trained before it)."""
-    import json
-
-    path = Path(model).parent / INPUTS_RECORD
-    if not path.is_file():
-        return {"modality": "ct"}
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise InputFileError(path, f"unreadable ({error})") from None
-    if not isinstance(value, dict) or value.get("modality") not in ("ct", "cine"):
-        raise InputFileError(path, "expected {\"modality\": \"ct\" | \"cine\", ...}")
-    return value
-
-
 def _sample(args: argparse.Namespace) -> int:
-    from ..io.nifti import read_nifti
-    from ..synthesis import generate_pairs, load_synthesis
-
-    from ..io.label_conventions import check_label_anatomy, to_product
-    from ..synthesis.data import cine_to_hu
+    from ..synthesis import load_synthesis
+    from ..synthesis.runner import run_synthesis
 
     trained = load_synthesis(args.model, device=args.device)
-    inputs = _model_inputs(args.model)
-    frame = read_nifti(args.frame)
-    if frame.n_frames != 1:
-        raise InputFileError(args.frame, f"{frame.n_frames} frames; the conditioning frame must be one 3D volume")
-    labels = None
-    if args.labels is not None:
-        convention = args.label_convention or "product"
-        seg = read_nifti(args.labels, labels=True, allowed_labels=(0, 1, 2, 3))
-        if seg.shape_zyx != frame.shape_zyx or not (abs(seg.ijk_to_ras - frame.ijk_to_ras) < 1e-3).all():
-            raise InputFileError(args.labels, "grid differs from the conditioning frame's")
-        labels = to_product(seg.array[0], convention, args.labels)
-        check_label_anatomy(labels, args.labels, convention)
-    volume = frame.array[0]
-    if inputs["modality"] == "cine":  # the model learnt cine frames on a HU-like scale: map this one alike
-        volume = cine_to_hu(volume, float(inputs.get("cine_percentile", 99.0)), float(inputs.get("cine_hu_scale", 500.0)))
-    folders = generate_pairs(trained, volume, args.out, ijk_to_ras=frame.ijk_to_ras, labels=labels, n=args.n,
-                             mode=args.mode, seed=args.seed, es_phase=args.es_phase, subject_id=frame.name,
-                             progress=progress_from(args))
-    import csv
-
-    from ..synthesis.pairs import SAMPLE_TABLE
-
-    with open(args.out / SAMPLE_TABLE, newline="", encoding="utf-8") as handle:  # written by generate_pairs
-        rows = list(csv.DictReader(handle))
-    for folder, row in zip(folders, rows):
+    run = run_synthesis(trained, args.frame, args.out, labels=args.labels,
+                        label_convention=args.label_convention or "product", n=args.n, mode=args.mode,
+                        seed=args.seed, es_phase=args.es_phase, progress=progress_from(args))
+    for folder, row in zip(run.folders, run.rows):
         implied = (f"implied LVEF {row['implied_lvef_pct']} %, myocardial volume change {row['myo_change_pct']} %"
                    if row["implied_lvef_pct"] else "no labels: no implied LVEF")
         print(f"pair: {folder} ({implied}; max flow {row['max_flow_mm']} mm)")
-    print(f"sample table: {args.out / SAMPLE_TABLE}")
+    print(f"sample table: {run.paths['samples']}")
     return 0
 
 

@@ -8,8 +8,9 @@
 3. For every held-out subject (the main job: one of the training family, one of a family the model never
    saw): reconstructs its true flow on the working grid (EPE next to the zero-flow baseline), takes its ES
    CT frame (the cohort's ``ct_ES.nii.gz`` at the subject's own protocol when present, else simulated at
-   1.5 mm) and writes ``n_samples`` annotated pairs into ``out/pairs/<subject>/pair_<i>/`` (conditioning
-   frame, generated ED frame, flow as NIfTI + Slicer-loadable displacement field, warped labels, JSON
+   1.5 mm) and writes ``n_samples`` annotated pairs with the method's runner
+   (:func:`~CardiacMotionAtlasLib.synthesis.runner.run_synthesis`) into ``out/pairs/<subject>/pair_<i>/``
+   (conditioning frame, generated ED frame, flow as NIfTI + Slicer-loadable displacement field, warped labels, JSON
    record); their implied LVEF is compared with the truth and with the training cohort's mean LVEF.
 4. Writes ``out/summary.json`` with the key numbers (returned as a dict too).
 """
@@ -31,7 +32,8 @@ from ..io.nifti import read_nifti
 from ..phantom.ct import CTConfig, simulate_ct
 from ..phantom.heart import PhantomHeart
 from ..phantom.parameters import sample_subject_parameters
-from ..synthesis import SynthConfig, check_pair, generate_pairs, phantom_pairs, read_pair, stack_pairs, train_synthesis
+from ..synthesis import (SynthConfig, check_pair, phantom_pairs, read_pair, run_synthesis, stack_pairs,
+                         train_synthesis)
 from ..training.progress import NullProgress
 from .held_out import CROSS_FAMILY, IN_FAMILY, fmt, subject_label
 
@@ -78,11 +80,11 @@ def _apply_to_held_out(trained, item: HeldOutCT, config: SynthConfig, ct: CTConf
     heart_mask = test_pair.labels_ed > 0
 
     image, labels, source = _conditioning_frame(item, ct, seed)
-    folders = generate_pairs(trained, image, out / "pairs" / heart.subject_id, labels=labels, n=n_samples,
-                             mode="random", seed=seed, es_phase=float(heart.es_phase), subject_id=heart.subject_id,
-                             progress=progress)
-    samples = []
-    for folder in folders:
+    run = run_synthesis(trained, image, out / "pairs" / heart.subject_id, labels=labels, n=n_samples,
+                        mode="random", seed=seed, es_phase=float(heart.es_phase), subject_id=heart.subject_id,
+                        progress=progress)
+    samples = []  # evaluation of the written pairs: annotation error, LVEF implied by the written labels
+    for folder in run.folders:
         pair = read_pair(folder)
         es_labels, ed_labels = pair["labels_conditioning"].array[0], pair["labels_generated"].array[0]
         ml = pair["conditioning"].voxel_volume_ml()

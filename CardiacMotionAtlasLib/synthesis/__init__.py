@@ -24,6 +24,7 @@ from .errors import SynthesisError
 from .indices import conditioning_summary, implied_indices, pearson
 from .grid import as_frame, check_flow_matches, pull_frame, working_grid
 from .pairs import SAMPLE_TABLE, check_pair, generate_pairs, read_pair, write_pair, write_sample_table
+from .runner import SynthesisRun, run_synthesis
 from .pyramid import FeaturePyramid, FlowEstimator, correlation, estimator_loss
 from .sample import GeneratedSample, generate, grid_latents, line_latents, make_latents, random_latents, sample_flows
 from .train import (TrainedSynthesis, estimate_flow, load_synthesis, model_fingerprint, train_cvae,
@@ -37,5 +38,5 @@ __all__ = [
     "estimate_flow", "estimator_loss", "generate", "generate_pairs", "grid_latents", "kl_divergence", "line_latents",
     "load_synthesis", "make_latents", "model_fingerprint", "phantom_pair", "phantom_pairs", "pull_frame",
     "random_bspline_flow", "random_latents", "read_pair", "sample_flows", "stack_pairs", "train_cvae",
-    "train_flow_estimator", "train_synthesis", "working_grid", "write_pair",
+    "train_flow_estimator", "train_synthesis", "working_grid", "write_pair", "SynthesisRun", "run_synthesis",
 ]

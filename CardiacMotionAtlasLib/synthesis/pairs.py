@@ -37,6 +37,8 @@ from .sample import GeneratedSample, generate, make_latents
 from .train import TrainedSynthesis
 
 PAIR_FORMAT_VERSION = 1
+PAIR_FOLDER = "pair_{:03d}"
+"""The folder of sample ``i`` (``pair_000``, ``pair_001``, ...)."""
 CONVENTION = ("generated_ED(p) = conditioning_ES(p + w(p)); w = flow (RAS mm) on the shared grid: the material at p "
               "in the generated ED frame is at p + w(p) in the ES frame")
 
@@ -114,21 +116,41 @@ def _is_complete(folder: Path, latent: torch.Tensor, version: str) -> bool:
             and all((folder / name).is_file() for name in record.get("files", {}).values()))
 
 
+def _carry_over(previous: Path, folder: Path) -> None:
+    """Hard-link (copy where links fail) a complete pair folder into ``folder``, ``pair.json`` last."""
+    import os
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = sorted(p.name for p in previous.iterdir() if p.is_file() and p.name != "pair.json") + ["pair.json"]
+    for name in names:
+        try:
+            os.link(previous / name, folder / name)
+        except OSError:
+            shutil.copy2(previous / name, folder / name)
+
+
 def generate_pairs(trained: TrainedSynthesis, frame: FrameLike, out: Union[str, Path], *,
                    ijk_to_ras: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None, n: int = 3,
                    mode: str = "random", seed: int = 0, es_phase: float = 0.35, subject_id: str = "",
-                   progress=None) -> List[Path]:
+                   progress=None, resume_from: Optional[Union[str, Path]] = None) -> List[Path]:
     """Sample ``n`` flows for ``frame`` (latents of ``mode``) and write ``out/pair_<i>`` folders; a folder
     already complete for the same latent and model version is kept (rerunning resumes), any other is
-    rewritten; returns the folders. ``progress``: a ProgressReporter or None."""
+    rewritten; with ``resume_from`` (a previous output folder, e.g. the one a staging ``out`` will
+    replace) its complete folders are linked into ``out`` instead of recomputed; returns the folders.
+    ``progress``: a ProgressReporter or None."""
     volume, matrix = as_frame(frame, ijk_to_ras, "conditioning frame")
     latents = make_latents(mode, n, trained.config.latent_dim, seed)
     out = Path(out)
-    folders = [out / f"pair_{index:03d}" for index in range(n)]
+    folders = [out / PAIR_FOLDER.format(index) for index in range(n)]
     if progress is not None:
         progress.start(n, "write annotated pairs")
     version = trained.model_version
     for index, folder in enumerate(folders):
+        previous = None if resume_from is None else Path(resume_from) / folder.name
+        if (previous is not None and not _is_complete(folder, latents[index], version)
+                and _is_complete(previous, latents[index], version)):
+            _carry_over(previous, folder)
         if not _is_complete(folder, latents[index], version):
             (folder / "pair.json").unlink(missing_ok=True)  # the folder is incomplete until the new record
             sample = generate(trained, volume, matrix, labels, latents[index:index + 1], es_phase=es_phase)[0]
@@ -175,5 +197,5 @@ def _cell(value) -> str:
     return f"{float(value):.6g}"
 
 
-__all__ = ["CONVENTION", "PAIR_FORMAT_VERSION", "SAMPLE_TABLE", "TABLE_COLUMNS", "check_pair", "generate_pairs",
+__all__ = ["CONVENTION", "PAIR_FOLDER", "PAIR_FORMAT_VERSION", "SAMPLE_TABLE", "TABLE_COLUMNS", "check_pair", "generate_pairs",
            "read_pair", "write_pair", "write_sample_table"]
