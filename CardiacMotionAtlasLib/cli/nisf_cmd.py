@@ -145,7 +145,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     """Load the model, read the study (pre-flight checks of the cohort reader), then the NISF++ runner."""
     from ..nisf import load_nisf, reconstruct_subject
 
-    trained = load_nisf(args.model, device=args.device)  # TODO(lead): allow_incomplete once the loader takes it
+    trained = load_nisf(args.model, device=args.device)  # --allow-incomplete: the context cli.main opens
     fit_config = None
     if args.preset:
         from .presets import nisf_preset
