@@ -17,6 +17,8 @@ a tangential motion that SDFs cannot show (better temporal correspondence)::
 
 A fit ends with a small per-subject residual warp (:mod:`.residual`) for shapes the cohort's codes do
 not reach; :mod:`.timing` gives the subject's ES phase and, from ED alone, the prediction's spread.
+:func:`run_atlas_fit` (:mod:`.runner`) is the one "fit a subject and publish its outputs" job that the
+CLI, the batch and the main job share.
 
 Frames: RAS mm outside, canonical heart frame inside (:mod:`.frame`); phases normalised, ED = 0.
 """
@@ -33,7 +35,8 @@ from .evaluation import (
     lv_cavity_volume_ml,
     temporal_correspondence_error,
 )
-from .fit import CodePrior, FittedSubject, fit_subject, prior_subject, sdf_error_mm, training_subject
+from .fit import (CodePrior, FittedSubject, fit_shape_motion_prior, fit_subject, prior_subject, sdf_error_mm,
+                  training_subject)
 from .material_tracking import inverse_time_warp, material_template_motion
 from .frame import CanonicalFrame, canonical_frame_from_labels, canonical_frame_from_mesh
 from .meshing import (
@@ -47,7 +50,8 @@ from .model import Atlas, NeuralDiffeomorphicAtlas, load_atlas
 from .networks import SpatialFlow, TemplateSDF, TemporalFlow
 from .sampling import SubjectData, phantom_canonical_frame, subject_from_labels, subject_from_meshes, subject_from_phantom
 from .residual import apply_residual, invert_residual, residual_jacobian_determinant
-from .shape_prior import ShapeMotionPrior, fit_shape_motion_prior, regress_shape_motion_prior
+from .runner import AtlasFitRun, run_atlas_fit
+from .shape_prior import ShapeMotionPrior, regress_shape_motion_prior
 from .timing import cyclic_phase_error, prediction_spread, recovered_es_phase
 from .train import train_atlas
 
@@ -66,4 +70,5 @@ __all__ = [
     "material_template_motion", "inverse_time_warp",
     "apply_residual", "invert_residual", "residual_jacobian_determinant",
     "recovered_es_phase", "prediction_spread", "cyclic_phase_error",
+    "run_atlas_fit", "AtlasFitRun",
 ]

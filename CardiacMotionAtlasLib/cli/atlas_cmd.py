@@ -11,8 +11,9 @@ file inside an ACDC/M&Ms/UK Biobank-style study folder defaults to that layout's
 folders' names (``.../1000001/labels.nii.gz`` -> ``1000001``). ``train`` prints what it found and every
 input problem (from headers) before preprocessing, and records the split in ``OUT/cohort.json``.
 
-``fit`` and ``mesh`` write into a staging folder beside ``--out`` and publish it at once: a failure leaves
-nothing behind. They refuse a half-trained atlas (``atlas.partial.pt``, left by a killed ``train``) unless
+``fit`` is the atlas' runner (:func:`~CardiacMotionAtlasLib.atlas.runner.run_atlas_fit`, which names its
+outputs: ``<subject>_codes.pt``, ``meshes/``, ``template/``, ``volume_curve.png``/``.json``). ``fit`` and
+``mesh`` write into a staging folder beside ``--out`` and publish it at once: a failure leaves nothing behind. They refuse a half-trained atlas (``atlas.partial.pt``, left by a killed ``train``) unless
 ``--allow-incomplete``; ``train --resume`` finishes it.
 
 ``--preset tiny|demo|default|large`` sets the training, fitting and meshing sizes (``demo``: the main
@@ -30,7 +31,6 @@ configuration). Explicit options (``--steps``, ``--points-per-frame``, ``--track
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import List
@@ -157,10 +157,10 @@ def _mesh_config(args: argparse.Namespace, preset):
 def _load_atlas(args: argparse.Namespace):
     """(atlas, ``{"atlas_step": n, "atlas_complete": bool}``): a half-trained atlas is refused by the
     checkpoint loader unless ``--allow-incomplete`` (then a warning gives its step count)."""
-    from ..atlas.model import Atlas
+    from ..atlas.model import load_atlas
     from ..training.checkpoint import load_checkpoint
 
-    atlas = Atlas.load(args.atlas, device=args.device)
+    atlas = load_atlas(args.atlas, args.device)
     checkpoint = load_checkpoint(args.atlas, expected_kind="atlas", allow_incomplete=True)
     return atlas, {"atlas_step": checkpoint.step, "atlas_complete": checkpoint.complete}
 
@@ -228,44 +228,27 @@ def _fit_subject_data(args: argparse.Namespace, sampling):
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from ..analysis.volume_curves import VolumeCurve, plot_volume_curves
-    from ..atlas.evaluation import cavity_volume_curve
-    from ..atlas.fit import fit_subject
-    from ..atlas.meshing import subject_mesh_sequence, template_mesh_sequence, track_template
-    from ..io.atomic import atomic_write_text, staged_output_dir
+    """Load the atlas, read the subject (pre-flight messages), then :func:`~..atlas.runner.run_atlas_fit`
+    (every output published at once into ``--out``; file names in the runner's docstring)."""
+    from ..atlas.runner import run_atlas_fit
 
     atlas, atlas_state = _load_atlas(args)
     preset, source = _applied_preset(args, atlas)
     subject = _fit_subject_data(args, atlas.config.sampling)
-    config = replace(preset.fit, seed=args.seed)
+    fit_config = replace(preset.fit, seed=args.seed)
     if args.steps is not None:
-        config = replace(config, steps=args.steps)
+        fit_config = replace(fit_config, steps=args.steps)
     if args.points_per_frame is not None:
-        config = replace(config, points_per_frame=args.points_per_frame)
+        fit_config = replace(fit_config, points_per_frame=args.points_per_frame)
     mesh_config = _mesh_config(args, preset)
-    print(f"fit preset {preset.name} ({source}): {config.steps} steps, {config.points_per_frame} points/frame; "
-          f"mesh grid {mesh_config.resolution}, {mesh_config.tracking_steps} tracking steps", flush=True)
-    fitted = fit_subject(atlas, subject, args.setting, config, progress=progress_from(args))
-    phases = np.arange(args.phases) / args.phases
-    motion = track_template(atlas, mesh_config)
-    mesh = subject_mesh_sequence(atlas, fitted, phases, motion, mesh_config)
-    template = template_mesh_sequence(atlas, phases, motion, mesh_config)
-    curve = cavity_volume_curve(mesh, fitted.frame)
-    codes_name = f"{fitted.subject_id}_codes.pt"
-    with staged_output_dir(args.out) as out:  # all outputs appear at once, or none
-        fitted.save(out / codes_name, config)
-        paths = _write_meshes(mesh, out / "meshes")
-        _write_meshes(template, out / "template")
-        plot_volume_curves(VolumeCurve(phases, curve, f"{fitted.subject_id} LV (atlas, {args.setting})"),
-                           out / "volume_curve.png")
-        atomic_write_text(out / "volume_curve.json", json.dumps(
-            {"subject": fitted.subject_id, "setting": args.setting, "phases": phases.tolist(), "lv_ml": curve.tolist(),
-             "sdf_error_mm": fitted.sdf_error_mm, "fit_seconds": fitted.seconds, "preset": preset.name,
-             "fit_steps": config.steps, "points_per_frame": config.points_per_frame,
-             "mesh_resolution": mesh_config.resolution, "tracking_steps": mesh_config.tracking_steps,
-             **atlas_state}, indent=1))
-    print(f"{fitted.subject_id}: fitted ({args.setting}) in {fitted.seconds:.1f} s, SDF error "
-          f"{fitted.sdf_error_mm:.2f} mm; codes {args.out / codes_name}; {len(paths)} meshes in {args.out / 'meshes'}")
+    print(f"fit preset {preset.name} ({source}): {fit_config.steps} steps, {fit_config.points_per_frame} "
+          f"points/frame; mesh grid {mesh_config.resolution}, {mesh_config.tracking_steps} tracking steps", flush=True)
+    run = run_atlas_fit(atlas, subject, args.out, setting=args.setting, phases=args.phases, fit_config=fit_config,
+                        mesh_config=mesh_config, record={"preset": preset.name, **atlas_state},
+                        progress=progress_from(args))
+    print(f"{run.subject_id}: fitted ({args.setting}) in {run.fitted.seconds:.1f} s, SDF error "
+          f"{run.fitted.sdf_error_mm:.2f} mm; codes {run.paths['codes']}; {run.meshes.n_frames} meshes in "
+          f"{run.paths['meshes']}")
     return 0
 
 

@@ -8,11 +8,13 @@ codes from its ED frame (the main job holds out one subject of the training fami
 the atlas never saw), and writes into ``out/atlas/``:
 
 - ``template/atlas_template_myocardium_NNN.vtp``: the atlas template over the cycle (canonical frame, mm);
-- per held-out subject, ``<subject>/meshes/<subject>_atlas_myocardium_NNN.vtp``: the recovered LV
+- per held-out subject, in ``<subject>/``, what the atlas' runner writes
+  (:func:`~CardiacMotionAtlasLib.atlas.runner.run_atlas_fit`, the same call as ``cardiac-atlas atlas fit``
+  and the batch's ``atlas-fit``): ``meshes/<subject>_atlas_myocardium_NNN.vtp``, the recovered LV
   myocardium over the cycle (RAS mm, ``phases`` equally spaced phases, one vertex set and face list
-  shared by every frame and subject), ``<subject>/<subject>_codes.pt`` (the fitted codes; reload with
-  ``cardiac-atlas atlas mesh --subject``) and ``<subject>/volume_curve.png`` (recovered vs true LV
-  cavity volume);
+  shared by every frame and subject), ``<subject>_codes.pt`` (the fitted codes; reload with
+  ``cardiac-atlas atlas mesh --subject``), ``volume_curve.png``/``.json`` (the recovered LV cavity volume);
+  and this stage's ``volume_curve_vs_truth.png`` (recovered vs true LV cavity volume);
 - ``atlas_fit.json``: the training subjects and, per held-out subject, the surface errors (chamfer /
   HD95, mm) at the ground-truth phases and the LVEF next to the static-ED baseline (the ED mesh held
   still: what the ED frame alone gives without a motion model), the chamfer at the observed ED frame,
@@ -35,6 +37,10 @@ from ..metrics.surface import chamfer_distance, hausdorff95
 from ..training.progress import NullProgress, ProgressReporter
 from .held_out import fmt, held_out_role, split_cohort, subject_label, training_families
 
+TRUTH_CURVE_PNG = "volume_curve_vs_truth.png"
+"""Per held-out subject: recovered vs true LV cavity volume at the ground-truth phases (beside the runner's
+``volume_curve.png``, the recovered curve alone)."""
+
 
 def _truth_meshes(folder: Path):
     sidecar = json.loads((folder / "phantom.json").read_text())
@@ -52,22 +58,18 @@ def _surface_errors(predicted, truth) -> np.ndarray:
 
 def _fit_held_out(atlas, folder: Path, seed: int, out: Path, phases: int, motion, sampling, fit_config, mesh_config,
                   train_families: Sequence[str], progress) -> Dict:
-    """Fit one held-out subject from its ED frame, write its meshes/codes/volume curve into
-    ``out/<subject>/``, and measure it against its ground truth next to the static-ED baseline."""
+    """Fit one held-out subject from its ED frame with the atlas' runner (its outputs in
+    ``out/<subject>/``), and measure it against its ground truth next to the static-ED baseline."""
     from ..atlas.evaluation import cavity_volume_curve
-    from ..atlas.fit import fit_subject
     from ..atlas.inputs import subject_from_label_input
     from ..atlas.meshing import subject_mesh_sequence
+    from ..atlas.runner import run_atlas_fit
     from ..atlas.timing import prediction_spread
 
     data = subject_from_label_input(folder, sampling, seed=seed)
-    fitted = fit_subject(atlas, data, "ed", fit_config, progress=progress)
-    subject_out = out / fitted.subject_id
-    subject_out.mkdir(parents=True, exist_ok=True)
-    codes = fitted.save(subject_out / f"{fitted.subject_id}_codes.pt", fit_config)
-    cycle = np.arange(phases) / phases
-    mesh = subject_mesh_sequence(atlas, fitted, cycle, motion, mesh_config)
-    mesh_paths = write_mesh_sequence(mesh, subject_out / "meshes", name=mesh.name)
+    run = run_atlas_fit(atlas, data, out / data.subject_id, setting="ed", phases=phases, fit_config=fit_config,
+                        mesh_config=mesh_config, motion=motion, write_template=False, progress=progress)
+    fitted, mesh, subject_out = run.fitted, run.meshes, out / data.subject_id
 
     truth, es_index = _truth_meshes(folder)
     at_truth = subject_mesh_sequence(atlas, fitted, truth.phases, motion, mesh_config)
@@ -78,7 +80,7 @@ def _fit_held_out(atlas, folder: Path, seed: int, out: Path, phases: int, motion
     true_ml = cavity_volume_curve(truth, fitted.frame)
     plot_volume_curves([VolumeCurve(truth.phases, true_ml, f"{fitted.subject_id} truth"),
                         VolumeCurve(truth.phases, recovered_ml, f"{fitted.subject_id} atlas (ED alone)")],
-                       subject_out / "volume_curve.png",
+                       subject_out / TRUTH_CURVE_PNG,
                        title="LV cavity volume: atlas motion recovered from ED alone")
 
     def ef(curve: np.ndarray) -> float:
@@ -99,8 +101,8 @@ def _fit_held_out(atlas, folder: Path, seed: int, out: Path, phases: int, motion
         "ES_phase_samples_mean": spread["es_phase_mean"], "ES_phase_samples_sd": spread["es_phase_sd"],
         "EF_samples_mean_pct": spread["lvef_mean"], "EF_samples_sd_pct": spread["lvef_sd"],
         "spread_samples": spread["n_samples"], "residual_warp": fitted.residual is not None,
-        "n_vertices": int(mesh.n_vertices), "meshes": str(subject_out / "meshes"), "codes": str(codes),
-        "volume_curve": str(subject_out / "volume_curve.png"), "n_meshes": len(mesh_paths),
+        "n_vertices": int(mesh.n_vertices), "meshes": str(run.paths["meshes"]), "codes": str(run.paths["codes"]),
+        "volume_curve": str(subject_out / TRUTH_CURVE_PNG), "n_meshes": int(mesh.n_frames),
     }
 
 

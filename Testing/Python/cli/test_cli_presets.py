@@ -38,7 +38,7 @@ def test_demo_atlas_preset_is_what_the_main_job_passes(monkeypatch, tmp_path):
             raise _Stop
         return result
 
-    monkeypatch.setattr(inputs, "subject_from_label_input", lambda *a, **k: object())
+    monkeypatch.setattr(inputs, "subject_from_label_input", lambda *a, **k: argparse.Namespace(subject_id="s"))
     monkeypatch.setattr(train, "train_atlas", lambda subjects, config, **k: record("config", config, object()))
     monkeypatch.setattr(fit, "fit_subject", lambda atlas, data, setting, config, **k: record("fit", config, Fitted()))
     monkeypatch.setattr(meshing, "track_template", lambda atlas, config, *a, **k: record("mesh", config, object()))
