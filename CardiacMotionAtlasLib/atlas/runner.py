@@ -121,8 +121,10 @@ def run_atlas_fit(atlas: Atlas, subject: Union[SubjectData, PathLike], out: Path
     at ``phases`` equally spaced cycle phases and publish every output into ``out`` (module docstring).
 
     ``subject``: SDF samples (:class:`SubjectData`), or a study folder / phantom subject folder / bare 4D
-    label map read here with the atlas' stored sampling config (``labels``, ``label_convention`` and the
-    sampling seed ``seed`` apply to paths only). ``fit_config`` / ``mesh_config`` (default
+    label map read here after a header pre-flight, with the atlas' stored sampling config (paths only:
+    ``labels`` = ``auto`` (a phantom folder's ground truth, a study's SAX segmentation, a bare file's
+    labels), ``sax`` or ``ground_truth``; ``label_convention`` of a bare file; the sampling seed is the
+    fit's seed). ``fit_config`` / ``mesh_config`` (default
     ``FitConfig()`` / ``MeshConfig()``) are overridden by ``steps``, ``points_per_frame``, ``seed`` and
     ``resolution``, ``tracking_steps`` when given. ``motion``: a template tracked with that mesh config
     (computed here when None; pass it to reuse it across subjects). ``record``: extra JSON-able entries of

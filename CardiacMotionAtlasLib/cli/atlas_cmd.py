@@ -13,7 +13,8 @@ input problem (from headers) before preprocessing, and records the split in ``OU
 
 ``fit`` is the atlas' runner (:func:`~CardiacMotionAtlasLib.atlas.runner.run_atlas_fit`, which names its
 outputs: ``<subject>_codes.pt``, ``meshes/``, ``template/``, ``volume_curve.png``/``.json``). ``fit`` and
-``mesh`` write into a staging folder beside ``--out`` and publish it at once: a failure leaves nothing behind. They refuse a half-trained atlas (``atlas.partial.pt``, left by a killed ``train``) unless
+``mesh`` write into a staging folder beside ``--out`` and publish it at once: a failure leaves nothing
+behind. They refuse a half-trained atlas (``atlas.partial.pt``, left by a killed ``train``) unless
 ``--allow-incomplete``; ``train --resume`` finishes it.
 
 ``--preset tiny|demo|default|large`` sets the training, fitting and meshing sizes (``demo``: the main
