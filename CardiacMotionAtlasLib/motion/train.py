@@ -14,7 +14,6 @@ normalisation; :mod:`.preprocessing`), both read back by :func:`load_motion`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -33,6 +32,7 @@ from ..training import (
     save_checkpoint,
     select_device,
 )
+from ..training.schedules import cosine_factor
 from .config import MotionConfig
 from .data import MotionSequence
 from .errors import MotionInputError
@@ -67,11 +67,6 @@ def sequence_tensors(sequence: MotionSequence, config: MotionConfig, device):
     images = sequence.image_tensor(config.levels, device)[order]
     labels = {k: sequence.label_tensor(f, config.levels, device) for k, f in enumerate(order) if f in sequence.labels}
     return images, labels
-
-
-def _cosine(step: int, total: int, final_fraction: float) -> float:
-    progress = min(max(step, 0) / max(total, 1), 1.0)
-    return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _flip(images: torch.Tensor, labels: Dict[int, torch.Tensor], generator: torch.Generator):
@@ -110,8 +105,8 @@ def train_motion(sequences: Sequence[MotionSequence], config: Optional[MotionCon
     seg_params = list(model.segnet.parameters())
     other = [p for name, p in model.named_parameters() if not name.startswith("segnet.")]
     optimizer = torch.optim.Adam([{"params": seg_params, "lr": config.seg_lr}, {"params": other, "lr": config.lr}])
-    seg_lambda = lambda s: _cosine(s, seg_steps, config.final_lr_fraction) if s < seg_steps else 0.0  # noqa: E731
-    motion_lambda = lambda s: 0.0 if s < seg_steps else _cosine(s - seg_steps, config.steps,  # noqa: E731
+    seg_lambda = lambda s: cosine_factor(s, seg_steps, config.final_lr_fraction) if s < seg_steps else 0.0  # noqa: E731
+    motion_lambda = lambda s: 0.0 if s < seg_steps else cosine_factor(s - seg_steps, config.steps,  # noqa: E731
                                                                   config.final_lr_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [seg_lambda, motion_lambda])
     state_dict_fn, load_state_fn = make_state_fns(model, optimizer, scheduler)

@@ -26,6 +26,7 @@ import torch
 from ..data.cine_study import CineStudy
 from ..errors import CheckpointError
 from ..training import load_checkpoint, make_generator, make_state_fns, run_training
+from ..training.schedules import cosine_factor
 from .config import FitConfig
 from .data import SubjectData, prepare_subject
 from .errors import NISFConfigError
@@ -149,7 +150,7 @@ def _run_fit(trained: TrainedNISF, subject: SubjectData, fit: FitConfig, labels:
     ]
     optimizer = torch.optim.Adam(groups)
     warmup = int(fit.offset_warmup_fraction * fit.steps)
-    decay = lambda step: 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(step / max(fit.steps, 1), 1.0)))  # noqa: E731
+    decay = lambda step: cosine_factor(step, fit.steps)  # noqa: E731
     delayed = lambda step: 0.0 if step < warmup else decay(step)  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [decay, decay, decay, delayed, delayed, delayed, delayed])
     history = {"loss": [], "mse": []}

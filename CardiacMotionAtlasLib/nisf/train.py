@@ -33,6 +33,7 @@ from ..data.cine_study import CineStudy
 from ..errors import CheckpointError
 from ..training import ddp
 from ..training.distributed import barrier
+from ..training.schedules import cosine_factor
 from ..training import (
     TrainingResult,
     make_generator,
@@ -89,11 +90,6 @@ class TrainedNISF:
         return SubjectFit(self.network, subject, params, self.config, self.device)
 
 
-def _cosine(step: int, total: int, final_fraction: float) -> float:
-    progress = min(step / max(total, 1), 1.0)
-    return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def _subject_keys(subjects: Sequence[dict]) -> List[str]:
     return [f"{s['subject_id']}:" + ",".join(sl["name"] for sl in s["slices"]) for s in subjects]
 
@@ -146,7 +142,7 @@ def train_nisf(studies: Sequence[Union[CineStudy, SubjectData]], config: Optiona
     ]
     optimizer = torch.optim.Adam(groups)
     warmup = int(config.offset_warmup_fraction * config.steps)
-    decay = lambda step: _cosine(step, config.steps, config.final_lr_fraction)  # noqa: E731
+    decay = lambda step: cosine_factor(step, config.steps, config.final_lr_fraction)  # noqa: E731
     delayed = lambda step: 0.0 if step < warmup else decay(step)  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [decay, decay, delayed, delayed, delayed, delayed])
     metas = [subject_meta(s) for s in subjects]

@@ -11,7 +11,6 @@ progress and cancellation. Step ``s`` draws its batch and augmentations from
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -21,6 +20,7 @@ import torch
 from .. import __version__ as LIBRARY_VERSION
 from ..errors import CheckpointError
 from ..training import TrainingResult, make_generator, make_state_fns, rebuild_model, run_training, select_device
+from ..training.schedules import cosine_factor
 from .config import SynthConfig
 from .cvae import SynthesisModel, cvae_loss
 from .data import FlowPair, PairTensors, augment, stack_pairs
@@ -31,10 +31,6 @@ ESTIMATOR_KIND = "ct_flow_estimator"
 CVAE_KIND = "ct_cvae"
 PathLike = Union[str, Path]
 DeviceLike = Union[str, torch.device, None]
-
-
-def _cosine(total: int, final_fraction: float = 0.1):
-    return lambda step: final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
 
 
 def _as_tensors(pairs: Union[Sequence[FlowPair], PairTensors], config: SynthConfig, device: torch.device) -> PairTensors:
@@ -71,7 +67,7 @@ def train_flow_estimator(pairs: Union[Sequence[FlowPair], PairTensors], config: 
     torch.manual_seed(config.seed)
     estimator = FlowEstimator(config.pyramid_channels, config.search_radius, config.estimator_hidden).to(device)
     optimizer = torch.optim.Adam(estimator.parameters(), lr=config.estimator_lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total))
     state_dict_fn, load_state_fn = make_state_fns(estimator, optimizer, scheduler)
 
     def step_fn(step: int):
@@ -121,7 +117,7 @@ def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEst
     model.estimator.load_state_dict(estimator.state_dict())
     model.estimator.eval().requires_grad_(False)
     optimizer = torch.optim.Adam(model.cvae.parameters(), lr=config.cvae_lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(config.cvae_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, config.cvae_steps))
     state_dict_fn, load_model = make_state_fns(model, optimizer, scheduler)
     frozen = model_fingerprint(model.estimator)
 
