@@ -31,12 +31,11 @@ timing, the warp the shape it cannot express. ``FittedSubject.residual`` holds i
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -44,12 +43,14 @@ import torch
 from ..errors import CheckpointError
 from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.progress import NullProgress, ProgressReporter
+from ..training.schedules import cosine_factor
 from ..training.seeding import make_generator
 from .config import FitConfig
 from .frame import CanonicalFrame
 from .model import Atlas, clamped_l1, frozen
 from .residual import apply_residual, residual_penalty
 from .sampling import SubjectData
+from .shape_prior import ShapeMotionPrior, regress_shape_motion_prior
 
 SUBJECT_KIND = "atlas_subject"
 PathLike = Union[str, os.PathLike]
@@ -167,7 +168,7 @@ def _optimise_codes(atlas: Atlas, observed: SubjectData, scale_mm: float, prior:
     per_frame = min(config.points_per_frame, n_points)
     for step in range(config.steps):
         for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+            group["lr"] = config.learning_rate * cosine_factor(step, config.steps)
         generator = make_generator(config.seed, stream=step)
         choice = torch.randint(0, n_points, (n_frames, per_frame), generator=generator).to(device)
         frame_index = torch.arange(n_frames, device=device)[:, None].expand_as(choice)
@@ -212,7 +213,7 @@ def _optimise_residual(atlas: Atlas, observed: SubjectData, scale_mm: float, sha
     codes = shape_code[None].to(device), time_code[None].to(device)
     for step in range(config.residual_steps):
         for group in optimizer.param_groups:
-            group["lr"] = config.residual_learning_rate * (0.1 + 0.45 * (1 + math.cos(math.pi * step / config.residual_steps)))
+            group["lr"] = config.residual_learning_rate * cosine_factor(step, config.residual_steps)
         generator = make_generator(config.seed, stream=100000 + step)
         choice = torch.randint(0, n_points, (n_frames, per_frame), generator=generator).to(device)
         frame_index = torch.arange(n_frames, device=device)[:, None].expand_as(choice)
@@ -270,5 +271,20 @@ def fit_subject(atlas: Atlas, data: SubjectData, setting: str = "all", config: O
     return fitted
 
 
+def fit_shape_motion_prior(atlas: Atlas, subjects: Sequence[SubjectData], config: Optional[FitConfig] = None,
+                           progress: Optional[ProgressReporter] = None) -> Optional[ShapeMotionPrior]:
+    """Fit each training subject's ED frame (``subjects`` in the atlas' training order, as
+    :class:`~.sampling.SubjectData`), regress the learned codes on those ED codes and return the prior
+    (None when the atlas has fewer than 3 subjects)."""
+    if len(subjects) < 3:
+        return None
+    ed_codes = []
+    for subject in subjects:
+        fitted = fit_subject(atlas, subject, "ed", config, progress=progress, use_shape_prior=False)
+        ed_codes.append(fitted.shape_code.cpu().numpy())
+    full = torch.cat([atlas.module.shape_codes.detach(), atlas.module.time_codes.detach()], dim=1).cpu().numpy()
+    return regress_shape_motion_prior(np.stack(ed_codes), full, atlas.config.shape_code_dim)
+
+
 __all__ = ["SUBJECT_KIND", "FittedSubject", "CodePrior", "cohort_prior", "shape_motion_prior_of", "fit_subject",
-           "prior_subject", "training_subject", "sdf_error_mm"]
+           "fit_shape_motion_prior", "prior_subject", "training_subject", "sdf_error_mm"]

@@ -9,7 +9,9 @@ mean, and ``c_t`` (timing) is not observed at all. The phantom, like patients, t
 How (all codes in the atlas' canonical code space, no units):
 
 1. every training subject's ED frame is fitted exactly as a new subject's would be (networks frozen,
-   setting ``ed``), giving its *ED code* ``e_i`` (``shape_code_dim``);
+   setting ``ed``), giving its *ED code* ``e_i`` (``shape_code_dim``; :func:`.fit.fit_shape_motion_prior`,
+   which fits and then calls :func:`regress_shape_motion_prior` here: this module needs no fitting, so the
+   model can import it);
 2. the subjects' learned full codes ``y_i = (c_p, c_t)_i`` are regressed on ``e_i`` by ridge regression
    (intercept unpenalised), the ridge strength chosen by exact leave-one-out error over a log grid;
 3. a new subject's ED code ``e`` then predicts ``y(e) = ybar + (e - ebar) W``; the leave-one-out residual
@@ -23,7 +25,7 @@ help where leave-one-out error says it does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -117,21 +119,4 @@ def regress_shape_motion_prior(ed_codes: np.ndarray, full_codes: np.ndarray, sha
                             np.maximum((residuals**2).mean(0), VARIANCE_FLOOR), shape_code_dim, alpha, explained)
 
 
-def fit_shape_motion_prior(atlas, subjects: Sequence, config=None, progress=None) -> Optional[ShapeMotionPrior]:
-    """Fit each training subject's ED frame (``subjects`` in the atlas' training order, as
-    :class:`~.sampling.SubjectData`), regress the learned codes on those ED codes and return the prior
-    (None when the atlas has fewer than 3 subjects)."""
-    from .fit import fit_subject  # fit imports this module
-
-    if len(subjects) < 3:
-        return None
-    ed_codes = []
-    for subject in subjects:
-        fitted = fit_subject(atlas, subject, "ed", config, progress=progress, use_shape_prior=False)
-        ed_codes.append(fitted.shape_code.cpu().numpy())
-    full = torch.cat([atlas.module.shape_codes.detach(), atlas.module.time_codes.detach()], dim=1).cpu().numpy()
-    return regress_shape_motion_prior(np.stack(ed_codes), full, atlas.config.shape_code_dim)
-
-
-__all__ = ["ShapeMotionPrior", "ridge_leave_one_out", "regress_shape_motion_prior", "fit_shape_motion_prior",
-           "DEFAULT_ALPHAS"]
+__all__ = ["ShapeMotionPrior", "ridge_leave_one_out", "regress_shape_motion_prior", "DEFAULT_ALPHAS"]

@@ -18,7 +18,6 @@ in them) and a resumed run continues on every rank.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import List, Optional, Sequence, Union
@@ -32,12 +31,13 @@ from ..training.distributed import barrier
 from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.loop import make_state_fns, run_training
 from ..training.progress import CancelToken, ProgressReporter
+from ..training.schedules import cosine_factor
 from ..training.seeding import make_generator, seed_everything
 from .config import AtlasConfig, FitConfig
 from .errors import AtlasDataError
+from .fit import fit_shape_motion_prior
 from .model import CHECKPOINT_KIND, Atlas, NeuralDiffeomorphicAtlas, clamped_l1
 from .sampling import SubjectData
-from .shape_prior import fit_shape_motion_prior
 
 PathLike = Union[str, os.PathLike]
 
@@ -155,13 +155,8 @@ def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] =
         {"params": network_params, "lr": config.learning_rate},
         {"params": [module.shape_codes, module.time_codes], "lr": config.code_learning_rate},
     ])
-    total = max(config.steps, 1)
-
-    def schedule(step: int) -> float:
-        cosine = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-        return config.final_lr_fraction + (1.0 - config.final_lr_fraction) * cosine
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: cosine_factor(step, config.steps, config.final_lr_fraction))
     atlas = Atlas(module, ids, [s.frame.with_extent_factor(factor) for s in subjects], device,
                   [s.es_phase for s in subjects])
     state_dict_fn, load_state_fn = make_state_fns(module, optimizer, scheduler, extra_fn=atlas.extra)

@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from CardiacMotionAtlasLib.atlas.config import FitConfig
-from CardiacMotionAtlasLib.atlas.fit import fit_subject, sdf_error_mm, training_subject
+from CardiacMotionAtlasLib.atlas.fit import fit_shape_motion_prior, fit_subject, sdf_error_mm, training_subject
 from CardiacMotionAtlasLib.atlas.model import Atlas
-from CardiacMotionAtlasLib.atlas.shape_prior import (ShapeMotionPrior, fit_shape_motion_prior,
-                                                     regress_shape_motion_prior, ridge_leave_one_out)
+from CardiacMotionAtlasLib.atlas.shape_prior import ShapeMotionPrior, regress_shape_motion_prior, ridge_leave_one_out
 
 
 def test_ridge_recovers_a_known_linear_relation():
