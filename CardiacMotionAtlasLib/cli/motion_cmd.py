@@ -73,15 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _reduction(args: argparse.Namespace, pixel_mm: float) -> Tuple[int, Optional[int], Optional[int]]:
     """(factor, crop, frames): explicit options, else the preset's reduction resolved for ``pixel_mm``."""
-    factor, crop, frames = 1, None, None
-    if getattr(args, "preset", None):
-        from .presets import motion_preset
+    from ..motion.preprocessing import resolve_reduction
 
-        reduction = motion_preset(args.preset).reduction
-        if reduction is not None:
-            factor, crop, frames = reduction.resolve(pixel_mm)
-    return (args.factor if args.factor is not None else factor, args.crop if args.crop is not None else crop,
-            args.frames if args.frames is not None else frames)
+    reduction, _ = resolve_reduction(None, "motion", pixel_mm, args.factor, args.crop, args.frames,
+                                     getattr(args, "preset", None))
+    return reduction or (1, None, None)
 
 
 def load_sequence(study, args: argparse.Namespace, percentile: float = 99.0,
@@ -89,18 +85,13 @@ def load_sequence(study, args: argparse.Namespace, percentile: float = 99.0,
     """A study (a :class:`CineStudy`, or a folder read in any layout) as a (possibly reduced)
     :class:`MotionSequence` with its ED/ES labels; ``reduction`` = (factor, crop, frames), default from
     ``args`` (see :func:`_reduction`)."""
-    from ..motion.data import evenly_spaced_frames, resample_sequence, sequence_from_study
+    from ..motion.data import sequence_from_study
+    from ..motion.preprocessing import reduce_sequence
 
     if not hasattr(study, "slices"):
         study = read_entry_study(study_entry(Path(study), args))
     sequence = sequence_from_study(study, percentile, ed_es_only=True)
-    factor, crop, count = reduction or _reduction(args, float(sequence.spacing[0]))
-    frames = None
-    if count:
-        frames = evenly_spaced_frames(sequence.n_frames, count, sequence.ed_frame, sequence.es_frame)
-    if factor != 1 or crop or frames is not None:
-        sequence = resample_sequence(sequence, factor, crop, frames)
-    return sequence
+    return reduce_sequence(sequence, reduction or _reduction(args, float(sequence.spacing[0])))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -161,36 +152,24 @@ def _recorded_reduction(model: Path) -> Optional[Tuple[int, Optional[int], Optio
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    from ..motion import estimate_motion, load_motion, write_motion_outputs
-
-    from ..io.atomic import staged_output_dir
-    from ..motion.preprocessing import resolve_request
+    from ..motion import load_motion
+    from ..motion.runner import run_motion
 
     trained = load_motion(args.model, device=args.device)
-    reduction = None
-    if trained.preprocessing:  # the model says how it must be applied; other explicit options are refused
-        how, value = resolve_request(trained.preprocessing, args.model.name, args.factor, args.crop, args.frames,
-                                     args.preset)
-        if how == "preset":
-            args.preset, args.factor, args.crop, args.frames = value, None, None, None
-        else:
-            reduction = value
-        print(f"preprocessing stored in {args.model.name}: "
-              + (f"preset {value}" if how == "preset" else f"factor {value[0]}, crop {value[1]}, frames {value[2]}"),
-              flush=True)
-    elif args.preset is None and args.factor is None and args.crop is None and args.frames is None:
-        reduction = _recorded_reduction(args.model)  # the training's grid, as recorded by 'motion train'
-        if reduction is not None:
-            print(f"grid reduction of the training (factor {reduction[0]}, crop {reduction[1]}, frames "
-                  f"{reduction[2]}) from {record_path(args.model)}", flush=True)
-    sequence = load_sequence(args.study, args, trained.config.intensity_percentile, reduction)
-    estimate = estimate_motion(trained, sequence, samples=args.samples, use_given_ed_labels=not args.segnet_ed,
-                               progress=progress_from(args), refine_steps=args.refine_steps)
-    with staged_output_dir(args.out) as staging:  # every output appears at once, or none
-        staged = write_motion_outputs(estimate, staging)
-    for what, path in staged.items():
-        print(f"{what}: {Path(args.out) / Path(path).relative_to(staging)}")
-    print(json.dumps({k: round(v, 2) for k, v in estimate.indices.items()}))
+    factor, crop, frames = args.factor, args.crop, args.frames
+    if not trained.preprocessing and args.preset is None and factor is None and crop is None and frames is None:
+        recorded = _recorded_reduction(args.model)  # the training's grid, as recorded by 'motion train'
+        if recorded is not None:
+            factor, crop, frames = recorded
+            print(f"grid reduction of the training (factor {factor}, crop {crop}, frames {frames}) from "
+                  f"{record_path(args.model)}", flush=True)
+    study = read_entry_study(study_entry(Path(args.study), args))
+    result = run_motion(trained, study, args.out, factor=factor, crop=crop, frames=frames, preset=args.preset,
+                        samples=args.samples, refine_steps=args.refine_steps, use_given_ed_labels=not args.segnet_ed,
+                        progress=progress_from(args), log=lambda line: print(line, flush=True))
+    for what, path in result.paths.items():
+        print(f"{what}: {path}")
+    print(json.dumps({k: round(v, 2) for k, v in result.estimate.indices.items()}))
     return 0
 
 

@@ -6,6 +6,7 @@ myocardial strain.
     trained = train_motion(sequences, MotionConfig(), checkpoint_path="motion.pt", device="auto")
     estimate = estimate_motion(trained, sequence_from_study(new_study))  # DVFs, uncertainty, indices, strain
     write_motion_outputs(estimate, "out/")
+    run = run_motion(load_motion("motion.pt"), "subject_dir/", "out/")   # the whole job on one subject
 """
 
 from .config import MotionConfig
@@ -14,8 +15,9 @@ from .errors import MotionConfigError, MotionError, MotionInputError
 from .estimate import MotionEstimate, estimate_motion
 from .model import CardioMorphNet
 from .outputs import write_motion_outputs
+from .runner import MotionRun, run_motion
 from .train import TrainedMotion, load_motion, train_motion
 
 __all__ = ["CardioMorphNet", "MotionConfig", "MotionConfigError", "MotionError", "MotionEstimate",
-           "MotionInputError", "MotionSequence", "TrainedMotion", "estimate_motion", "load_motion",
-           "prepare_sequence", "sequence_from_study", "train_motion", "write_motion_outputs"]
+           "MotionInputError", "MotionRun", "MotionSequence", "TrainedMotion", "estimate_motion", "load_motion",
+           "prepare_sequence", "run_motion", "sequence_from_study", "train_motion", "write_motion_outputs"]

@@ -2,12 +2,12 @@
 cohort (``phantom.cohort.write_cohort`` folders) and applied to each held-out subject (the main job holds
 out one subject of the training family and one of a family the model never saw).
 
-To stay within ~3 minutes on one CPU thread the sequences are reduced (in-plane pixels of ~4 mm, a
-~125 mm crop around the heart, 8 frames with ED and ES kept) and the model is small and briefly trained:
-a demonstration of the outputs, not of the accuracy (see ``benchmarks/motion.py`` for that). Outputs
-(all written atomically), per held-out subject in ``out/<subject>/``: ``dvf/ed_to_frameNN.nii.gz`` (+ ``_uncertainty``),
-``uncertainty.nii.gz``, ``displacement_std.nii.gz``, ``warped_labels.nii.gz``, ``indices.csv/json``,
-``strain.csv``, ``volumes.csv``, ``volume_curves.png``, ``summary.json`` (with the disk-summation
+To stay within ~3 minutes on one CPU thread the sequences are reduced (:data:`~..motion.preprocessing.DEMO_GRID`:
+in-plane pixels of ~4 mm, a ~125 mm crop around the heart, 8 frames with ED and ES kept; stored in the
+checkpoint as the ``tiny``/``demo`` preset, so the runner applies it to each held-out subject) and the model
+is small and briefly trained: a demonstration of the outputs, not of the accuracy (see ``benchmarks/motion.py``
+for that). Each held-out subject goes through :func:`~..motion.runner.run_motion` (its outputs, published at
+once in ``out/<subject>/``: see that module); this stage adds ``summary.json`` there (with the disk-summation
 baseline of the subject's SAX labels and the truth); in ``out``: ``summary.json`` (training subjects and
 every held-out subject's summary) and the checkpoint ``motion_model.pt`` (a rerun resumes from it; one of
 another configuration is replaced).
@@ -25,22 +25,21 @@ import numpy as np
 from ..errors import CheckpointError
 from ..io.atomic import atomic_write_text
 from ..io.layout_ukbb import read_ukbb_study
-from ..motion import MotionConfig, estimate_motion, sequence_from_study, train_motion, write_motion_outputs
-from ..motion.data import MotionSequence, evenly_spaced_frames, resample_sequence
+from ..motion import MotionConfig, sequence_from_study, train_motion
+from ..motion.data import MotionSequence
 from ..motion.errors import MotionInputError
+from ..motion.preprocessing import DEMO_GRID, preprocessing_record, reduce_sequence
+from ..motion.runner import run_motion
 from .held_out import fmt, held_out_role, split_cohort, subject_label, training_families
 
 DEMO_CONFIG = MotionConfig(seg_steps=300, steps=100, seg_batch=2, posterior_samples=8, checkpoint_every=20)
-TARGET_PIXEL_MM, CROP_MM, FRAMES = 4.0, 125.0, 8
+TARGET_PIXEL_MM, CROP_MM, FRAMES = DEMO_GRID.target_pixel_mm, DEMO_GRID.crop_mm, DEMO_GRID.frames
 
 
 def _reduced(folder: Path, config: MotionConfig = DEMO_CONFIG) -> MotionSequence:
+    """A training subject's SAX sequence reduced by :data:`DEMO_GRID` resolved for its pixel size."""
     sequence = sequence_from_study(read_ukbb_study(folder), config.intensity_percentile, ed_es_only=True)
-    pixel = float(sequence.spacing[0])
-    factor = max(1, int(round(TARGET_PIXEL_MM / pixel)))
-    crop = int(4 * round(CROP_MM / (pixel * factor) / 4))
-    frames = evenly_spaced_frames(sequence.n_frames, FRAMES, sequence.ed_frame, sequence.es_frame)
-    return resample_sequence(sequence, factor, crop, frames)
+    return reduce_sequence(sequence, DEMO_GRID.resolve(float(sequence.spacing[0])))
 
 
 def _truth(folder: Path) -> Optional[Dict[str, float]]:
@@ -61,15 +60,13 @@ def _disk_summation(folder: Path) -> Dict[str, float]:
                                                                  es_frame=study.es_frame).as_dict().items()}
 
 
-def _estimate_held_out(trained, folder: Path, out: Path, config: MotionConfig, train_families) -> Dict:
-    """Estimate one held-out subject's motion, write its outputs into ``out/<subject>/``; returns its summary."""
-    held_out = _reduced(folder, config)
-    t0 = time.perf_counter()
-    estimate = estimate_motion(trained, held_out)
-    estimate_s = time.perf_counter() - t0
-    subject_out = out / held_out.subject_id
-    subject_out.mkdir(parents=True, exist_ok=True)
-    paths = write_motion_outputs(estimate, subject_out)
+def _estimate_held_out(trained, folder: Path, out: Path, train_families) -> Dict:
+    """Run the model on one held-out subject (:func:`run_motion`: the checkpoint's reduction, outputs in
+    ``out/<subject>/``) and evaluate it against the phantom's truth; returns its summary."""
+    study = read_ukbb_study(folder)
+    subject_out = out / study.subject_id
+    run = run_motion(trained, study, subject_out)
+    held_out, estimate = run.sequence, run.estimate
     summary = {
         "subject_id": held_out.subject_id, **held_out_role(folder, train_families),
         "grid_zyx": list(held_out.shape_zyx), "frames": held_out.n_frames,
@@ -80,9 +77,10 @@ def _estimate_held_out(trained, folder: Path, out: Path, config: MotionConfig, t
         "disk_summation_indices": _disk_summation(folder),
         "peak_strain_percent": {k: float(v[np.argmax(np.abs(v))]) for k, v in estimate.strain.items()},
         "mean_uncertainty_nats_myocardium_es": float(estimate.entropy[estimate.es_frame][estimate.ed_labels == 2].mean()),
-        "estimate_s": estimate_s, "refine_steps": estimate.metadata.get("refine_steps", 0),
+        "estimate_s": run.estimate_s, "refine_steps": estimate.metadata.get("refine_steps", 0),
     }
     atomic_write_text(subject_out / "summary.json", json.dumps(summary, indent=1, default=float) + "\n")
+    paths = {name: str(path) for name, path in run.paths.items()}
     return {**summary, "paths": {**paths, "summary": str(subject_out / "summary.json")}}
 
 
@@ -104,8 +102,6 @@ def run_motion_demo(cohort_folders: List[Path], out: Path, progress=None, device
     start = time.perf_counter()
     train = [_reduced(folder, config) for folder in train_folders]
     checkpoint = out / "motion_model.pt"
-    from ..motion.preprocessing import preprocessing_record
-
     # the checkpoint records the reduction as the preset's (resolved from each study's pixel size)
     record = preprocessing_record(train, config, preset="tiny" if size == "tiny" else "demo")
     try:
@@ -116,7 +112,7 @@ def run_motion_demo(cohort_folders: List[Path], out: Path, progress=None, device
                                progress=progress, preprocessing=record)
     train_s = time.perf_counter() - start
     families = training_families(train_folders)
-    held = [_estimate_held_out(trained, folder, out, config, families) for folder in held_folders]
+    held = [_estimate_held_out(trained, folder, out, families) for folder in held_folders]
     summary = {"train_subjects": [s.subject_id for s in train], "train_families": families, "train_s": train_s,
                "held_out": held, "checkpoint": str(checkpoint)}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=float) + "\n")

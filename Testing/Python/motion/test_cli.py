@@ -64,16 +64,16 @@ def test_train_then_estimate(cohort, tmp_path, capsys, monkeypatch):
         assert not refused.exists()
 
     # a failure while writing leaves no partial output folder behind (outputs are staged, then published)
-    import CardiacMotionAtlasLib.motion as motion_package
+    import CardiacMotionAtlasLib.motion.outputs as motion_outputs
 
-    real_writer = motion_package.write_motion_outputs
+    real_writer = motion_outputs.write_motion_outputs
 
     def write_then_fail(estimate, out, **kwargs):
         real_writer(estimate, out, **kwargs)
         raise OSError(28, "No space left on device")
 
     failed = tmp_path / "failed"
-    monkeypatch.setattr(motion_package, "write_motion_outputs", write_then_fail)
+    monkeypatch.setattr(motion_outputs, "write_motion_outputs", write_then_fail)
     with pytest.raises(OSError, match="No space"):
         motion_cmd.run(_parse(["estimate", "--model", str(model), "--study", str(cohort / "subject000"),
                                "--out", str(failed), "--samples", "2", *bare]))
