@@ -155,7 +155,8 @@ def run_indices(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, An
     """Clinical indices (ml, %, g) from the study's SAX segmentation at its ED and ES frames."""
     from ..analysis.clinical_indices import clinical_indices_from_labels
     from ..io.layouts import read_study
-    from ..pipelines.sax_stack import sax_stack
+    from ..data.cine_study import CineStudy
+    sax_stack = CineStudy.sax_stack  # the data model's method: sax_stack(study, labels=...)
 
     cine = read_study(study)
     if not cine.sax or any(s.labels is None for s in cine.sax):
@@ -227,7 +228,8 @@ def _atlas_subject(study: Path, source: str, sampling, seed: int):
     from ..atlas.sampling import subject_from_labels
     from ..data.image_sequence import ImageSequence
     from ..io.layouts import read_study
-    from ..pipelines.sax_stack import sax_stack
+    from ..data.cine_study import CineStudy
+    sax_stack = CineStudy.sax_stack  # the data model's method: sax_stack(study, labels=...)
 
     if source == "ground_truth":
         return subject_from_label_input(study, sampling, seed)

@@ -56,12 +56,11 @@ def add_indices_arguments(parser: argparse.ArgumentParser) -> None:
 def run_indices(args: argparse.Namespace) -> int:
     from ..analysis.clinical_indices import clinical_indices_from_labels
     from ..errors import CineStudyError
-    from ..pipelines.sax_stack import sax_stack
 
     study = read_study_reporting_drops(args.study, args.drop_incomplete, "cardiac-atlas indices")
     if any(s.labels is None for s in study.sax):
         raise CineStudyError(args.study, "no SAX segmentation found (seg_sa*.nii.gz or *_gt.nii.gz)")
-    labels = sax_stack(study, labels=True)
+    labels = study.sax_stack(labels=True)
     es = study.es_frame
     indices = clinical_indices_from_labels(labels, ed_frame=study.ed_frame, es_frame=es).as_dict()
     for name, value in indices.items():

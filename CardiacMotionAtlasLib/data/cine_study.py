@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -61,6 +61,37 @@ class CineSlice:
         return self.image.direction[:, 2]
 
 
+def stack_slices(slices: Sequence[CineSlice], tolerance_mm: float = 1e-3) -> Tuple[np.ndarray, float, bool]:
+    """(stack IJK->RAS, slice thickness mm, normal_flipped) for parallel, equally spaced slices whose
+    origins step along their normal. Raises :class:`CardiacMotionAtlasError` otherwise."""
+    first = slices[0].image
+    m0 = first.ijk_to_ras
+    for s in slices[1:]:
+        if s.image.array.shape[1:] != first.array.shape[1:]:
+            raise CardiacMotionAtlasError(f"SAX slice {s.slice_index}: size {s.image.array.shape[1:]} differs "
+                                          f"from the first slice {first.array.shape[1:]}")
+        if not np.allclose(s.image.ijk_to_ras[:3, :2], m0[:3, :2], atol=1e-4):
+            raise CardiacMotionAtlasError(f"SAX slice {s.slice_index}: in-plane axes differ from the first slice; "
+                                          "slices must be parallel with the same pixel grid")
+    thickness = float(first.spacing[2])
+    normal = first.direction[:, 2]
+    stack = m0.copy()
+    flipped = False
+    if len(slices) > 1:
+        origins = np.array([s.image.origin for s in slices])
+        steps = np.diff(origins, axis=0)
+        step = steps.mean(axis=0)
+        if np.abs(steps - step).max() > tolerance_mm:
+            raise CardiacMotionAtlasError("SAX slices are not equally spaced (origin steps differ by "
+                                          f"{np.abs(steps - step).max():.3g} mm)")
+        length = float(np.linalg.norm(step))
+        if length <= tolerance_mm or np.linalg.norm(np.cross(step / length, normal)) * length > tolerance_mm:
+            raise CardiacMotionAtlasError("SAX slice origins do not step along the slice normal")
+        stack[:3, 2] = step
+        flipped = bool(step @ normal < 0)
+    return stack, thickness, flipped
+
+
 @dataclass
 class CineStudy:
     """All cine slices of one subject.
@@ -104,5 +135,24 @@ class CineStudy:
     def lax(self) -> List[CineSlice]:
         return [s for s in self.slices if s.view != "SAX"]
 
+    def sax_stack(self, labels: bool = False) -> ImageSequence:
+        """The SAX slices (parallel, equally spaced) as one ``(t, z, y, x)`` sequence (RAS IJK->RAS) whose k
+        spacing is the slice *spacing*, so label voxel counts times voxel volume give Simpson disk-summation
+        volumes (ml). ``labels=True`` stacks the slices' labels as stored. Raises
+        :class:`CardiacMotionAtlasError` (no SAX slice, missing labels, slices not a stack)."""
+        sax = self.sax
+        if not sax:
+            raise CardiacMotionAtlasError(f"study {self.subject_id!r} has no SAX slices")
+        matrix, _, _ = stack_slices(sax)
+        if labels:
+            if any(s.labels is None for s in sax):
+                raise CardiacMotionAtlasError(f"study {self.subject_id!r}: some SAX slices have no labels")
+            array = np.concatenate([s.labels.array for s in sax], axis=1)
+        else:
+            array = np.concatenate([s.image.array for s in sax], axis=1)
+        first = sax[0].image
+        return ImageSequence(array, matrix, first.phases, first.cycle_length_s, first.trigger_times_s,
+                             name=f"{self.subject_id}_sax{'_labels' if labels else ''}")
 
-__all__ = ["VIEW_NAMES", "CineSlice", "CineStudy"]
+
+__all__ = ["VIEW_NAMES", "CineSlice", "CineStudy", "stack_slices"]

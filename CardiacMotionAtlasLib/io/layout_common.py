@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..data.cine_study import CineSlice
+from ..data.cine_study import CineSlice, stack_slices  # stack_slices re-exported (it lives with the data model)
 from ..data.image_sequence import ImageSequence
 from ..errors import CardiacMotionAtlasError, CineStudyError
 from ._common import PathLike, reading, require_file
@@ -55,37 +55,6 @@ def split_stack(image: ImageSequence, labels: Optional[ImageSequence] = None,
                                 labelled_frames=None if labels is None else list(labelled_frames or []),
                                 slice_index=k))
     return slices
-
-
-def stack_slices(slices: Sequence[CineSlice], tolerance_mm: float = 1e-3) -> Tuple[np.ndarray, float, bool]:
-    """(stack IJK->RAS, slice thickness, normal_flipped) for parallel, equally spaced slices whose
-    origins step along their normal. Raises :class:`CardiacMotionAtlasError` otherwise."""
-    first = slices[0].image
-    m0 = first.ijk_to_ras
-    for s in slices[1:]:
-        if s.image.array.shape[1:] != first.array.shape[1:]:
-            raise CardiacMotionAtlasError(f"SAX slice {s.slice_index}: size {s.image.array.shape[1:]} differs "
-                                          f"from the first slice {first.array.shape[1:]}")
-        if not np.allclose(s.image.ijk_to_ras[:3, :2], m0[:3, :2], atol=1e-4):
-            raise CardiacMotionAtlasError(f"SAX slice {s.slice_index}: in-plane axes differ from the first slice; "
-                                          "slices must be parallel with the same pixel grid")
-    thickness = float(first.spacing[2])
-    normal = first.direction[:, 2]
-    stack = m0.copy()
-    flipped = False
-    if len(slices) > 1:
-        origins = np.array([s.image.origin for s in slices])
-        steps = np.diff(origins, axis=0)
-        step = steps.mean(axis=0)
-        if np.abs(steps - step).max() > tolerance_mm:
-            raise CardiacMotionAtlasError("SAX slices are not equally spaced (origin steps differ by "
-                                          f"{np.abs(steps - step).max():.3g} mm)")
-        length = float(np.linalg.norm(step))
-        if length <= tolerance_mm or np.linalg.norm(np.cross(step / length, normal)) * length > tolerance_mm:
-            raise CardiacMotionAtlasError("SAX slice origins do not step along the slice normal")
-        stack[:3, 2] = step
-        flipped = bool(step @ normal < 0)
-    return stack, thickness, flipped
 
 
 def sax_volume(slices: Sequence[CineSlice], labels: bool = False, name: str = "sax") -> ImageSequence:

@@ -147,14 +147,12 @@ def prepare_sequence(images: ImageSequence, labels: Optional[ImageSequence] = No
 
 def sequence_from_study(study: CineStudy, intensity_percentile: float = 99.0,
                         use_labels: bool = True, ed_es_only: bool = False) -> MotionSequence:
-    """The SAX stack of a cine study (``pipelines.sax_stack``) with the labels of the frames that are
+    """The SAX stack of a cine study (``CineStudy.sax_stack``) with the labels of the frames that are
     labelled in every SAX slice (ED/ES in UK Biobank-style studies; only those two with ``ed_es_only``)."""
-    from ..pipelines.sax_stack import sax_stack
-
-    images = sax_stack(study)
+    images = study.sax_stack()
     labels = frames = None
     if use_labels and study.sax and all(s.labels is not None for s in study.sax):
-        labels = sax_stack(study, labels=True)
+        labels = study.sax_stack(labels=True)
         sets = [set(s.labelled_frames if s.labelled_frames is not None else range(images.n_frames))
                 for s in study.sax]
         frames = sorted(set.intersection(*sets))

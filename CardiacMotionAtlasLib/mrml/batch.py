@@ -54,8 +54,6 @@ def study_folders(input_dir: Path) -> List[Path]:
 def _run_methods(scene, folder: Path, study, logic: CardiacMotionAtlasLogic, models: Dict[str, Path], work: Path,
                  atlas_setting: str, nisf_spacing: float, row: Dict) -> None:
     """NISF++ then atlas fit for one subject (see the module docstring); raises on a failed run."""
-    from ..pipelines.sax_stack import sax_stack
-
     labels_source = None
     if "nisf" in models:
         run = logic.run_nisf_reconstruction(scene, models["nisf"], folder, spacing_mm=nisf_spacing, wait=True,
@@ -68,7 +66,7 @@ def _run_methods(scene, folder: Path, study, logic: CardiacMotionAtlasLogic, mod
         if labels_source is None:
             if not study.sax or any(s.labels is None for s in study.sax):
                 raise CardiacMotionAtlasError(f"{folder}: no labels for the atlas fit (no NISF++ model, no SAX labels)")
-            labels_source = sax_stack(study, labels=True)
+            labels_source = study.sax_stack(labels=True)
         run = logic.run_atlas_fit(scene, models["atlas"], labels_source, atlas_setting, wait=True,
                                   work_dir=work / "atlas")
         if not run.ok:
@@ -83,7 +81,6 @@ def process_subject(folder: Path, output_dir: Path, logic: CardiacMotionAtlasLog
     ``method -> checkpoint``) and save ``<subject>.mrb``."""
     from ..analysis.clinical_indices import clinical_indices_from_labels
     from ..io.layouts import read_study
-    from ..pipelines.sax_stack import sax_stack
 
     app = create_standalone_scene()
     try:
@@ -92,7 +89,7 @@ def process_subject(folder: Path, output_dir: Path, logic: CardiacMotionAtlasLog
         study = read_study(folder)
         row: Dict = {"subject": study.subject_id}
         if study.sax and all(s.labels is not None for s in study.sax):
-            indices = clinical_indices_from_labels(sax_stack(study, labels=True), ed_frame=study.ed_frame,
+            indices = clinical_indices_from_labels(study.sax_stack(labels=True), ed_frame=study.ed_frame,
                                                    es_frame=study.es_frame)
             clinical_indices_to_table_node(scene, indices, name=f"{study.subject_id} clinical indices",
                                            subject_ids=[study.subject_id])
