@@ -135,3 +135,11 @@ def test_cli_and_runner_give_the_same_outputs(model, tiny_trained, study_folder,
     assert cli_record == runner_record
     printed.pop("fit_s")
     assert printed == {k: v for k, v in run.key_results().items() if k != "fit_s"}
+
+
+def test_fit_only_writes_the_fit_and_its_slice_corrections(model, study_folder, tmp_path):
+    run = reconstruct_subject(model, study_folder, tmp_path / "fit", steps=STEPS, sample=False)
+    assert _names(tmp_path / "fit") == ["slices.json", "subject_fit.pt"]
+    assert run.labels is None and run.indices == {} and set(run.key_results()) == {"fit_loss", "fit_s"}
+    report = json.loads(run.paths["slices"].read_text())
+    assert "grid" not in report and len(report["slices"]) == len(run.fit.subject.slices)
