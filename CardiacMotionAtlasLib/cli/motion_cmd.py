@@ -15,8 +15,9 @@ reduce the grid (in-plane averaging, crop around the heart, evenly spaced frames
 resolved from the first training study's pixel size), explicit options win. The checkpoint stores what
 ``estimate`` needs (reduction or preset, intensity normalisation, the training grid; ``motion.preprocessing``):
 ``estimate`` applies it without options and refuses options that differ (older checkpoints: the cohort
-record next to the model, else the options as given). Outputs of ``estimate``: ED -> t DVFs (Slicer grid transforms),
-uncertainty, warped labels, indices (CSV/JSON with 95 % bounds), strain, volume curves (CSV, PNG).
+record next to the model, else the options as given). ``estimate`` is :func:`~CardiacMotionAtlasLib.motion.runner.run_motion`
+(the one runner; its docstring names the outputs): ED -> t DVFs (Slicer grid transforms), uncertainty, warped
+labels, indices (CSV/JSON with 95 % bounds), strain, volume curves (CSV, PNG), published at once.
 Every command takes ``--device auto|cpu|cuda[:N]``, ``--threads N`` and ``--progress``.
 """
 

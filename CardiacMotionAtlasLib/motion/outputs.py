@@ -42,6 +42,17 @@ def _csv(rows, header) -> str:
     return buffer.getvalue()
 
 
+def _per_frame_csv(phases: np.ndarray, values: Dict[str, np.ndarray], bounds: Dict[str, np.ndarray],
+                   unit: str) -> str:
+    """Rows ``frame, phase, <name>_<unit>, <name>_lower95, <name>_upper95, ...`` of per-frame curves
+    (``values[name]``: (T,), ``bounds[name]``: (2, T))."""
+    names = list(values)
+    rows = [[t, f"{phases[t]:.4f}"] + [f"{x:.4f}" for n in names for x in (values[n][t], *bounds[n][:, t])]
+            for t in range(len(phases))]
+    header = ["frame", "phase"] + [f"{n}_{s}" for n in names for s in (unit, "lower95", "upper95")]
+    return _csv(rows, header)
+
+
 def write_motion_outputs(estimate: MotionEstimate, out: Union[str, Path], dvfs: bool = True) -> Dict[str, str]:
     """Write the estimate's files into ``out`` (created); returns ``{what: path}``."""
     out = Path(out)
@@ -78,20 +89,10 @@ def write_motion_outputs(estimate: MotionEstimate, out: Union[str, Path], dvfs: 
                                "upper95": estimate.index_bounds[k][1]} for k, v in estimate.indices.items()}}
     atomic_write_text(out / "indices.json", json.dumps(payload, indent=1) + "\n")
     paths["indices_csv"], paths["indices_json"] = str(out / "indices.csv"), str(out / "indices.json")
-    names = list(estimate.strain)
-    rows = [[t, f"{phases[t]:.4f}"] + [f"{x:.4f}" for n in names for x in
-                                        (estimate.strain[n][t], *estimate.strain_bounds[n][:, t])]
-            for t in range(estimate.n_frames)]
-    header = ["frame", "phase"] + [f"{n}_{s}" for n in names for s in ("percent", "lower95", "upper95")]
-    atomic_write_text(out / "strain.csv", _csv(rows, header))
-    paths["strain"] = str(out / "strain.csv")
-    names = list(estimate.volumes_ml)
-    rows = [[t, f"{phases[t]:.4f}"] + [f"{x:.4f}" for n in names for x in
-                                        (estimate.volumes_ml[n][t], *estimate.volume_bounds_ml[n][:, t])]
-            for t in range(estimate.n_frames)]
-    header = ["frame", "phase"] + [f"{n}_{s}" for n in names for s in ("ml", "lower95", "upper95")]
-    atomic_write_text(out / "volumes.csv", _csv(rows, header))
-    paths["volumes"] = str(out / "volumes.csv")
+    for key, values, bounds, unit in (("strain", estimate.strain, estimate.strain_bounds, "percent"),
+                                      ("volumes", estimate.volumes_ml, estimate.volume_bounds_ml, "ml")):
+        atomic_write_text(out / f"{key}.csv", _per_frame_csv(phases, values, bounds, unit))
+        paths[key] = str(out / f"{key}.csv")
     curves = [VolumeCurve(phases, estimate.volumes_ml[n], n) for n in ("LV", "RV")]
     paths["volume_plot"] = str(plot_volume_curves(curves, out / "volume_curves.png",
                                                   title=f"{estimate.subject_id}: CardioMorphNet volume curves"))
