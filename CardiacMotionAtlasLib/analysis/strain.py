@@ -33,6 +33,8 @@ import numpy as np
 
 from ..errors import CardiacMotionAtlasError
 from ..geometry.affine import apply_affine
+from ..geometry.deformation import deformation_gradients
+from ..geometry.heart_frame import label_points_ras, perpendicular_part
 
 STRAIN_NAMES = ("radial", "circumferential", "longitudinal")
 STRAIN_MEASURES = ("normal", "stretch")
@@ -61,7 +63,7 @@ def lv_directions(points_ras: np.ndarray, centre_ras: np.ndarray, long_axis: np.
         raise CardiacMotionAtlasError(f"long axis {long_axis} is not a direction")
     axis = axis / norm
     offset = np.asarray(points_ras, float) - np.asarray(centre_ras, float)
-    radial = offset - (offset @ axis)[:, None] * axis
+    radial = perpendicular_part(offset, axis)
     length = np.linalg.norm(radial, axis=1, keepdims=True)
     radial = np.where(length > 1e-9, radial / np.maximum(length, 1e-9), 0.0)
     circumferential = np.cross(axis, radial)
@@ -72,28 +74,12 @@ def lv_directions(points_ras: np.ndarray, centre_ras: np.ndarray, long_axis: np.
 def lv_frame_from_labels(labels_zyx: np.ndarray, ijk_to_ras: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """``(centre_ras, long_axis)`` of an ED label map on a SAX grid: the centroid of LV blood pool +
     myocardium (labels 1, 2) and the grid's k axis (the SAX stack's normal, parallel to the long axis)."""
-    k, j, i = np.nonzero(np.isin(labels_zyx, (1, 2)))
-    if k.size == 0:
+    points = label_points_ras(labels_zyx, ijk_to_ras, (1, 2))
+    if len(points) == 0:
         raise CardiacMotionAtlasError("no LV (labels 1, 2) in the ED labels: cannot place the LV frame")
-    centre = apply_affine(ijk_to_ras, np.stack([i, j, k], 1).astype(float)).mean(0)
+    centre = points.mean(0)
     axis = np.asarray(ijk_to_ras, float)[:3, 2]
     return centre, axis / np.linalg.norm(axis)
-
-
-def deformation_gradients(displacement_ras: np.ndarray, ijk_to_ras: np.ndarray) -> np.ndarray:
-    """``F = I + du/dx`` (RAS) of fields ``(T, 3, z, y, x)`` (mm) by central differences: ``(T, z, y, x, 3, 3)``."""
-    field = np.asarray(displacement_ras, float)
-    if field.ndim == 4:
-        field = field[None]
-    if field.ndim != 5 or field.shape[1] != 3:
-        raise CardiacMotionAtlasError(f"displacement must be (T, 3, z, y, x), got {field.shape}")
-    grads = []
-    for axis in (4, 3, 2):  # d/di, d/dj, d/dk (voxels)
-        grads.append(np.gradient(field, axis=axis) if field.shape[axis] > 1 else np.zeros_like(field))
-    d_ijk = np.stack(grads, axis=2)  # (T, 3 comps, 3 ijk, z, y, x)
-    inverse = np.linalg.inv(np.asarray(ijk_to_ras, float)[:3, :3])  # d ijk / d ras
-    d_ras = np.einsum("tcazyx,ab->tzyxcb", d_ijk, inverse)
-    return d_ras + np.eye(3)
 
 
 def strain_from_displacement(displacement_ras: np.ndarray, ijk_to_ras: np.ndarray, myocardium: np.ndarray,

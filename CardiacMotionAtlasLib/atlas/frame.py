@@ -17,7 +17,8 @@ Definition (every quantity measured on the ED frame of the subject's own data):
   ``extent_factor`` (chosen at training so that every training surface fits ``[-1, 1]^3`` with a margin).
 
 The map is a similarity: ``canonical = R^T (x_ras - origin) / scale_mm``; signed distances scale by
-``1 / scale_mm``. It is stored with every subject so that outputs return to RAS mm.
+``1 / scale_mm``. The axes, matrices and record are the shared heart frame's
+(:mod:`~CardiacMotionAtlasLib.geometry.heart_frame`); this module decides the origin, axis and scale. It is stored with every subject so that outputs return to RAS mm.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..data.image_sequence import ImageSequence
-from ..geometry.affine import apply_affine
+from ..geometry.heart_frame import HeartFrame, heart_axes, label_points_ras
 from ..geometry.long_axis import centreline_axis
 from .errors import AtlasDataError
 
@@ -38,8 +39,9 @@ RV_BLOOD_LABEL = 3
 
 
 @dataclass
-class CanonicalFrame:
-    """RAS mm <-> canonical heart frame of one subject (see the module docstring).
+class CanonicalFrame(HeartFrame):
+    """RAS mm <-> canonical heart frame of one subject (see the module docstring); the matrices and maps
+    are :class:`~CardiacMotionAtlasLib.geometry.heart_frame.HeartFrame`'s.
 
     Attributes:
         origin_ras: ``(3,)`` RAS mm of the canonical origin (LV myocardium centroid at ED).
@@ -54,68 +56,27 @@ class CanonicalFrame:
     extent_factor: float = 1.0
 
     def __post_init__(self) -> None:
-        self.origin_ras = np.asarray(self.origin_ras, float).reshape(3)
-        self.axes_ras = np.asarray(self.axes_ras, float).reshape(3, 3)
         self.size_mm = float(self.size_mm)
         self.extent_factor = float(self.extent_factor)
-        if not (np.all(np.isfinite(self.origin_ras)) and np.all(np.isfinite(self.axes_ras))
-                and np.isfinite(self.size_mm) and self.size_mm > 0 and self.extent_factor > 0):
+        if not (np.isfinite(self.size_mm) and self.size_mm > 0 and self.extent_factor > 0):
             raise AtlasDataError(None, "canonical frame has non-finite entries or a non-positive scale")
-        if np.abs(self.axes_ras.T @ self.axes_ras - np.eye(3)).max() > 1e-6 or np.linalg.det(self.axes_ras) < 0:
-            raise AtlasDataError(None, "canonical frame axes are not a right-handed orthonormal basis")
+        self._check_axes("canonical frame", lambda problem: AtlasDataError(None, problem))
 
     @property
     def scale_mm(self) -> float:
         """mm per canonical unit."""
         return self.size_mm * self.extent_factor
 
-    @property
-    def local_to_ras(self) -> np.ndarray:
-        """4x4: LV-aligned local mm (rotation + translation only) -> RAS mm."""
-        matrix = np.eye(4)
-        matrix[:3, :3] = self.axes_ras
-        matrix[:3, 3] = self.origin_ras
-        return matrix
-
-    @property
-    def canonical_to_ras(self) -> np.ndarray:
-        """4x4 similarity: canonical units -> RAS mm."""
-        matrix = self.local_to_ras
-        matrix[:3, :3] *= self.scale_mm
-        return matrix
-
-    @property
-    def ras_to_canonical(self) -> np.ndarray:
-        return np.linalg.inv(self.canonical_to_ras)
-
-    def to_local(self, points_ras: np.ndarray) -> np.ndarray:
-        """RAS mm -> LV-aligned local mm, ``(..., 3)``."""
-        return (np.asarray(points_ras, float) - self.origin_ras) @ self.axes_ras
-
-    def local_to_ras_points(self, points_local: np.ndarray) -> np.ndarray:
-        return np.asarray(points_local, float) @ self.axes_ras.T + self.origin_ras
-
-    def to_canonical(self, points_ras: np.ndarray) -> np.ndarray:
-        """RAS mm -> canonical units, ``(..., 3)``."""
-        return self.to_local(points_ras) / self.scale_mm
-
-    def to_ras(self, points_canonical: np.ndarray) -> np.ndarray:
-        """Canonical units -> RAS mm, ``(..., 3)``."""
-        return apply_affine(self.canonical_to_ras, points_canonical)
-
     def with_extent_factor(self, factor: float) -> "CanonicalFrame":
         return CanonicalFrame(self.origin_ras, self.axes_ras, self.size_mm, factor)
 
     def to_dict(self) -> Dict:
-        return {"origin_ras": [float(v) for v in self.origin_ras],
-                "axes_ras": [[float(v) for v in row] for row in self.axes_ras],
-                "size_mm": self.size_mm, "extent_factor": self.extent_factor}
+        return {**self.axes_dict(), "size_mm": self.size_mm, "extent_factor": self.extent_factor}
 
     @classmethod
     def from_dict(cls, data: Dict) -> "CanonicalFrame":
         try:
-            return cls(np.asarray(data["origin_ras"], float), np.asarray(data["axes_ras"], float),
-                       float(data["size_mm"]), float(data.get("extent_factor", 1.0)))
+            return cls(*cls.axes_from_dict(data), float(data["size_mm"]), float(data.get("extent_factor", 1.0)))
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, AtlasDataError):
                 raise
@@ -145,13 +106,11 @@ def _frame(centroid: np.ndarray, axis: np.ndarray, rv_point: Optional[np.ndarray
            source: str) -> CanonicalFrame:
     if rv_point is None:
         raise AtlasDataError(source, "no RV found (label 3 or rv_point_ras): the canonical x axis points to the RV")
-    towards_rv = np.asarray(rv_point, float) - centroid
-    towards_rv -= (towards_rv @ axis) * axis
-    if np.linalg.norm(towards_rv) < 1e-3:
-        raise AtlasDataError(source, "the RV lies on the LV long axis: cannot orient the canonical x axis")
-    x = towards_rv / np.linalg.norm(towards_rv)
-    y = np.cross(axis, x)
-    return CanonicalFrame(centroid, np.stack([x, y, axis], axis=1), size)
+    try:
+        axes = heart_axes(axis, np.asarray(rv_point, float) - centroid)
+    except ValueError as error:
+        raise AtlasDataError(source, "the RV lies on the LV long axis: cannot orient the canonical x axis") from error
+    return CanonicalFrame(centroid, axes, size)
 
 
 def canonical_frame_from_labels(labels: ImageSequence, frame: int = 0, source: Optional[str] = None) -> CanonicalFrame:
@@ -164,16 +123,15 @@ def canonical_frame_from_labels(labels: ImageSequence, frame: int = 0, source: O
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise AtlasDataError(source, f"label map frame {frame} contains NaN or infinite values")
 
-    def centres(mask: np.ndarray) -> np.ndarray:
-        k, j, i = np.nonzero(mask)
-        return apply_affine(labels.ijk_to_ras, np.stack([i, j, k], axis=1).astype(float))
+    def centres(label: int) -> np.ndarray:
+        return label_points_ras(array, labels.ijk_to_ras, (label,))
 
-    myocardium = centres(array == MYOCARDIUM_LABEL)
+    myocardium = centres(MYOCARDIUM_LABEL)
     if len(myocardium) < 10:
         raise AtlasDataError(source, f"frame {frame} has no LV myocardium (label 2): empty label map?")
     centroid = myocardium.mean(axis=0)
     covariance = np.cov((myocardium - centroid).T)
-    blood = centres(array == LV_BLOOD_LABEL)
+    blood = centres(LV_BLOOD_LABEL)
     if len(blood) >= 50:
         axis = centreline_axis(blood)[1]
         hint = centroid - blood.mean(axis=0)
@@ -181,7 +139,7 @@ def canonical_frame_from_labels(labels: ImageSequence, frame: int = 0, source: O
     else:
         hint = centroid - blood.mean(axis=0) if len(blood) >= 10 else None
         axis = _axis_from_moments(myocardium, centroid, covariance, hint, source)
-    rv = centres(array == RV_BLOOD_LABEL)
+    rv = centres(RV_BLOOD_LABEL)
     size = float(np.sqrt(np.trace(covariance)))
     return _frame(centroid, axis, rv.mean(axis=0) if len(rv) else None, size, source)
 

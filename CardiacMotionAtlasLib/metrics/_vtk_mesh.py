@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Optional, Tuple, Union
 
 import numpy as np
-from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray, vtk_to_numpy
-from vtkmodules.vtkCommonCore import vtkPoints
-from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+from vtkmodules.vtkCommonDataModel import vtkPolyData
 
 from ..data.mesh_sequence import MeshSequence
+from ..io.vtk_convert import mesh_to_polydata
 
 Mesh = Tuple[np.ndarray, np.ndarray]
 MeshLike = Union[Mesh, MeshSequence]
@@ -50,16 +50,9 @@ def as_mesh(mesh: MeshLike, name: str = "mesh", frame: Optional[int] = None) -> 
 
 
 def to_polydata(vertices: np.ndarray, faces: np.ndarray) -> vtkPolyData:
-    """A triangle vtkPolyData holding copies of ``vertices`` (mm) and ``faces``."""
-    vertices, faces = check_mesh(vertices, faces)
-    points = vtkPoints()
-    points.SetData(numpy_to_vtk(np.ascontiguousarray(vertices), deep=True))
-    cells = vtkCellArray()
-    cells.SetData(3, numpy_to_vtkIdTypeArray(np.ascontiguousarray(faces.reshape(-1)), deep=True))
-    polydata = vtkPolyData()
-    polydata.SetPoints(points)
-    polydata.SetPolys(cells)
-    return polydata
+    """A triangle vtkPolyData holding copies of ``vertices`` (mm) and ``faces`` (checked here, ValueError;
+    built by the library's one converter, :func:`~CardiacMotionAtlasLib.io.vtk_convert.mesh_to_polydata`)."""
+    return mesh_to_polydata(*check_mesh(vertices, faces))
 
 
 def set_points(polydata: vtkPolyData, vertices: np.ndarray) -> None:

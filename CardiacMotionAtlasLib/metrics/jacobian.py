@@ -1,8 +1,8 @@
 """Jacobian determinant of the map ``x -> x + u(x)`` of a :class:`DisplacementField` (unitless).
 
-Derivatives are taken in physical RAS mm: ``np.gradient`` along the voxel axes gives ``du/d(ijk)``,
-which the chain rule turns into ``du/dx = du/d(ijk) @ inv(M)`` with ``M`` the 3x3 part of IJK->RAS
-(direction x spacing), so oblique grids and anisotropic spacing are handled. ``det(J) <= 0`` marks
+Derivatives are taken in physical RAS mm by the shared
+:func:`~CardiacMotionAtlasLib.geometry.deformation.deformation_gradients` (``du/dx = du/d(ijk) @ inv(M)``,
+``M`` the 3x3 part of IJK->RAS, so oblique grids and anisotropic spacing are handled). ``det(J) <= 0`` marks
 folding (the map is locally not invertible).
 """
 
@@ -14,6 +14,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..data.displacement_field import DisplacementField
+from ..geometry.deformation import deformation_gradients
 
 
 def jacobian_matrix(field: DisplacementField) -> np.ndarray:
@@ -23,12 +24,7 @@ def jacobian_matrix(field: DisplacementField) -> np.ndarray:
         raise ValueError(f"expected a DisplacementField, got {type(field).__name__}")
     if min(field.shape_zyx) < 2:
         raise ValueError(f"field grid {field.shape_zyx} needs >= 2 voxels along every axis for gradients")
-    vectors = field.vectors.astype(np.float64)
-    # np.gradient over array axes (k, j, i) -> reorder to (i, j, k): grad[c, ..., a] = du_c / d ijk_a
-    grad = np.stack([np.stack(np.gradient(component), axis=-1)[..., ::-1] for component in vectors], axis=0)
-    ras_per_ijk_inverse = np.linalg.inv(field.ijk_to_ras[:3, :3])  # d(ijk)/d(ras)
-    du_dx = np.einsum("c...a,ar->...cr", grad, ras_per_ijk_inverse)
-    return du_dx + np.eye(3)
+    return deformation_gradients(field.vectors, field.ijk_to_ras)[0]
 
 
 def jacobian_determinant(field: DisplacementField) -> np.ndarray:

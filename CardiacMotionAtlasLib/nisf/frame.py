@@ -30,6 +30,7 @@ import numpy as np
 
 from ..data.cine_study import CineSlice, CineStudy
 from ..geometry.affine import apply_affine
+from ..geometry.heart_frame import HeartFrame, perpendicular_part
 from .errors import NISFInputError
 
 # Anatomical priors in RAS, only fallbacks when neither labels nor geometry decide (never with labels):
@@ -38,9 +39,10 @@ RV_PRIOR_RAS = np.array([1.0, 1.0, 0.0]) / np.sqrt(2.0)  # RV: right and anterio
 
 
 @dataclass
-class StandardFrame:
-    """RAS mm <-> canonical units (a similarity). ``axes_ras`` columns: canonical x (LV -> RV), y, z
-    (SAX normal, base -> apex) as unit RAS vectors."""
+class StandardFrame(HeartFrame):
+    """RAS mm <-> canonical units (a similarity; the shared
+    :class:`~CardiacMotionAtlasLib.geometry.heart_frame.HeartFrame`). ``axes_ras`` columns: canonical x
+    (LV -> RV), y, z (SAX normal, base -> apex) as unit RAS vectors; one ``scale_mm`` per cohort."""
 
     origin_ras: np.ndarray
     axes_ras: np.ndarray
@@ -48,44 +50,20 @@ class StandardFrame:
     rv_from: str = "labels"  # "labels": x signed by the subject's labels; "geometry": sign/azimuth unobserved
 
     def __post_init__(self) -> None:
-        self.origin_ras = np.asarray(self.origin_ras, float).reshape(3)
-        self.axes_ras = np.asarray(self.axes_ras, float).reshape(3, 3)
         self.scale_mm = float(self.scale_mm)
-        if not (np.all(np.isfinite(self.origin_ras)) and np.all(np.isfinite(self.axes_ras)) and self.scale_mm > 0):
-            raise NISFInputError(None, "standardised frame has non-finite entries or a non-positive scale")
-        if np.abs(self.axes_ras.T @ self.axes_ras - np.eye(3)).max() > 1e-6 or np.linalg.det(self.axes_ras) < 0:
-            raise NISFInputError(None, "standardised frame axes are not a right-handed orthonormal basis")
-
-    @property
-    def canonical_to_ras(self) -> np.ndarray:
-        """4x4 similarity: canonical units -> RAS mm."""
-        matrix = np.eye(4)
-        matrix[:3, :3] = self.axes_ras * self.scale_mm
-        matrix[:3, 3] = self.origin_ras
-        return matrix
-
-    @property
-    def ras_to_canonical(self) -> np.ndarray:
-        """4x4 similarity: RAS mm -> canonical units."""
-        matrix = np.eye(4)
-        matrix[:3, :3] = self.axes_ras.T / self.scale_mm
-        matrix[:3, 3] = -self.axes_ras.T @ self.origin_ras / self.scale_mm
-        return matrix
+        self._check_axes("standardised frame", lambda problem: NISFInputError(None, problem))
 
     def to_canonical(self, points_ras: np.ndarray) -> np.ndarray:
+        """RAS mm -> canonical units by :attr:`ras_to_canonical`, the matrix the slice table composes with
+        each slice's IJK->RAS (so pixels mapped either way agree to the last bit)."""
         return apply_affine(self.ras_to_canonical, points_ras)
 
-    def to_ras(self, points_canonical: np.ndarray) -> np.ndarray:
-        return apply_affine(self.canonical_to_ras, points_canonical)
-
     def to_dict(self) -> Dict:
-        return {"origin_ras": self.origin_ras.tolist(), "axes_ras": self.axes_ras.tolist(),
-                "scale_mm": self.scale_mm, "rv_from": self.rv_from}
+        return {**self.axes_dict(), "scale_mm": self.scale_mm, "rv_from": self.rv_from}
 
     @classmethod
     def from_dict(cls, data: Dict) -> "StandardFrame":
-        return cls(np.asarray(data["origin_ras"], float), np.asarray(data["axes_ras"], float),
-                   float(data["scale_mm"]), str(data.get("rv_from", "labels")))
+        return cls(*cls.axes_from_dict(data), float(data["scale_mm"]), str(data.get("rv_from", "labels")))
 
     def rotated_about_z(self, degrees: float) -> "StandardFrame":
         """The same frame with x and y turned by ``degrees`` about z (origin, z and scale kept)."""
@@ -183,10 +161,6 @@ def apex_sign_from_labels(points: LabelPoints, axis: np.ndarray) -> Optional[flo
     return 1.0 if vote > 0 else -1.0
 
 
-def _project(vector: np.ndarray, z: np.ndarray) -> np.ndarray:
-    return vector - (vector @ z) * z
-
-
 def standard_frame_from_study(study: CineStudy, scale_mm: float = 75.0, source: Optional[str] = None,
                               use_labels: bool = True) -> StandardFrame:
     """The standardised frame of ``study`` (see the module docstring); ``use_labels=False`` ignores the
@@ -209,7 +183,7 @@ def standard_frame_from_study(study: CineStudy, scale_mm: float = 75.0, source: 
     mid_centre = centres[int(np.argmin(np.abs(heights - mid_height)))]
     mid_centre = mid_centre + (mid_height - mid_centre @ z) * z
     lv, rv = (points.all("lv"), points.all("rv")) if points is not None else (np.zeros((0, 3)),) * 2
-    lv_to_rv = _project(rv.mean(0) - lv.mean(0), z) if len(lv) >= 10 and len(rv) >= 10 else None
+    lv_to_rv = perpendicular_part(rv.mean(0) - lv.mean(0), z) if len(lv) >= 10 and len(rv) >= 10 else None
     if lv_to_rv is not None and np.linalg.norm(lv_to_rv) < 1.0:  # < 1 mm apart: no usable direction
         lv_to_rv = None
     if len(lv) >= 10:  # the LV centre of the labels, at mid-stack height (used without two LAX planes)
@@ -225,7 +199,7 @@ def standard_frame_from_study(study: CineStudy, scale_mm: float = 75.0, source: 
     elif lv_to_rv is not None:
         x = _unit(lv_to_rv)
     else:
-        x = _project(RV_PRIOR_RAS, z)
+        x = perpendicular_part(RV_PRIOR_RAS, z)
         if np.linalg.norm(x) < 1e-3:
             x = np.cross(z, [0.0, 0.0, 1.0])
         x = _unit(x)
