@@ -92,6 +92,9 @@ def run_motion(trained: TrainedMotion, subject: Subject, out: Union[str, "os.Pat
     ``use_given_ed_labels``: as :func:`estimate_motion` (defaults: the model's config). ``dvfs``: also write
     the displacement fields. ``progress``: a ProgressReporter. ``log``: receives one line naming the stored
     preprocessing applied. Bad input raises the library's errors before anything is written."""
+    final = Path(out)
+    if final.exists() and not final.is_dir():  # refused before the estimation, as the publication would
+        raise NotADirectoryError(20, "output path exists and is not a folder", str(final))
     sequence = _sequence(subject, float(trained.config.intensity_percentile))
     model_name = Path(trained.checkpoint_path).name if trained.checkpoint_path else "the motion model"
     reduction, stored = resolve_reduction(trained.preprocessing, model_name, float(sequence.spacing[0]),
@@ -105,7 +108,6 @@ def run_motion(trained: TrainedMotion, subject: Subject, out: Union[str, "os.Pat
     estimate_s = time.perf_counter() - start
     from . import outputs
 
-    final = Path(out)
     with staged_output_dir(final) as staging:  # every output appears at once, or none
         written = outputs.write_motion_outputs(estimate, staging, dvfs=dvfs)
     paths = {name: final / Path(path).relative_to(staging) for name, path in written.items()}

@@ -58,6 +58,11 @@ def test_failure_while_writing_leaves_nothing(tiny_trained, small_sequence, tmp_
     with pytest.raises(OSError, match="No space"):
         run_motion(tiny_trained, small_sequence, out, samples=2)
     assert not out.exists() and list(tmp_path.iterdir()) == []
+    a_file = tmp_path / "taken"
+    a_file.write_text("mine")
+    with pytest.raises(NotADirectoryError, match="taken"):
+        run_motion(tiny_trained, small_sequence, a_file, samples=2)
+    assert a_file.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
 def test_stored_reduction_is_applied_and_other_settings_refused(tiny_trained, small_sequence, tmp_path):
