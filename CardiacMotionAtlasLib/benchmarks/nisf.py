@@ -37,27 +37,14 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-from ..metrics import dice_per_label, ncc, ncc_along_slice_intersections
-from ..nisf import FitConfig, NISFConfig, fit_subject, sample_grid, sample_points, train_nisf
-from ..nisf.evaluation import (
-    CLASS_NAMES,
-    frame_errors_deg,
-    dice_along_intersections,
-    inplane_scores,
-    resample_sax_onto_slice,
-    resample_sax_stack,
-    residual_misalignment,
-    segmentation_scores,
-    study_geometries,
-    with_geometries,
-)
+from ..metrics import ncc
+from ..nisf import FitConfig, NISFConfig, fit_subject, train_nisf
+from ..nisf.evaluation import frame_errors_deg, inplane_scores, resample_sax_stack
 from ..phantom.cmr import CMRConfig, simulate_cine
 from ..training import describe_device, load_config_json, select_device
+from .nisf_scores import SEG_METRICS, held_out_view, merge_scores, motion_scores, segmentation
 from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
                      cross_family_first, write_json)
-
-SEG_METRICS = [f"dice_{n}" for n in CLASS_NAMES.values()] + [f"hd95_{n}" for n in CLASS_NAMES.values()]
-
 
 def _log(message: str) -> None:
     print(f"[nisf benchmark {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -142,68 +129,6 @@ def eval_frames(sim, quick: bool) -> List[int]:
     return frames
 
 
-def segmentation(fit_or_none, heart, sim, frames, grid, truth, baseline=None) -> Dict[str, List[float]]:
-    matrix, shape = grid
-    phases = [f / sim.study.n_frames for f in frames]
-    if fit_or_none is not None:
-        labels = sample_grid(fit_or_none, matrix, shape, phases, want_intensity=False).labels.array
-    else:
-        labels = baseline
-    scores: Dict[str, List[float]] = {k: [] for k in SEG_METRICS}
-    for f in range(len(frames)):
-        for key, value in segmentation_scores(labels[f], truth[f], matrix).items():
-            scores[key].append(value)
-    return scores
-
-
-def _merge(target: Dict[str, List[float]], new: Dict[str, List[float]]) -> None:
-    for key, values in new.items():
-        target.setdefault(key, []).extend(values)
-
-
-def motion_scores(fit, sim) -> Dict[str, float]:
-    study = sim.study
-    truth = [t.true_ijk_to_ras for t in sim.truth]
-    shapes = [s.image.shape_zyx[1:] for s in study.slices]
-    nominal = [s.image.ijk_to_ras for s in study.slices]
-    corrected = study_geometries(study, fit)
-    before = residual_misalignment(nominal, truth, shapes)
-    after = residual_misalignment(corrected, truth, shapes)
-    moved = with_geometries(study, corrected)
-    return {"mm_before": before["mm"].mean(), "mm_after": after["mm"].mean(),
-            "deg_before": before["deg"].mean(), "deg_after": after["deg"].mean(),
-            "ncc_before": ncc_along_slice_intersections(study).mean,
-            "ncc_after": ncc_along_slice_intersections(moved).mean,
-            "dice_x_before": dice_along_intersections(study), "dice_x_after": dice_along_intersections(moved)}
-
-
-def held_out_view(trained, sim, view: str = "4CH") -> Dict[str, float]:
-    """Fit without ``view``, predict it on its (nominal) plane at its labelled frames."""
-    study = sim.study
-    target = study.view(view)[0]
-    fit = fit_subject(trained, study, exclude_views=(view,))
-    frames = sorted(target.labelled_frames)
-    _, ny, nx = target.image.shape_zyx
-    jj, ii = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
-    points = np.c_[ii.ravel(), jj.ravel(), np.zeros(ii.size)]
-    from ..geometry.affine import apply_affine
-
-    ras = apply_affine(target.image.ijk_to_ras, points)
-    intensity, labels = sample_points(fit, ras, [target.image.phases[f] for f in frames])
-    given = np.asarray(target.labels.array)[frames, 0].reshape(len(frames), -1)
-    observed = np.asarray(target.image.array, float)[frames, 0].reshape(len(frames), -1)
-    inside = labels.any(0) | given.any(0)  # compare where heart labels exist in either (the modelled region)
-    out = {"dice_model": float(np.mean(list(dice_per_label(labels[:, inside], given[:, inside]).values()))),
-           "ncc_model": ncc(intensity[:, inside], observed[:, inside])}
-    nn = resample_sax_onto_slice(study, target.image.ijk_to_ras, (ny, nx), frames, labels=True, interpolation="nearest")
-    lin = resample_sax_onto_slice(study, target.image.ijk_to_ras, (ny, nx), frames, labels=False,
-                                  interpolation="linear")
-    nn = nn.reshape(len(frames), -1)
-    out["dice_nn"] = float(np.mean(list(dice_per_label(nn[:, inside], given[:, inside]).values())))
-    out["ncc_linear"] = ncc(lin.reshape(len(frames), -1)[:, inside], observed[:, inside])
-    return out
-
-
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=None, help="training subjects (default 6, quick 6)")
@@ -257,14 +182,14 @@ def main(argv=None) -> int:
         grid = heart.bounding_grid(1.25)
         truth = heart.label_volumes(*grid, [f / sim.study.n_frames for f in frames])
         bands = "x".join(str(v) for v in config.network.spatial_frequencies)
-        _merge(seg.setdefault((training_label, f"NISF++ training subjects, bands {bands} (reference)"), {}),
+        merge_scores(seg.setdefault((training_label, f"NISF++ training subjects, bands {bands} (reference)"), {}),
                segmentation(trained.subject_fit(index), heart, sim, frames, grid, truth))
         if encoding is not None:
-            _merge(seg.setdefault((training_label, "NISF++ training subjects, bands 7x7x7 (paper)"), {}),
+            merge_scores(seg.setdefault((training_label, "NISF++ training subjects, bands 7x7x7 (paper)"), {}),
                    segmentation(encoding.subject_fit(index), heart, sim, frames, grid, truth))
         for method, interpolation in (("training subjects, SAX labels nearest", "nearest"),):
             labels = resample_sax_stack(sim.study, *grid, frames, labels=True, interpolation=interpolation)
-            _merge(seg.setdefault((training_label, method), {}), segmentation(None, heart, sim, frames, grid, truth, labels))
+            merge_scores(seg.setdefault((training_label, method), {}), segmentation(None, heart, sim, frames, grid, truth, labels))
     for test_set, hearts, sims in test_sets:
         label = test_set.label
         for number, (heart, sim) in enumerate(zip(hearts, sims)):
@@ -275,51 +200,51 @@ def main(argv=None) -> int:
             for method, interpolation in (("SAX labels, nearest (SimpleITK)", "nearest"),
                                           ("SAX labels, linear (SimpleITK)", "linear")):
                 labels = resample_sax_stack(sim.study, *grid, frames, labels=True, interpolation=interpolation)
-                _merge(seg.setdefault((label, method), {}), segmentation(None, heart, sim, frames, grid, truth, labels))
+                merge_scores(seg.setdefault((label, method), {}), segmentation(None, heart, sim, frames, grid, truth, labels))
             t0 = time.perf_counter()
             fit = fit_subject(trained, sim.study)
             speed["fit_s"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             fit_scores = segmentation(fit, heart, sim, frames, grid, truth)
             speed["sample_frame_s"].append((time.perf_counter() - t0) / len(frames))
-            _merge(seg.setdefault((label, "NISF++ (intensities only)"), {}), fit_scores)
+            merge_scores(seg.setdefault((label, "NISF++ (intensities only)"), {}), fit_scores)
             motion.append({"test_set": label, "subject": heart.subject_id, **motion_scores(fit, sim)})
             frames_rows.append({"test_set": label, "subject": heart.subject_id, "frame": "intensities only "
                                 f"(RV side: {fit.subject.frame.rv_from})",
                                 **frame_errors_deg(fit.subject.frame.axes_ras, heart.local_to_ras)})
             inplane.extend({"test_set": label, **row} for row in inplane_scores(fit, sim.study))
             with_labels = fit_subject(trained, sim.study, use_labels=True)
-            _merge(seg.setdefault((label, "NISF++ (+ test labels: SAX all frames, LAX ED/ES)"), {}),
+            merge_scores(seg.setdefault((label, "NISF++ (+ test labels: SAX all frames, LAX ED/ES)"), {}),
                    segmentation(with_labels, heart, sim, frames, grid, truth))
             frames_rows.append({"test_set": label, "subject": heart.subject_id, "frame": "with labels",
                                 **frame_errors_deg(with_labels.subject.frame.axes_ras, heart.local_to_ras)})
             sax_only = replace(sim.study, slices=list(sim.study.sax))  # an ACDC/M&Ms-style study: no LAX
             sax_fit = fit_subject(trained, sax_only)
-            _merge(seg.setdefault((label, "NISF++ SAX only (intensities only)"), {}),
+            merge_scores(seg.setdefault((label, "NISF++ SAX only (intensities only)"), {}),
                    segmentation(sax_fit, heart, sim, frames, grid, truth))
             frames_rows.append({"test_set": label, "subject": heart.subject_id, "frame": "SAX only, intensities "
                                 f"only (RV side: {sax_fit.subject.frame.rv_from})",
                                 **frame_errors_deg(sax_fit.subject.frame.axes_ras, heart.local_to_ras)})
             sax_labels = fit_subject(trained, sax_only, use_labels=True)
-            _merge(seg.setdefault((label, "NISF++ SAX only (+ SAX labels)"), {}),
+            merge_scores(seg.setdefault((label, "NISF++ SAX only (+ SAX labels)"), {}),
                    segmentation(sax_labels, heart, sim, frames, grid, truth))
             if number < n_ablate:
                 ablation.setdefault((label, "full model"), {k: [] for k in SEG_METRICS + ["mm_after"]})
-                _merge(ablation[(label, "full model")], {**fit_scores, "mm_after": [motion[-1]["mm_after"]]})
+                merge_scores(ablation[(label, "full model")], {**fit_scores, "mm_after": [motion[-1]["mm_after"]]})
                 variant = fit_subject(trained, sim.study, replace(config.fit, intersection_weight=0.0))
-                _merge(ablation.setdefault((label, "no intersection consistency"), {}),
+                merge_scores(ablation.setdefault((label, "no intersection consistency"), {}),
                        {**segmentation(variant, heart, sim, frames, grid, truth),
                         "mm_after": [motion_scores(variant, sim)["mm_after"]]})
                 for name, switch in (("no motion correction", {"motion_correction": False}),
                                      ("no intensity scaling", {"intensity_scaling": False}),
                                      ("no PSF", {"psf_enabled": False})):
                     variant = fit_subject(trained, sim.study, **switch)
-                    _merge(ablation.setdefault((label, name), {}),
+                    merge_scores(ablation.setdefault((label, name), {}),
                            {**segmentation(variant, heart, sim, frames, grid, truth),
                             "mm_after": [motion_scores(variant, sim)["mm_after"]]})
                 if encoding is not None:
                     variant = fit_subject(encoding, sim.study)
-                    _merge(ablation.setdefault((label, "spatial bands 7x7x7 (paper encoding)"), {}),
+                    merge_scores(ablation.setdefault((label, "spatial bands 7x7x7 (paper encoding)"), {}),
                            {**segmentation(variant, heart, sim, frames, grid, truth),
                             "mm_after": [motion_scores(variant, sim)["mm_after"]]})
                 held.append({"test_set": label, **held_out_view(trained, sim)})

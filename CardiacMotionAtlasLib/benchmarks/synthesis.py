@@ -36,62 +36,26 @@ import resource
 import sys
 import time
 from dataclasses import replace
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 import torch
 
-from ..data.displacement_field import DisplacementField
-from ..metrics.jacobian import negative_jacobian
 from ..phantom.ct import simulate_ct
 from ..synthesis import (SynthConfig, annotate_flow_demons, estimate_flow, generate, make_latents, random_bspline_flow,
                          sample_flows, stack_pairs, train_cvae, train_flow_estimator)
 from ..synthesis.data import acquired_pair, concat_pairs, generated_pair_tensors
-from ..synthesis.grid import warp_labels
-from ..synthesis.indices import conditioning_summary, implied_indices
+from ..synthesis.indices import conditioning_summary
 from ..geometry.warp import warp
 from ..training import describe_device, select_device
+from .synthesis_scores import (BASELINE_NAME, CVAE_NAME, endpoint_error, estimator_epe, flow_stats, label_stats,
+                               score_row, subject_rows, text_rows)
 from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
                      cross_family_first, write_json)
 
 
 def _log(message: str) -> None:
     print(f"[synthesis benchmark {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _epe(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-voxel endpoint error (voxels) of voxel flows ``(3, z, y, x)``."""
-    return np.linalg.norm(np.asarray(a, float) - np.asarray(b, float), axis=0)
-
-
-def _row(table: str, method: str, **values) -> Dict:
-    row = {"table": table, "method": method}
-    for key, series in values.items():
-        if isinstance(series, (list, np.ndarray)):
-            series = np.asarray(series, float)
-            row[key] = float(series.mean()) if series.size else float("nan")
-            row[f"{key}_std"] = float(series.std()) if series.size else float("nan")
-        else:
-            row[key] = series
-    return row
-
-
-def _text(rows: List[Dict], keys: List[str]) -> List[Dict]:
-    out = []
-    for row in rows:
-        text = {"test_set": row.get("test_set", "-"), "method": row["method"]}
-        for key in keys:
-            value = row.get(key)
-            if isinstance(value, str) or value is None:
-                text[key] = value if value is not None else "-"
-            elif not np.isfinite(value):
-                text[key] = "-"
-            elif f"{key}_std" in row:
-                text[key] = f"{value:.3g} +/- {row[f'{key}_std']:.2g}"
-            else:
-                text[key] = f"{value:.3g}"
-        out.append(text)
-    return out
 
 
 def configs(args) -> SynthConfig:
@@ -105,68 +69,11 @@ def configs(args) -> SynthConfig:
     return config
 
 
-def _label_stats(labels_es: np.ndarray, labels_ed: np.ndarray) -> Dict[str, float]:
-    """Myocardial volume change ED vs ES (%) and LV EF (%) implied by a pair of label maps."""
-    implied = implied_indices(labels_es, labels_ed)
-    return {"myo_change": implied["myo_change_pct"], "lvef": implied["lvef_pct"]}
-
-
-def _flow_stats(flows_vox: np.ndarray, pair, config: SynthConfig) -> Dict[str, list]:
-    """Plausibility of voxel flows ``(K, 3, n, n, n)`` for one ES frame, and their diversity."""
-    heart = pair.labels_ed > 0
-    out = {"neg_jac": [], "myo_change": [], "lvef": [], "diversity": []}
-    labels_es = torch.as_tensor(pair.labels_es)[None, None]
-    for flow in flows_vox:
-        field = DisplacementField(flow * config.working_voxel_mm, pair.ijk_to_ras)
-        out["neg_jac"].append(100.0 * negative_jacobian(field).fraction)
-        warped = warp_labels(labels_es, torch.as_tensor(flow)[None])[0, 0].numpy()
-        stats = _label_stats(pair.labels_es, warped)
-        out["myo_change"].append(stats["myo_change"])
-        out["lvef"].append(stats["lvef"])
-    for i in range(len(flows_vox)):
-        for j in range(i + 1, len(flows_vox)):
-            out["diversity"].append(float(_epe(flows_vox[i], flows_vox[j])[heart].mean()))
-    return out
-
-
-CVAE_NAME = "CVAE, p(z | frame)"
-BASELINE_NAME = "CVAE, N(0, I) prior (baseline)"
-
-
 def baseline_config(config: SynthConfig) -> SynthConfig:
     """The CVAE as it was before its conditional prior: KL to N(0, I), no free bits, no hybrid prior
     reconstruction, no motion-scale augmentation (everything else, steps included, the same)."""
     return replace(config, conditional_prior=False, kl_free_nats=0.0, prior_recon_weight=0.0,
                    augment=replace(config.augment, motion_scale=0.0))
-
-
-def _subject_rows(test_set, test_pairs, truth, generators) -> List[Dict]:
-    """Per held-out subject: true LVEF (analytic, and implied by the true flow) and each generator's
-    samples' implied LVEF, ``mean [min, max]`` (%)."""
-    rows = []
-    for index, (pair, ef) in enumerate(zip(test_pairs, truth)):
-        row = {"test_set": test_set.label, "method": "-", "subject": pair.subject_id, "true_lvef_pct": float(ef),
-               "true_flow_lvef_pct": float(generators["true flows (phantom)"][index]["lvef"][0])}
-        for name, per_subject in generators.items():
-            if name.endswith(" samples"):
-                efs = np.asarray(per_subject[index]["lvef"], float)
-                key = "cvae_samples" if name.startswith(CVAE_NAME) else "baseline_cvae_samples"
-                row[key] = f"{efs.mean():.1f} [{efs.min():.1f}, {efs.max():.1f}]"
-        rows.append(row)
-    return rows
-
-
-def _estimator_epe(estimator, test_pairs, config, device) -> Dict[str, list]:
-    data = stack_pairs(test_pairs, config, device)
-    flows = estimate_flow(estimator, data.ed, data.es).cpu().numpy()
-    heart, grid = [], []
-    for flow, pair in zip(flows, test_pairs):
-        epe = _epe(flow, np.clip(pair.flow_vox, -config.flow_clip_mm / config.working_voxel_mm,
-                                 config.flow_clip_mm / config.working_voxel_mm))
-        heart.append(epe[pair.labels_ed > 0])
-        grid.append(epe.ravel())
-    return {"heart": np.concatenate(heart), "grid": np.concatenate(grid),
-            "subject_heart": [float(h.mean()) for h in heart]}
 
 
 def main(argv=None) -> int:
@@ -235,11 +142,11 @@ def main(argv=None) -> int:
         estimated = estimate_flow(estimator_a, test_data.ed, test_data.es).cpu().numpy()
         for name, flows in candidates + [("flow estimator (ED, ES) -> w", estimated), ("SimpleITK demons (ED, ES)", demons),
                                          ("zero flow", np.zeros_like(truths))]:
-            epe = [_epe(f, t) for f, t in zip(flows, truths)]
+            epe = [endpoint_error(f, t) for f, t in zip(flows, truths)]
             heart = np.concatenate([e[p.labels_ed > 0] for e, p in zip(epe, test_pairs)])
             grid = np.concatenate([e.ravel() for e in epe])
             recon_rows.append({"test_set": test_set.label,
-                               **_row("reconstruction", name, epe_heart_vox=heart, epe_heart_mm=heart * h,
+                               **score_row("reconstruction", name, epe_heart_vox=heart, epe_heart_mm=heart * h,
                                       epe_grid_vox=grid, epe_grid_mm=grid * h)})
 
     # (2) generators ---------------------------------------------------------------------------------
@@ -247,7 +154,7 @@ def main(argv=None) -> int:
     unit = random_bspline_flow((config.working_size,) * 3, 1.0, np.random.default_rng(0))
     amplitude = rms_vox / float(np.sqrt((unit ** 2).sum(0).mean()))
     rng = np.random.default_rng(args.seed + 99)
-    cohort = [_label_stats(p.labels_es, p.labels_ed) for p in train_pairs]
+    cohort = [label_stats(p.labels_es, p.labels_ed) for p in train_pairs]
     cohort_ef = np.array([c["lvef"] for c in cohort])
     lo, hi = cohort_ef.min(), cohort_ef.max()
     analytic_ef = [heart.clinical_indices()["LVEF"] for heart in protocol.train_hearts]
@@ -272,17 +179,17 @@ def main(argv=None) -> int:
                 if cvae is trained:
                     sample_times.append((time.perf_counter() - start) / n_samples)
                 del ed
-                generators[f"{label} samples"].append(_flow_stats(flows.cpu().numpy(), pair, config))
+                generators[f"{label} samples"].append(flow_stats(flows.cpu().numpy(), pair, config))
                 line = sample_flows(cvae, torch.as_tensor(pair.es), make_latents("line", 9, config.latent_dim, seed=index))
                 line = line.cpu().numpy()
-                steps = np.array([_epe(line[i + 1], line[i])[heart].mean() for i in range(len(line) - 1)])
+                steps = np.array([endpoint_error(line[i + 1], line[i])[heart].mean() for i in range(len(line) - 1)])
                 line_steps[label].append(steps.mean())
                 line_rough[label].append(steps.std() / max(steps.mean(), 1e-12))
             bspline = np.stack([random_bspline_flow(pair.es.shape, amplitude, rng) for _ in range(n_samples)])
-            generators["random B-spline fields"].append(_flow_stats(bspline, pair, config))
-            generators["true flows (phantom)"].append(_flow_stats(pair.flow_vox[None], pair, config))
+            generators["random B-spline fields"].append(flow_stats(bspline, pair, config))
+            generators["true flows (phantom)"].append(flow_stats(pair.flow_vox[None], pair, config))
         truth = [heart.clinical_indices()["LVEF"] for heart in test_set.hearts]
-        per_subject_rows += _subject_rows(test_set, test_pairs, truth, generators)
+        per_subject_rows += subject_rows(test_set, test_pairs, truth, generators)
         pooled_truth += truth
         for name, per_subject in generators.items():
             if name != "random B-spline fields":
@@ -296,7 +203,7 @@ def main(argv=None) -> int:
             efs = np.asarray(merged["lvef"])
             label = name[:-len(" samples")] if name.endswith(" samples") else None
             gen_rows.append({"test_set": test_set.label,
-                             **_row("generators", name, diversity_vox=merged["diversity"],
+                             **score_row("generators", name, diversity_vox=merged["diversity"],
                                     diversity_mm=[d * h for d in merged["diversity"]],
                                     line_step_vox=line_steps.get(label, []),
                                     line_roughness=line_rough.get(label, []),
@@ -307,9 +214,9 @@ def main(argv=None) -> int:
                           **conditioning_summary(pooled_truth, sample_ef, (lo, hi))})
     training_label = f"training ({protocol.train_family})"
     gen_rows.append({"test_set": training_label,
-                     **_row("generators", "cohort (training ES/ED labels)", lvef_pct=cohort_ef,
+                     **score_row("generators", "cohort (training ES/ED labels)", lvef_pct=cohort_ef,
                             myo_change_pct=[c["myo_change"] for c in cohort], ef_in_cohort_range_pct=100.0)})
-    gen_rows.append({"test_set": training_label, **_row("generators", "cohort (analytic LVEF)", lvef_pct=analytic_ef)})
+    gen_rows.append({"test_set": training_label, **score_row("generators", "cohort (analytic LVEF)", lvef_pct=analytic_ef)})
 
     # (3) usefulness ---------------------------------------------------------------------------------
     per_subject = max(1, n_samples // 2)
@@ -335,9 +242,9 @@ def main(argv=None) -> int:
     for name, data, n_pairs in runs:
         estimator = estimator_a if data is None else train_flow_estimator(data, config, device=device, description=name)
         for test_set, test_pairs in test_sets:
-            result = _estimator_epe(estimator, test_pairs, config, device)
+            result = estimator_epe(estimator, test_pairs, config, device)
             useful_rows.append({"test_set": test_set.label,
-                                **_row("usefulness", name, n_pairs=n_pairs, epe_heart_vox=result["heart"],
+                                **score_row("usefulness", name, n_pairs=n_pairs, epe_heart_vox=result["heart"],
                                        epe_heart_mm=result["heart"] * h, epe_grid_vox=result["grid"],
                                        subject_epe_heart_vox=result["subject_heart"])})
     order = protocol.labels
@@ -354,15 +261,15 @@ def main(argv=None) -> int:
     full_s = (time.perf_counter() - start) / 2
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     speed_rows = [
-        _row("speed", "CVAE training step", value=1000 * cvae_step_s, unit=f"ms (batch {config.batch_size})"),
-        _row("speed", "flow estimator training step", value=1000 * estimator_step_s, unit=f"ms (batch {config.batch_size})"),
-        _row("speed", "samples per second (working grid, flow + warp)", value=1.0 / np.mean(sample_times), unit="1/s"),
-        _row("speed", f"annotated sample on a {full.image.shape_zyx[0]}^3 x 1.5 mm CT frame", value=full_s,
+        score_row("speed", "CVAE training step", value=1000 * cvae_step_s, unit=f"ms (batch {config.batch_size})"),
+        score_row("speed", "flow estimator training step", value=1000 * estimator_step_s, unit=f"ms (batch {config.batch_size})"),
+        score_row("speed", "samples per second (working grid, flow + warp)", value=1.0 / np.mean(sample_times), unit="1/s"),
+        score_row("speed", f"annotated sample on a {full.image.shape_zyx[0]}^3 x 1.5 mm CT frame", value=full_s,
              unit="s (flow, frame and labels)"),
-        _row("speed", "peak resident memory", value=peak_mb, unit="MB"),
+        score_row("speed", "peak resident memory", value=peak_mb, unit="MB"),
     ]
     if device.type == "cuda":
-        speed_rows.append(_row("speed", "peak CUDA memory", value=torch.cuda.max_memory_allocated(device) / 2**20, unit="MB"))
+        speed_rows.append(score_row("speed", "peak CUDA memory", value=torch.cuda.max_memory_allocated(device) / 2**20, unit="MB"))
     wall = time.time() - wall
 
     print(f"Generative CT motion benchmark: {n_train} training / {n_test} held-out phantom subjects per test set, "
@@ -371,25 +278,25 @@ def main(argv=None) -> int:
     print(protocol.header())
     print("EPE: per voxel, pooled over held-out subjects (mean +/- std); heart = ED labels > 0; 1 voxel = "
           f"{h} mm. Paper (Zuler et al.): reconstruction mEPE 0.56 +/- 0.58 voxels.\n")
-    print(format_table(_text(recon_rows, ["epe_heart_vox", "epe_heart_mm", "epe_grid_vox", "epe_grid_mm"]),
+    print(format_table(text_rows(recon_rows, ["epe_heart_vox", "epe_heart_mm", "epe_grid_vox", "epe_grid_mm"]),
                        title="(1) Reconstruction of held-out ES->ED flows"))
     print()
-    print(format_table(_text(gen_rows, ["diversity_vox", "diversity_mm", "line_step_vox", "line_roughness", "neg_jac_pct",
+    print(format_table(text_rows(gen_rows, ["diversity_vox", "diversity_mm", "line_step_vox", "line_roughness", "neg_jac_pct",
                                         "myo_change_pct", "lvef_pct", "ef_in_cohort_range_pct"]),
                        title=f"(2) Generators on held-out ES frames (training cohort label-LVEF range {lo:.1f}-{hi:.1f} %)"))
     print()
-    print(format_table(_text(per_subject_rows, ["subject", "true_lvef_pct", "true_flow_lvef_pct"]
+    print(format_table(text_rows(per_subject_rows, ["subject", "true_lvef_pct", "true_flow_lvef_pct"]
                              + [k for k in per_subject_rows[0] if k.endswith("_samples")]),
                        title="(2b) Conditioning per held-out subject: true LVEF (analytic; implied by the true flow's "
                              "warped labels) vs implied LVEF of its samples, mean [min, max] (%)"))
     print()
-    print(format_table(_text(cond_rows, ["n_subjects", "pearson", "mae_pct", "spread_pct", "spread_of_cohort",
+    print(format_table(text_rows(cond_rows, ["n_subjects", "pearson", "mae_pct", "spread_pct", "spread_of_cohort",
                                          "in_cohort_range_pct"]),
                        title=f"(2c) Conditioning: samples' mean implied LVEF vs true LVEF over held-out subjects "
                              f"(Pearson, MAE %); spread = max - min over one subject's samples (%), and as a fraction "
                              f"of the training cohort's label-LVEF range {lo:.1f}-{hi:.1f} %"))
     print()
-    print(format_table(_text(useful_rows, ["n_pairs", "epe_heart_vox", "epe_heart_mm", "epe_grid_vox"]),
+    print(format_table(text_rows(useful_rows, ["n_pairs", "epe_heart_vox", "epe_heart_mm", "epe_grid_vox"]),
                        title="(3) Usefulness: the same flow estimator trained on ..., tested on held-out GT pairs"))
     print()
     print(format_table([{"item": r["method"], "value": f"{r['value']:.3g}", "unit": r["unit"]} for r in speed_rows],
