@@ -28,7 +28,6 @@ import torch
 from ..training import ddp
 from ..training.device import select_device
 from ..training.distributed import barrier
-from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.loop import make_state_fns, run_training
 from ..training.progress import CancelToken, ProgressReporter
 from ..training.schedules import cosine_factor
@@ -189,20 +188,20 @@ def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] =
         loss, sdf_term = ddp.all_reduce_mean(loss.detach()), ddp.all_reduce_mean(parts["sdf"])
         return {"loss": loss, "sdf_mm": sdf_term * atlas.mean_scale_mm}
 
+    def finalise() -> None:
+        """The shape-to-motion prior, before the final checkpoint (``atlas.extra`` stores it there)."""
+        module.eval()
+        if config.prior_fit_steps > 0:  # deterministic: every rank builds the same prior
+            fit_config = FitConfig(steps=config.prior_fit_steps, points_per_frame=config.prior_fit_points,
+                                   seed=config.seed, residual_steps=0)  # codes only: the residual stage changes none
+            atlas.shape_motion_prior = fit_shape_motion_prior(atlas, subjects, fit_config)
+
     run_training(step_fn, total_steps=config.steps, checkpoint_path=checkpoint_path,
                  checkpoint_every=config.checkpoint_every, state_dict_fn=state_dict_fn,
                  load_state_fn=load_state_fn, config=config, kind=CHECKPOINT_KIND, resume=resume,
-                 progress=progress, cancel=cancel, description="train atlas")
+                 progress=progress, cancel=cancel, description="train atlas", finalise=finalise)
     module.eval()
     atlas.training_seconds_per_step = float(np.mean(timings)) if timings else float("nan")
-    if config.prior_fit_steps > 0:  # deterministic: every rank builds the same prior
-        fit_config = FitConfig(steps=config.prior_fit_steps, points_per_frame=config.prior_fit_points, seed=config.seed,
-                               residual_steps=0)  # the prior regresses codes: the residual stage would not change them
-        atlas.shape_motion_prior = fit_shape_motion_prior(atlas, subjects, fit_config)
-        if checkpoint_path is not None and rank == 0 and atlas.shape_motion_prior is not None:
-            rng_state = load_checkpoint(checkpoint_path, expected_kind=CHECKPOINT_KIND).rng_state  # keep resumability
-            save_checkpoint(checkpoint_path, config=config, step=config.steps, kind=CHECKPOINT_KIND, rng_state=rng_state,
-                            **state_dict_fn())
     barrier()  # rank 0's final checkpoint is on disk before any rank returns
     return atlas
 

@@ -24,12 +24,10 @@ import torch.nn.functional as F
 from ..errors import CheckpointError
 from ..training import (
     TrainingResult,
-    load_checkpoint,
     make_generator,
     make_state_fns,
     rebuild_model,
     run_training,
-    save_checkpoint,
     select_device,
 )
 from ..training.schedules import cosine_factor
@@ -38,6 +36,7 @@ from .data import MotionSequence
 from .errors import MotionInputError
 from .losses import segmentation_loss, sequence_loss
 from .model import CardioMorphNet
+from .preprocessing import preprocessing_record, stored_reduction
 
 CHECKPOINT_KIND = "cardiomorphnet"
 
@@ -156,37 +155,27 @@ def train_motion(sequences: Sequence[MotionSequence], config: Optional[MotionCon
         scheduler.step()
         return {"loss": loss.detach(), **metrics}
 
-    model.train()
-    result = run_training(step_fn, total_steps=total, checkpoint_path=checkpoint_path,
-                          checkpoint_every=config.checkpoint_every, state_dict_fn=state_dict_fn,
-                          load_state_fn=load_state_fn, config=config, kind=CHECKPOINT_KIND, resume=resume,
-                          progress=progress, cancel=cancel, description="train CardioMorphNet")
-    model.eval().requires_grad_(False)
     path = None if checkpoint_path is None else Path(checkpoint_path)
-    from .preprocessing import preprocessing_record
-
     record = dict(preprocessing) if preprocessing is not None else preprocessing_record(sequences, config)
-    trained = TrainedMotion(config, model, device, path, result, preprocessing=record)
-    labelled = [s for s in sequences if s.ed_frame in s.labels and s.es_frame in s.labels]
-    if calibrate and labelled:
-        from .intervals import calibrate_motion
+    trained = TrainedMotion(config, model, device, path, preprocessing=record)
 
-        trained.calibration = calibrate_motion(trained, labelled)
-    if path is not None:
-        from .preprocessing import stored_reduction
+    def finalise() -> Dict[str, Any]:
+        """Interval calibration and the preprocessing record, stored with the final checkpoint."""
+        model.eval().requires_grad_(False)
+        labelled = [s for s in sequences if s.ed_frame in s.labels and s.es_frame in s.labels]
+        if calibrate and labelled:
+            from .intervals import calibrate_motion  # intervals -> estimate -> this module
 
-        _store_extra(path, {"calibration": trained.calibration, "preprocessing": record,
-                            "reduction": stored_reduction(record)})
+            trained.calibration = calibrate_motion(trained, labelled)
+        return {"calibration": trained.calibration, "preprocessing": record, "reduction": stored_reduction(record)}
+
+    model.train()
+    trained.result = run_training(step_fn, total_steps=total, checkpoint_path=checkpoint_path,
+                                  checkpoint_every=config.checkpoint_every, state_dict_fn=state_dict_fn,
+                                  load_state_fn=load_state_fn, config=config, kind=CHECKPOINT_KIND, resume=resume,
+                                  progress=progress, cancel=cancel, description="train CardioMorphNet",
+                                  finalise=finalise)
     return trained
-
-
-def _store_extra(path: Path, extra: Dict[str, Any]) -> None:
-    """Rewrite the finished checkpoint at ``path`` (atomically) with ``extra`` merged into its ``extra``."""
-    checkpoint = load_checkpoint(path, expected_kind=CHECKPOINT_KIND, map_location="cpu")
-    merged = {**checkpoint.extra, **{k: v for k, v in extra.items() if v is not None}}
-    save_checkpoint(path, model_state=checkpoint.model_state, optimizer_state=checkpoint.optimizer_state,
-                    config=checkpoint.config, step=checkpoint.step, extra=merged, kind=CHECKPOINT_KIND,
-                    rng_state=checkpoint.rng_state)
 
 
 def load_motion(path: Union[str, Path], device: Union[str, torch.device, None] = "auto", *,

@@ -38,8 +38,10 @@ PathLike = Union[str, os.PathLike]
 StepFn = Callable[[int], Optional[Mapping[str, Any]]]
 StateDictFn = Callable[[], Mapping[str, Any]]
 LoadStateFn = Callable[[Checkpoint], None]
+FinaliseFn = Callable[[], Optional[Mapping[str, Any]]]
 
 _STATE_KEYS = ("model_state", "optimizer_state", "extra")
+_CAPTURE = object()  # save(): capture the ranks' RNG states now
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +114,7 @@ def run_training(
     description: str = "",
     rank: Optional[int] = None,
     world_size: Optional[int] = None,
+    finalise: Optional[FinaliseFn] = None,
 ) -> TrainingResult:
     """Run ``step_fn(step)`` for ``step = start .. total_steps - 1``.
 
@@ -131,6 +134,13 @@ def run_training(
       checkpointed and :class:`TrainingCancelled` is raised (its ``checkpoint_path`` is the partial
       file). An exception inside ``step_fn`` leaves the last checkpoint as it was.
     - ``rank``/``world_size`` default to ``torch.distributed``'s when initialised, else 0/1.
+    - ``finalise()`` (on every rank) computes what the finished model carries besides its weights (the
+      atlas' shape prior, CardioMorphNet's interval calibration) after the last step; it returns entries
+      merged into the final checkpoint's ``extra`` (or None). With it the final checkpoint is written once,
+      after ``finalise``: the last step is checkpointed to the partial file first, so a run killed during
+      ``finalise`` leaves no "complete" model without those entries (``resume`` then only finalises).
+      It is not called when the run is cancelled; when resuming an already finished run it is called and
+      the final file is left as it is.
     """
     if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 0:
         raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
@@ -167,8 +177,10 @@ def run_training(
         else:
             logger.info("%s: no checkpoint yet, starting from step 0", path)
 
-    def save(done: int) -> None:
-        rng_states = distributed.gather_to_rank_zero(capture_rng_state())  # collective: every rank calls
+    def save(done: int, final: Optional[bool] = None, extra: Optional[Mapping[str, Any]] = None,
+             rng_states: Any = _CAPTURE) -> None:
+        if rng_states is _CAPTURE:
+            rng_states = distributed.gather_to_rank_zero(capture_rng_state())  # collective: every rank calls
         if rank != 0:
             return
         state = dict(state_dict_fn())
@@ -177,7 +189,9 @@ def run_training(
             raise ValueError(
                 f"state_dict_fn() must return model_state (+ optimizer_state, extra), got keys {sorted(state)}"
             )
-        finished = done >= total_steps
+        if extra:
+            state["extra"] = {**dict(state.get("extra") or {}), **extra}
+        finished = done >= total_steps if final is None else final
         save_checkpoint(path if finished else partial, config=plain_config, step=done, kind=kind,
                         rng_state=rng_states, total_steps=total_steps, complete=finished, **state)
         if finished and partial.exists():
@@ -196,11 +210,20 @@ def run_training(
                 raise TrainingCancelled(step, total_steps, where, cancel.reason)
             metrics = _metrics_as_floats(step_fn(step), step)
             done = step + 1
-            if path is not None and (done == total_steps or (every and done % every == 0)):
+            if path is not None and done == total_steps and finalise is not None:
+                save(done, final=False)  # the last step is safe; the final model waits for finalise()
+            elif path is not None and (done == total_steps or (every and done % every == 0)):
                 save(done)
                 last_saved = done
             progress.update(done, **metrics)
-        if path is not None and last_saved != total_steps:
+        if finalise is not None:
+            # captured before finalise() draws: the final file keeps the RNG state the last step left
+            rng_states = distributed.gather_to_rank_zero(capture_rng_state()) if path is not None else None
+            extra = finalise()
+            if path is not None and last_saved != total_steps:
+                save(total_steps, extra={k: v for k, v in dict(extra or {}).items() if v is not None},
+                     rng_states=rng_states)
+        elif path is not None and last_saved != total_steps:
             save(total_steps)  # total_steps == 0, or resumed from a partial at the end: write the final model
     finally:
         progress.close()
@@ -257,4 +280,4 @@ def make_state_fns(
     return state_dict_fn, load_state_fn
 
 
-__all__ = ["LoadStateFn", "StateDictFn", "StepFn", "TrainingResult", "make_state_fns", "run_training"]
+__all__ = ["FinaliseFn", "LoadStateFn", "StateDictFn", "StepFn", "TrainingResult", "make_state_fns", "run_training"]
