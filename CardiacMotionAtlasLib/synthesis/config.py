@@ -57,6 +57,13 @@ class SynthConfig:
     ``prior_recon_weight``: Sohn et al.'s hybrid term, the MSE of the flow decoded from a draw of the
     prior (weighted), which teaches the prior to predict this frame's motion rather than only to follow
     the posterior (0: off; only with ``conditional_prior``).
+    ``motion_balanced`` (off): the endpoint error is averaged over moving voxels (training flow above
+    ``motion_threshold_vox`` working voxels, dilated) and over static voxels separately, the two weighted
+    equally, instead of over the mostly static cube (tried: the prior then stopped separating subjects,
+    the decoder gave every heart one flow); ``jacobian_weight``: weight of the squared difference
+    of ``det(I + grad w)`` (local ES/ED volume ratio) between generated and training flow over the moving
+    voxels, which teaches the blood pool's contraction and the myocardium's constant volume
+    (:mod:`.flow_loss`; both apply to the posterior and the prior reconstruction terms).
     """
 
     seed: int = 0
@@ -83,6 +90,9 @@ class SynthConfig:
     kl_free_nats: float = 0.25
     conditional_prior: bool = True
     prior_recon_weight: float = 0.5
+    motion_balanced: bool = False
+    motion_threshold_vox: float = 0.25
+    jacobian_weight: float = 1.0
     grad_clip: float = 0.75
     batch_size: int = 2
     checkpoint_every: int = 100
@@ -137,6 +147,8 @@ class SynthConfig:
             raise SynthesisError(f"kl_free_nats must be >= 0, got {self.kl_free_nats}")
         if not 0.0 <= self.kl_warmup_fraction <= 1.0:
             raise SynthesisError(f"kl_warmup_fraction must lie in [0, 1], got {self.kl_warmup_fraction}")
+        if self.motion_threshold_vox < 0 or self.jacobian_weight < 0:
+            raise SynthesisError("motion_threshold_vox and jacobian_weight must be >= 0")
         if self.grad_clip <= 0 or self.recon_weight < 0 or self.kl_weight < 0 or self.prior_recon_weight < 0:
             raise SynthesisError("grad_clip must be > 0 and loss weights >= 0")
         return self

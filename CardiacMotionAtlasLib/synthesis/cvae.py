@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from .config import SynthConfig
+from .flow_loss import reconstruction_loss
 from .pyramid import FeaturePyramid
 
 
@@ -165,11 +166,12 @@ class ConditionalFlowVAE(nn.Module):
 def cvae_loss(predicted: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
               config: SynthConfig, kl_scale: float = 1.0, prior_mu: Optional[torch.Tensor] = None,
               prior_logvar: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(total, mse, kl)``: ``recon_weight * MSE + kl_scale * kl_weight * KL``. ``MSE`` is the mean over
-    voxels of the squared endpoint error ``|w - w_true|^2`` (working voxels^2, i.e. summed over the three
-    components); the KL is to the prior ``(prior_mu, prior_logvar)`` (``N(0, I)`` when not given);
+    """``(total, mse, kl)``: ``recon_weight * R + kl_scale * kl_weight * KL``. ``R`` is
+    :func:`.flow_loss.reconstruction_loss` (squared endpoint error ``|w - w_true|^2`` in working voxels^2,
+    balanced between moving and static voxels, plus the weighted local-volume (det J) error); ``mse`` the
+    endpoint part alone; the KL is to the prior ``(prior_mu, prior_logvar)`` (``N(0, I)`` when not given);
     ``kl_scale`` in [0, 1] is the KL annealing factor."""
-    mse = (predicted - target).pow(2).sum(1).mean()
+    recon, mse = reconstruction_loss(predicted, target, config)
     kl = kl_divergence(mu, logvar, prior_mu, prior_logvar)
     if prior_mu is None and prior_logvar is None:
         fit_prior = torch.zeros((), device=mu.device, dtype=mu.dtype)
@@ -183,7 +185,7 @@ def cvae_loss(predicted: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, l
     if config.kl_free_nats > 0:  # free bits: per-dimension batch-mean KL floored at kl_free_nats
         penalty = torch.clamp(to_posterior.mean(0), min=config.kl_free_nats).mean()
     penalty = penalty + fit_prior
-    return config.recon_weight * mse + kl_scale * config.kl_weight * penalty, mse, kl
+    return config.recon_weight * recon + kl_scale * config.kl_weight * penalty, mse, kl
 
 
 class SynthesisModel(nn.Module):

@@ -24,6 +24,7 @@ from ..training.schedules import cosine_factor
 from .config import SynthConfig
 from .cvae import SynthesisModel, cvae_loss
 from .data import FlowPair, PairTensors, augment, stack_pairs
+from .flow_loss import reconstruction_loss
 from .grid import clip_flow_vox
 from .pyramid import FlowEstimator, estimator_loss
 
@@ -142,8 +143,8 @@ def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEst
         if prior_mu is not None and config.prior_recon_weight > 0:  # Sohn et al.'s hybrid (GSNN) term
             noise = torch.randn(prior_mu.shape, generator=generator, device=generator.device).to(prior_mu)
             from_prior = model.cvae.decode(prior_mu + noise * (0.5 * prior_logvar).exp(), es, features)
-            prior_mse = (from_prior - flow).pow(2).sum(1).mean()
-            loss = loss + config.prior_recon_weight * prior_mse
+            prior_loss, prior_mse = reconstruction_loss(from_prior, flow, config)  # same error as the posterior's
+            loss = loss + config.prior_recon_weight * prior_loss
             metrics["prior_mse"] = prior_mse.detach()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

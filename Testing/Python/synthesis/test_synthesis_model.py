@@ -29,7 +29,7 @@ def test_cvae_loss_weights_and_free_bits():
 
     from CardiacMotionAtlasLib.synthesis import cvae_loss
 
-    config = replace(SynthConfig.tiny(), kl_free_nats=0.0)
+    config = replace(SynthConfig.tiny(), kl_free_nats=0.0, motion_balanced=False, jacobian_weight=0.0)
     target = torch.zeros(2, 3, 4, 4, 4)
     predicted = torch.full_like(target, 0.5)  # squared EPE = 3 * 0.25 per voxel
     mu, logvar = torch.zeros(2, 4), torch.zeros(2, 4)
