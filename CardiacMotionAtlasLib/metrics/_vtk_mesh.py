@@ -13,7 +13,7 @@ from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonDataModel import vtkPolyData
 
 from ..data.mesh_sequence import MeshSequence
-from ..io.vtk_convert import mesh_to_polydata
+from ..io.vtk_convert import mesh_to_polydata, polydata_to_arrays
 
 Mesh = Tuple[np.ndarray, np.ndarray]
 MeshLike = Union[Mesh, MeshSequence]
@@ -66,16 +66,12 @@ def set_points(polydata: vtkPolyData, vertices: np.ndarray) -> None:
 
 
 def from_polydata(polydata: vtkPolyData) -> Mesh:
-    """``(vertices (n, 3), faces (m, 3))`` of a polydata whose polygons are all triangles."""
-    n_points = polydata.GetNumberOfPoints()
-    vertices = vtk_to_numpy(polydata.GetPoints().GetData()).astype(float) if n_points else np.zeros((0, 3))
+    """``(vertices (n, 3), faces (m, 3))`` of a polydata whose polygons are all triangles (ValueError
+    otherwise); read by :func:`~CardiacMotionAtlasLib.io.vtk_convert.polydata_to_arrays`."""
     polys = polydata.GetPolys()
-    if polys.GetNumberOfCells() == 0:
-        return vertices, np.zeros((0, 3), dtype=np.int64)
-    offsets = vtk_to_numpy(polys.GetOffsetsArray())
-    if np.any(np.diff(offsets) != 3):
+    if polys is not None and polys.GetNumberOfCells() and np.any(np.diff(vtk_to_numpy(polys.GetOffsetsArray())) != 3):
         raise ValueError("polydata has non-triangle polygons; triangulate it first (vtkTriangleFilter)")
-    faces = vtk_to_numpy(polys.GetConnectivityArray()).astype(np.int64).reshape(-1, 3)
+    vertices, faces, _ = polydata_to_arrays(polydata)
     return vertices, faces
 
 
