@@ -5,7 +5,7 @@
   for the whole cycle) at ED and at ES (the frame of least LV volume), 3D view;
 - CardioMorphNet: the ED->ES grid transform as glyphs coloured by magnitude (mm) around the ED
   myocardium, the ED myocardium coloured by the ES uncertainty (nats), both 3D; and the ES uncertainty
-  volume as a coloured foreground (nearest voxel, violet-to-red over its range) over a cine slice, slice view;
+  volume as a coloured foreground (nearest voxel, blue-to-red over its range) over a cine slice, slice view;
 - NISF++: the ED labels as a segmentation (outline) over the reconstructed ED intensities, slice view
   through the LV centre;
 - CT synthesis: a sample's flow as glyphs over the CT frame (slice view);
@@ -32,7 +32,7 @@ from .render import OffscreenViews, polydata_bounds, set_visibility, write_png
 from .render_phantom import _frame_index
 
 PathLike = Union[str, os.PathLike]
-COLORMAP = "vtkMRMLColorTableNodeReverseRainbow"  # violet (low) -> red (high)
+COLORMAP = "CardiacMotionAtlas blue to red"  # name of the colour table of scalars: blue (low) -> red (high)
 VIEW_ANGLES = {"azimuth": -30.0, "elevation": 15.0}
 
 
@@ -123,17 +123,36 @@ def _polydata_arrays(node: Any, scalars: str) -> Tuple[np.ndarray, np.ndarray]:
     return points, vtk_to_numpy(polydata.GetPointData().GetArray(scalars)).astype(float)
 
 
+def scalar_colour_table(scene: Any) -> Any:
+    """The colour table node :data:`COLORMAP` of ``scene`` (made once): 256 fully saturated colours whose
+    hue runs from blue (lowest value) through cyan, green and yellow to red (highest). Slicer's built-in
+    ``Rainbow`` runs from red (low) to violet, ``ReverseRainbow`` only from violet to red through magenta."""
+    import colorsys
+
+    node = scene.GetFirstNodeByName(COLORMAP)
+    if node is not None and node.IsA("vtkMRMLColorTableNode"):
+        return node
+    node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", COLORMAP)
+    node.SetTypeToUser()
+    node.SetNumberOfColors(256)
+    for index in range(256):
+        node.SetColor(index, *colorsys.hsv_to_rgb(2.0 / 3.0 * (1.0 - index / 255.0), 1.0, 1.0), 1.0)
+    node.SetAttribute("Category", "CardiacMotionAtlas")
+    return node
+
+
 def colour_model(node: Any, scalars: str, scalar_range: Tuple[float, float]) -> Any:
-    """Colour a model by point array ``scalars`` over ``scalar_range`` with :data:`COLORMAP` (violet =
-    low, red = high); returns the table's vtkLookupTable."""
+    """Colour a model by point array ``scalars`` over ``scalar_range`` with :func:`scalar_colour_table`
+    (blue = low, red = high); returns the table's vtkLookupTable."""
     display = node.GetDisplayNode()
     display.SetActiveScalar(scalars, vtk.vtkAssignAttribute.POINT_DATA)
-    display.SetAndObserveColorNodeID(COLORMAP)
+    table = scalar_colour_table(node.GetScene())
+    display.SetAndObserveColorNodeID(table.GetID())
     display.SetScalarRangeFlag(display.UseManualScalarRange)
     display.SetScalarRange(*scalar_range)
     display.SetScalarVisibility(True)
     display.SetOpacity(1.0)
-    return node.GetScene().GetNodeByID(COLORMAP).GetLookupTable()
+    return table.GetLookupTable()
 
 
 def _render_mesh(views: OffscreenViews, result: MethodPictures, name: str, model: Any, scalars: str,
@@ -230,7 +249,7 @@ def render_motion_outputs(app: Any, nodes: Dict[str, Any], cine_frame: Any, out_
                           size: Sequence[int] = (480, 400), glyph_spacing_mm: float = 8.0) -> MethodPictures:
     """CardioMorphNet (``nodes`` of ``load_motion_outputs``): ``motion_dvf_glyphs`` (ED->ES grid transform
     as glyphs around the ED myocardium), ``motion_uncertainty_mesh`` (ED myocardium coloured by the ES
-    uncertainty, nats) and ``motion_uncertainty_slice`` (the ES uncertainty volume, nearest voxel, violet
+    uncertainty, nats) and ``motion_uncertainty_slice`` (the ES uncertainty volume, nearest voxel, blue
     to red over its range, opacity 0.5, over ``cine_frame``: a cine slice volume node at ES)."""
     out = Path(out_dir) if out_dir is not None else None
     model, transform = nodes["myocardium_model"], nodes["ed_to_es_transform"]
@@ -250,7 +269,7 @@ def render_motion_outputs(app: Any, nodes: Dict[str, Any], cine_frame: Any, out_
         array, ijk_to_ras = volume_array(uncertainty)
         low, high = float(array.min()), float(max(array.max(), array.min() + 1e-6))
         display = uncertainty.GetDisplayNode()
-        display.SetAndObserveColorNodeID(COLORMAP)
+        display.SetAndObserveColorNodeID(scalar_colour_table(app.scene).GetID())
         display.AutoWindowLevelOff()
         display.SetWindowLevelMinMax(low, high)
         display.SetInterpolate(False)
@@ -267,7 +286,7 @@ def render_motion_outputs(app: Any, nodes: Dict[str, Any], cine_frame: Any, out_
         name = "motion_uncertainty_slice"
         result.boxes[name] = _slice_box(views, heart)
         result.ranges[name] = (low, high)
-        result.tables[name] = app.scene.GetNodeByID(COLORMAP).GetLookupTable()
+        result.tables[name] = scalar_colour_table(app.scene).GetLookupTable()
         result.extra["uncertainty"] = (array, ijk_to_ras)
         result.extra["xy_to_ras"] = _matrix(views.slice_node.GetXYToRAS())
     return result
@@ -361,6 +380,6 @@ def render_synth_outputs(app: Any, nodes: Dict[str, Any], ct_frame: Any, out_dir
     return result
 
 
-__all__ = ["COLORMAP", "MethodPictures", "bounds_corners", "colour_model", "fresh_views", "label_bounds", "pixel_ras",
-           "render_atlas_outputs", "render_motion_outputs", "render_nisf_outputs", "render_synth_outputs",
-           "volume_array"]
+__all__ = ["COLORMAP", "MethodPictures", "bounds_corners", "colour_model", "fresh_views", "label_bounds",
+           "only_shown", "pixel_ras", "render_atlas_outputs", "render_motion_outputs", "render_nisf_outputs",
+           "render_synth_outputs", "scalar_colour_table", "volume_array"]
