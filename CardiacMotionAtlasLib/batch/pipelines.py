@@ -155,13 +155,11 @@ def run_indices(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, An
     """Clinical indices (ml, %, g) from the study's SAX segmentation at its ED and ES frames."""
     from ..analysis.clinical_indices import clinical_indices_from_labels
     from ..io.layouts import read_study
-    from ..data.cine_study import CineStudy
-    sax_stack = CineStudy.sax_stack  # the data model's method: sax_stack(study, labels=...)
 
     cine = read_study(study)
     if not cine.sax or any(s.labels is None for s in cine.sax):
         raise CineStudyError(study, "no SAX segmentation found (seg_sa*.nii.gz or *_gt.nii.gz)")
-    labels = sax_stack(cine, labels=True)
+    labels = cine.sax_stack(labels=True)
     indices = clinical_indices_from_labels(labels, ed_frame=cine.ed_frame, es_frame=cine.es_frame).as_dict()
     if not np.isfinite(indices["LVEF"]):
         raise CineStudyError(study, "LV ejection fraction is undefined (empty LV blood pool at ED?)")
@@ -172,45 +170,37 @@ def run_indices(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, An
     return _finite(indices)
 
 
-# --------------------------------------------------------------------------------------------- NISF++
+# --------------------------------------------------------------------------------------------- methods
+# Each method pipeline loads its model once per worker (cached by path, modification time and device) and
+# calls the method's one runner, which checks the input, writes every output (the runner names the files)
+# and returns the key results: a subject gives the same files whether it came through the CLI, the batch,
+# the Slicer Logic or the main job.
 @functools.lru_cache(maxsize=4)
 def _nisf_model(path: str, mtime: float, device: str):
     from ..nisf import load_nisf
 
-    return load_nisf(path, device=device)
+    return load_nisf(path, device)
 
 
 def run_nisf(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
-    """NISF++ reconstruction of a new subject (network frozen): ``intensity.nii.gz``, ``labels.nii.gz``,
-    ``slices.json``, ``subject_fit.pt``; key results: final fit loss and the indices of the sampled labels."""
-    from ..analysis.clinical_indices import clinical_indices_from_labels
-    from ..analysis.volumes import label_volumes_ml
-    from ..io.layouts import read_study
-    from ..io.nifti import read_nifti
-    from ..nisf import fit_subject, write_reconstruction
+    """NISF++ reconstruction of a new subject (network frozen) by
+    :func:`~CardiacMotionAtlasLib.nisf.runner.reconstruct_subject`: 4D intensities and labels, slice
+    corrections, the subject fit and ``indices.json``; key results: fit loss, fit time (s), indices."""
+    from ..nisf.runner import reconstruct_subject
 
     model = _require_model(options.get("model"), "NISF++")
     trained = _nisf_model(os.fspath(model), _mtime(model), options["device"])
-    fit_config = trained.config.fit if options.get("steps") is None else replace(trained.config.fit,
-                                                                                  steps=options["steps"])
-    cine = read_study(study)
-    fit = fit_subject(trained, cine, fit_config, use_labels=bool(options.get("use_labels")))
-    phases = None if options.get("phases") is None else [i / options["phases"] for i in range(options["phases"])]
-    paths = write_reconstruction(fit, out, spacing_mm=float(options["spacing"]), phases=phases)
-    labels = read_nifti(paths["labels"], labels=True)
-    lv = label_volumes_ml(labels, 1)
-    results: Dict[str, Any] = {"fit_loss": float(fit.history["loss"][-1]) if fit.history.get("loss") else float("nan")}
-    if np.any(lv > 0) and labels.n_frames > 1:
-        results.update(_finite(clinical_indices_from_labels(labels, ed_frame=0, es_frame=int(np.argmin(lv))).as_dict()))
-    return results
+    run = reconstruct_subject(trained, study, out, steps=options.get("steps"), seed=options.get("seed"),
+                              use_labels=bool(options.get("use_labels")), spacing_mm=float(options["spacing"]),
+                              phases=options.get("phases"))
+    return run.key_results()
 
 
-# --------------------------------------------------------------------------------------------- atlas fit
 @functools.lru_cache(maxsize=4)
 def _atlas_model(path: str, mtime: float, device: str):
-    from ..atlas.model import Atlas
+    from ..atlas.model import load_atlas
 
-    return Atlas.load(path, device=device)
+    return load_atlas(path, device)
 
 
 @functools.lru_cache(maxsize=4)
@@ -221,121 +211,64 @@ def _template_motion(path: str, mtime: float, device: str, mesh_key: Tuple[Any, 
     return track_template(_atlas_model(path, mtime, device), MeshConfig(*mesh_key))
 
 
-def _atlas_subject(study: Path, source: str, sampling, seed: int):
-    """SDF samples of the subject: its SAX segmentation (frames with myocardium), or the phantom's
-    isotropic ground-truth labels (``source='ground_truth'``)."""
-    from ..atlas.inputs import subject_from_label_input
-    from ..atlas.sampling import subject_from_labels
-    from ..data.image_sequence import ImageSequence
-    from ..io.layouts import read_study
-    from ..data.cine_study import CineStudy
-    sax_stack = CineStudy.sax_stack  # the data model's method: sax_stack(study, labels=...)
-
-    if source == "ground_truth":
-        return subject_from_label_input(study, sampling, seed)
-    cine = read_study(study)
-    if not cine.sax or any(s.labels is None for s in cine.sax):
-        raise CineStudyError(study, "no SAX segmentation found (the atlas fit needs LV myocardium labels)")
-    labels = sax_stack(cine, labels=True)
-    array = np.asarray(labels.array)
-    frames = [i for i in range(labels.n_frames) if np.any(array[i] == 2)]
-    if not frames:
-        raise CineStudyError(study, "the SAX segmentation has no LV myocardium (label 2) in any frame")
-    phases = np.asarray(labels.phases, float)[frames]
-    subset = ImageSequence(array[frames], labels.ijk_to_ras, phases, labels.cycle_length_s, name=cine.subject_id)
-    ed = frames.index(cine.ed_frame) if cine.ed_frame in frames else 0
-    es = frames.index(cine.es_frame) if cine.es_frame in frames else None
-    return subject_from_labels(subset, sampling, seed=seed, ed_frame=ed, es_frame=es, subject_id=cine.subject_id,
-                               phases=phases)
-
-
 def run_atlas_fit(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
     """Atlas codes of a new subject (networks frozen) and its LV myocardium meshes over the cycle (shared
-    faces): ``codes.pt``, ``meshes/*.vtp``, ``volume_curve.json``; key results: SDF error (mm), fit time (s),
-    EDV/ESV (ml) and EF (%) of the meshed cavity."""
-    from ..atlas.config import FitConfig, MeshConfig
-    from ..atlas.evaluation import cavity_volume_curve
-    from ..atlas.fit import fit_subject
-    from ..atlas.meshing import subject_mesh_sequence
-    from ..io.meshes import write_mesh_sequence
+    faces) by :func:`~CardiacMotionAtlasLib.atlas.runner.run_atlas_fit` (``<subject>_codes.pt``, ``meshes/``,
+    ``template/``, ``volume_curve.png/.json``); key results: SDF error (mm), fit time (s), EDV/ESV (ml) and
+    EF (%) of the meshed cavity. The template motion is computed once per worker and model."""
+    from ..atlas.config import MeshConfig
+    from ..atlas.runner import run_atlas_fit as fit_and_publish
 
     model = _require_model(options.get("model"), "atlas")
     key = (os.fspath(model), _mtime(model), options["device"])
-    atlas = _atlas_model(*key)
-    mesh_config = MeshConfig()
     overrides = {name: options[name] for name in ("resolution", "tracking_steps") if options.get(name) is not None}
-    mesh_config = replace(mesh_config, **overrides)
+    mesh_config = replace(MeshConfig(), **overrides)
     motion = _template_motion(*key, tuple(getattr(mesh_config, f) for f in mesh_config.__dataclass_fields__))
-    data = _atlas_subject(study, options["labels"], atlas.config.sampling, int(options["seed"]))
-    fit_config = FitConfig(seed=int(options["seed"]))
-    if options.get("steps") is not None:
-        fit_config = replace(fit_config, steps=int(options["steps"]))
-    fitted = fit_subject(atlas, data, options["setting"], fit_config)
-    fitted.save(out / "codes.pt", fit_config)
-    phases = np.arange(int(options["phases"])) / int(options["phases"])
-    mesh = subject_mesh_sequence(atlas, fitted, phases, motion=motion, config=mesh_config)
-    write_mesh_sequence(mesh, out / "meshes", name="myocardium")
-    curve = cavity_volume_curve(mesh, fitted.frame)
-    edv, esv = float(curve[0]), float(np.min(curve))
-    _write_json(out / "volume_curve.json", {"subject": fitted.subject_id, "setting": options["setting"],
-                                            "phases": phases.tolist(), "lv_ml": curve.tolist()})
-    return {"sdf_error_mm": round(float(fitted.sdf_error_mm), 4), "fit_s": round(float(fitted.seconds), 3),
-            "LVEDV": round(edv, 3), "LVESV": round(esv, 3),
-            "LVEF": round(100.0 * (edv - esv) / edv, 3) if edv > 0 else float("nan")}
+    run = fit_and_publish(_atlas_model(*key), study, out, setting=options["setting"], phases=int(options["phases"]),
+                          steps=options.get("steps"), seed=int(options["seed"]), mesh_config=mesh_config,
+                          motion=motion, labels=options["labels"])
+    return {name: round(float(value), 4) for name, value in run.key_results().items()}
 
 
-# --------------------------------------------------------------------------------------------- motion
 @functools.lru_cache(maxsize=4)
 def _motion_model(path: str, mtime: float, device: str):
     from ..motion import load_motion
 
-    return load_motion(path, device=device)
+    return load_motion(path, device)
 
 
 def run_motion(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
-    """CardioMorphNet motion of the study's SAX sequence: DVFs (``dvf/``), uncertainty, warped labels,
-    indices and strain (:func:`~CardiacMotionAtlasLib.motion.write_motion_outputs`); key results: the
-    clinical indices (ml, %, g) of the warped segmentation and the mean displacement uncertainty (mm)."""
-    from ..io.layouts import read_study
-    from ..motion import estimate_motion, sequence_from_study, write_motion_outputs
+    """CardioMorphNet motion of the study's SAX sequence by :func:`~CardiacMotionAtlasLib.motion.runner.run_motion`
+    (the preprocessing stored in the model applied): DVFs (``dvf/``), uncertainty, warped labels, indices and
+    strain; key results: the clinical indices (ml, %, g) and the mean displacement uncertainty (mm)."""
+    from ..motion.runner import run_motion as estimate_and_publish
 
     model = _require_model(options.get("model"), "CardioMorphNet")
     trained = _motion_model(os.fspath(model), _mtime(model), options["device"])
-    sequence = sequence_from_study(read_study(study))
-    estimate = estimate_motion(trained, sequence, samples=options.get("samples"), seed=int(options["seed"]))
-    write_motion_outputs(estimate, out, dvfs=bool(options["dvfs"]))
-    results = _finite(estimate.indices)
-    results["displacement_std_mm"] = round(float(np.mean(estimate.displacement_std_mm())), 4)
-    return results
+    run = estimate_and_publish(trained, study, out, samples=options.get("samples"), seed=int(options["seed"]),
+                               dvfs=bool(options["dvfs"]))
+    return run.key_results()
 
 
-# --------------------------------------------------------------------------------------------- synth
 @functools.lru_cache(maxsize=4)
 def _synth_model(path: str, mtime: float, device: str):
     from ..synthesis import load_synthesis
 
-    return load_synthesis(path, device=device)
+    return load_synthesis(path, device)
 
 
 def run_synth(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
-    """Annotated CT frame pairs generated from the subject's CT frame (``options['frame']``, default the
-    phantom layout's ``ct_ES.nii.gz``, with ``seg_<frame>`` labels when present): ``pair_<i>/`` folders
-    (frame pair, exact flow, labels; see :func:`~CardiacMotionAtlasLib.synthesis.generate_pairs`); key
-    result: the number of pairs written."""
-    from ..io.nifti import read_nifti
-    from ..synthesis import generate_pairs, read_pair
+    """Annotated CT frame pairs generated from the subject's CT frame (``options['frame']`` in the study
+    folder, with ``seg_<frame>`` labels when present) by
+    :func:`~CardiacMotionAtlasLib.synthesis.runner.run_synthesis` (``pair_<i>/``, ``samples.csv``); key
+    results: pairs written, the samples' implied LVEF mean and sd (%), the largest flow (mm), time (s)."""
+    from ..synthesis.runner import run_synthesis
 
     model = _require_model(options.get("model"), "CT flow CVAE")
     trained = _synth_model(os.fspath(model), _mtime(model), options["device"])
-    frame_path = Path(study) / options["frame"] if Path(study).is_dir() else Path(study)
-    if not frame_path.is_file():
-        raise InputFileError(frame_path, "no CT frame to condition on (option 'frame')")
-    frame = read_nifti(frame_path)
-    label_path = frame_path.with_name("seg_" + frame_path.name)
-    labels = read_nifti(label_path, labels=True).array[0] if label_path.is_file() else None
-    folders = generate_pairs(trained, frame, out, labels=labels, n=int(options["n"]), seed=int(options["seed"]),
-                             subject_id=Path(study).name)
-    return {"pairs": len(folders)}
+    run = run_synthesis(trained, study, out, frame_name=options["frame"], labels_beside=True, n=int(options["n"]),
+                        seed=int(options["seed"]), subject_id=Path(study).name)
+    return _finite(run.key_results())
 
 
 register_pipeline(Pipeline("indices", run_indices, (DEVICE,), "clinical indices from the SAX segmentation"))
@@ -345,6 +278,7 @@ register_pipeline(Pipeline("nisf", run_nisf, (
     OptionSpec("spacing", "float", 2.0, help="isotropic output grid spacing (mm)"),
     OptionSpec("phases", "int", help="equally spaced output phases (default: the study's frames)"),
     OptionSpec("use_labels", "bool", False, help="also fit the study's labels"),
+    OptionSpec("seed", "int", help="fitting seed (default: the model's fit config)"),
     DEVICE), "NISF++ reconstruction of each subject"))
 register_pipeline(Pipeline("atlas-fit", run_atlas_fit, (
     OptionSpec("model", "path", required=True, help="atlas checkpoint (atlas.pt)"),

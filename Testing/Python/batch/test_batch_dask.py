@@ -184,7 +184,8 @@ def test_atlas_fit_and_nisf_pipelines(cohort8, tiny_models, tmp_path):
                                 "tracking_steps": "4", "phases": "4"})
     assert result.count("done") == 2, [o.error for o in result.failed]
     folder = tmp_path / "atlas" / SUBJECTS_DIR / "phantom004"
-    assert (folder / "codes.pt").is_file() and len(list((folder / "meshes").glob("*.vtp"))) == 4
+    assert (folder / "phantom004_codes.pt").is_file() and len(list((folder / "meshes").glob("*.vtp"))) == 4
+    assert (folder / "volume_curve.json").is_file() and len(list((folder / "template").glob("*.vtp"))) == 4
     assert json.loads((folder / "_complete.json").read_text())["options"]["setting"] == "ed"
     assert all(o.results["sdf_error_mm"] > 0 for o in result.outcomes)
 
