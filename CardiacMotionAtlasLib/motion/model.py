@@ -6,20 +6,24 @@ per-voxel ``sigma^2_t``; covariance ``V V^T + diag(sigma^2)``) on the half in-pl
 A velocity (mean or posterior sample) is integrated by scaling and squaring (so each step and its
 inverse, from ``-v``, are diffeomorphic), upsampled to the image grid, and chained into ED -> t and
 t -> ED fields. SegNet (a 3D U-Net, frozen after its own training stage) gives pseudo-labels per frame.
+:class:`TrainedMotion` (model + config + calibration + preprocessing record) and the ED-first frame order
+live here too, below ``train``/``estimate``/``intervals``, so those import them without a cycle.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..geometry.warp import integrate_velocity
+from ..training.loop import TrainingResult
 from .config import MotionConfig
-from .data import N_CLASSES
+from .data import N_CLASSES, MotionSequence
 from .fields import chain_fields, closed_chain_fields, upsample_in_plane
 from .gaussian import sample_field
 from .networks import ConvLSTMCell, FeatNet, GaussianHead, ImageDecoder, UNet3D
@@ -132,4 +136,31 @@ class CardioMorphNet(nn.Module):
         return {"forward": forward, "backward": backward, "ed_to_t": ed_to_t, "t_to_ed": t_to_ed}
 
 
-__all__ = ["CardioMorphNet", "SequencePosterior"]
+
+@dataclass
+class TrainedMotion:
+    """A trained (or loaded) CardioMorphNet: config, networks (eval mode, frozen), device, checkpoint."""
+
+    config: MotionConfig
+    model: CardioMorphNet
+    device: torch.device
+    checkpoint_path: Optional[Path] = None
+    result: Optional[TrainingResult] = None
+    calibration: Optional[Dict[str, float]] = None  # per-index scale of the interval sds (>= 1)
+    preprocessing: Optional[Dict[str, Any]] = None  # how inputs must be prepared (see .preprocessing)
+
+
+def frame_order(sequence: MotionSequence) -> List[int]:
+    """Frame indices starting at ED and following the cycle."""
+    n = sequence.n_frames
+    return [(sequence.ed_frame + k) % n for k in range(n)]
+
+
+def sequence_tensors(sequence: MotionSequence, config: MotionConfig, device):
+    """``(images (T, 1, z, Y, X), {position in ED-first order: labels (1, z, Y, X)})`` padded, ED first."""
+    order = frame_order(sequence)
+    images = sequence.image_tensor(config.levels, device)[order]
+    labels = {k: sequence.label_tensor(f, config.levels, device) for k, f in enumerate(order) if f in sequence.labels}
+    return images, labels
+
+__all__ = ["CardioMorphNet", "SequencePosterior", "TrainedMotion", "frame_order", "sequence_tensors"]

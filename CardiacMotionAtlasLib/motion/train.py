@@ -14,16 +14,14 @@ normalisation; :mod:`.preprocessing`), both read back by :func:`load_motion`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import CheckpointError
 from ..training import (
-    TrainingResult,
     make_generator,
     make_state_fns,
     rebuild_model,
@@ -35,37 +33,10 @@ from .config import MotionConfig
 from .data import MotionSequence
 from .errors import MotionInputError
 from .losses import segmentation_loss, sequence_loss
-from .model import CardioMorphNet
+from .model import CardioMorphNet, TrainedMotion, frame_order, sequence_tensors  # the last three re-exported
 from .preprocessing import preprocessing_record, stored_reduction
 
 CHECKPOINT_KIND = "cardiomorphnet"
-
-
-@dataclass
-class TrainedMotion:
-    """A trained (or loaded) CardioMorphNet: config, networks (eval mode, frozen), device, checkpoint."""
-
-    config: MotionConfig
-    model: CardioMorphNet
-    device: torch.device
-    checkpoint_path: Optional[Path] = None
-    result: Optional[TrainingResult] = None
-    calibration: Optional[Dict[str, float]] = None  # per-index scale of the interval sds (>= 1)
-    preprocessing: Optional[Dict[str, Any]] = None  # how inputs must be prepared (see .preprocessing)
-
-
-def frame_order(sequence: MotionSequence) -> List[int]:
-    """Frame indices starting at ED and following the cycle."""
-    n = sequence.n_frames
-    return [(sequence.ed_frame + k) % n for k in range(n)]
-
-
-def sequence_tensors(sequence: MotionSequence, config: MotionConfig, device):
-    """``(images (T, 1, z, Y, X), {position in ED-first order: labels (1, z, Y, X)})`` padded, ED first."""
-    order = frame_order(sequence)
-    images = sequence.image_tensor(config.levels, device)[order]
-    labels = {k: sequence.label_tensor(f, config.levels, device) for k, f in enumerate(order) if f in sequence.labels}
-    return images, labels
 
 
 def _flip(images: torch.Tensor, labels: Dict[int, torch.Tensor], generator: torch.Generator):
