@@ -1,7 +1,7 @@
 """Generative CT motion (systole-conditioned CVAE) on held-out phantom subjects.
 
     python -m CardiacMotionAtlasLib.benchmarks.synthesis [--quick] [--large | --tiny] [--json PATH] [--device auto]
-        [--train N] [--test M] [--samples K] [--threads T] [--no-baseline-cvae]
+        [--train N] [--test M] [--samples K] [--threads T] [--baselines previous,standard-normal | --no-baseline-cvae]
         [--train-family ellipsoidal] [--test-family lofted] [--acquisition randomised]
 
 Leave-subjects-out across phantom families (:func:`.common.build_protocol`): ``--train`` hearts of the
@@ -14,9 +14,10 @@ working grid (axial, ``working_voxel_mm``) is the method's and stays fixed. Flow
 mm = voxels x working_voxel_mm). Endpoint errors are pooled over voxels (mean +/- std, as the paper's
 0.56 +/- 0.58 voxels) inside the heart (ED labels > 0) and over the whole working cube.
 
-Two CVAEs are trained on the same pairs with the same steps: the product's (learned prior p(z | frame),
-free bits, motion-scale augmentation) and the baseline it replaced (KL to N(0, I), none of these;
-``--no-baseline-cvae`` skips it). Tables: (1) reconstruction EPE of test flows through each CVAE
+CVAEs trained on the same pairs with the same steps: the product's (learned prior p(z | frame), free
+bits, motion-scale augmentation, local-volume det J loss) and the baselines it replaced (``--baselines``):
+``previous`` (the same without the det J term) and ``standard-normal`` (KL to N(0, I), none of these);
+``--no-baseline-cvae`` skips both. Tables: (1) reconstruction EPE of test flows through each CVAE
 (posterior mean) and its prior mean, against zero flow, the trained estimator and SimpleITK demons; (2)
 the generators (CVAE samples from their priors, random smooth B-spline fields scaled to the training
 flows' RMS, and the true flows): diversity (mean pairwise EPE of ``--samples`` samples per ES frame),
@@ -48,7 +49,7 @@ from ..synthesis.data import acquired_pair, concat_pairs, generated_pair_tensors
 from ..synthesis.indices import conditioning_summary
 from ..geometry.warp import warp
 from ..training import describe_device, select_device
-from .synthesis_scores import (BASELINE_NAME, CVAE_NAME, endpoint_error, estimator_epe, flow_stats, label_stats,
+from .synthesis_scores import (BASELINE_NAME, CVAE_NAME, PREVIOUS_NAME, endpoint_error, estimator_epe, flow_stats, label_stats,
                                score_row, subject_rows, text_rows)
 from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
                      cross_family_first, write_json)
@@ -72,8 +73,14 @@ def configs(args) -> SynthConfig:
 def baseline_config(config: SynthConfig) -> SynthConfig:
     """The CVAE as it was before its conditional prior: KL to N(0, I), no free bits, no hybrid prior
     reconstruction, no motion-scale augmentation (everything else, steps included, the same)."""
-    return replace(config, conditional_prior=False, kl_free_nats=0.0, prior_recon_weight=0.0,
+    return replace(previous_config(config), conditional_prior=False, kl_free_nats=0.0, prior_recon_weight=0.0,
                    augment=replace(config.augment, motion_scale=0.0))
+
+
+def previous_config(config: SynthConfig) -> SynthConfig:
+    """The CVAE before its local-volume loss: learned prior, free bits, motion scaling as now, but the
+    reconstruction error is the cube-averaged endpoint error alone (no det J term)."""
+    return replace(config, jacobian_weight=0.0, motion_balanced=False)
 
 
 def main(argv=None) -> int:
@@ -85,10 +92,16 @@ def main(argv=None) -> int:
     parser.add_argument("--test", type=int, default=None, help="held-out subjects per test set (default 4)")
     parser.add_argument("--samples", type=int, default=None, help="samples per ES frame (default 8, quick 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--no-baseline-cvae", action="store_true",
-                        help="skip the baseline CVAE (N(0, I) prior, no free bits, no motion scaling)")
+    parser.add_argument("--baselines", default="previous,standard-normal",
+                        help="baseline CVAEs trained in the same run: 'previous' (no det J term), 'standard-normal' "
+                             "(N(0, I) prior, no free bits, no motion scaling), comma-separated")
+    parser.add_argument("--no-baseline-cvae", action="store_true", help="no baseline CVAE")
     add_family_arguments(parser)
     args = parser.parse_args(argv)
+    baselines = [] if args.no_baseline_cvae else [b.strip() for b in args.baselines.split(",") if b.strip()]
+    if set(baselines) - {"previous", "standard-normal"}:
+        parser.error(f"--baselines: unknown {sorted(set(baselines) - {'previous', 'standard-normal'})}; "
+                     "expected previous and/or standard-normal")
     if args.threads:
         torch.set_num_threads(args.threads)
     n_train = args.train or (6 if args.quick else 12)
@@ -118,9 +131,10 @@ def main(argv=None) -> int:
     cvae_step_s = (time.perf_counter() - start) / max(config.cvae_steps, 1)
     model = trained.model
     cvaes = [(CVAE_NAME, trained)]
-    if not args.no_baseline_cvae:
-        _log(f"training the baseline CVAE (N(0, I) prior, no free bits, no motion scaling; {config.cvae_steps} steps)")
-        cvaes.append((BASELINE_NAME, train_cvae(train_data, estimator_a, baseline_config(config), device=device)))
+    for key, name, make in (("previous", PREVIOUS_NAME, previous_config), ("standard-normal", BASELINE_NAME, baseline_config)):
+        if key in baselines:
+            _log(f"training the baseline {name} ({config.cvae_steps} steps)")
+            cvaes.append((name, train_cvae(train_data, estimator_a, make(config), device=device)))
     bound = config.flow_clip_mm / h
 
     # (1) reconstruction ---------------------------------------------------------------------------

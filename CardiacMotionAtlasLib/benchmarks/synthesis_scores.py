@@ -75,7 +75,10 @@ def flow_stats(flows_vox: np.ndarray, pair, config: SynthConfig) -> Dict[str, li
 
 
 CVAE_NAME = "CVAE, p(z | frame)"
+PREVIOUS_NAME = "previous CVAE, no det J term (baseline)"
 BASELINE_NAME = "CVAE, N(0, I) prior (baseline)"
+SAMPLE_COLUMNS = {CVAE_NAME: "cvae_samples", PREVIOUS_NAME: "previous_cvae_samples", BASELINE_NAME: "baseline_cvae_samples"}
+
 
 def subject_rows(test_set, test_pairs, truth, generators) -> List[Dict]:
     """Per held-out subject: true LVEF (analytic, and implied by the true flow) and each generator's
@@ -87,7 +90,7 @@ def subject_rows(test_set, test_pairs, truth, generators) -> List[Dict]:
         for name, per_subject in generators.items():
             if name.endswith(" samples"):
                 efs = np.asarray(per_subject[index]["lvef"], float)
-                key = "cvae_samples" if name.startswith(CVAE_NAME) else "baseline_cvae_samples"
+                key = SAMPLE_COLUMNS.get(name[:-len(" samples")], name)
                 row[key] = f"{efs.mean():.1f} [{efs.min():.1f}, {efs.max():.1f}]"
         rows.append(row)
     return rows
