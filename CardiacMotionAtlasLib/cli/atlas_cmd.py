@@ -38,7 +38,7 @@ from typing import List
 
 import numpy as np
 
-from .cohort_options import (add_cohort_arguments, add_label_convention_argument, add_preset_argument,
+from .cohort_options import (add_label_convention_argument, add_preset_argument, add_train_parser,
                              cohort_from_args, record_path, training_entries)
 from .options import add_progress_argument, progress_from
 
@@ -49,24 +49,17 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 def add_atlas_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="atlas_command", required=True)
-    train = sub.add_parser("train", help="train the atlas on a cohort (checkpoint: OUT/atlas.pt)")
-    source = train.add_mutually_exclusive_group(required=True)
+    train, source = add_train_parser(sub, help="train the atlas on a cohort (checkpoint: OUT/atlas.pt)",
+                                     out_help="output folder (atlas.pt, atlas_config.json, cohort.json)",
+                                     sizes=(("--quick", "a few minutes on 2 CPU cores (= --preset demo)"),
+                                            ("--large", "GPU-sized networks (= --preset large)")),
+                                     config_of="an AtlasConfig", seed_default=0)
     source.add_argument("--labels", type=Path, nargs="+",
                         help="study folders, phantom subject folders or bare 4D label maps (--label-convention)")
     source.add_argument("--phantom", type=int, metavar="N", help="the first N subjects of the built-in phantom cohort")
-    add_cohort_arguments(train, source)
     train.add_argument("--frames", type=int, default=10, help="phantom frames per cycle (with --phantom)")
-    size = train.add_mutually_exclusive_group()
-    add_preset_argument(size)
-    size.add_argument("--tiny", action="store_true", help="test-sized networks (seconds; = --preset tiny)")
-    size.add_argument("--quick", action="store_true", help="a few minutes on 2 CPU cores (= --preset demo)")
-    size.add_argument("--large", action="store_true", help="GPU-sized networks (= --preset large)")
-    train.add_argument("--config", type=Path, help="JSON spec of AtlasConfig (overrides the preset)")
     train.add_argument("--steps", type=int, help="override the number of training steps")
     train.add_argument("--points-per-frame", type=int, help="override the SDF points per frame and step")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/atlas.pt when it exists")
-    train.add_argument("--seed", type=int, default=0, help="phantom cohort seed and training seed")
-    train.add_argument("--out", type=Path, required=True)
     _add_device(train)
     add_progress_argument(train)
 

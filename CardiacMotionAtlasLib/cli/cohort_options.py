@@ -7,6 +7,8 @@
     --label-convention C            product | acdc | mnms, for bare label files (study layouts know theirs)
     --preset P                      tiny | demo | default | large (see :mod:`.presets`)
 
+:func:`add_train_parser` declares them, with the size choice, ``--seed`` and ``--resume``, for every method.
+
 :func:`cohort_from_args` finds the studies, applies the split, prints what it found (subjects, frames,
 labelled frames, layout, label convention) and raises every input problem at once, all from headers and
 metadata, before any heavy preprocessing. :func:`read_entry_study` then reads one study with its
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -50,6 +52,27 @@ def add_preset_argument(group) -> None:
     group.add_argument("--preset", choices=PRESETS,
                        help="tiny (tests) | demo (the main job's settings) | default | large (GPU); explicit "
                             "options override it")
+
+
+def add_train_parser(subparsers, *, help: str, out_help: str, sizes: Sequence[Tuple[str, str]], config_of: str,
+                     seed_default: Optional[int] = None) -> Tuple[argparse.ArgumentParser, argparse._MutuallyExclusiveGroup]:
+    """The ``train`` sub-command every method has: the cohort source (``--data``/``--manifest``, split,
+    label convention), ``--out``, one size choice (``--preset``, ``--tiny``, the method's ``sizes`` flags,
+    ``--config JSON``), ``--seed`` and ``--resume``. Returns the parser and its source group (a method may add
+    sources of its own, e.g. ``--phantom N``)."""
+    train = subparsers.add_parser("train", help=help)
+    source = train.add_mutually_exclusive_group(required=True)
+    add_cohort_arguments(train, source)
+    train.add_argument("--out", type=Path, required=True, help=out_help)
+    size = train.add_mutually_exclusive_group()
+    add_preset_argument(size)
+    size.add_argument("--tiny", action="store_true", help="tiny configuration (tests, smoke runs; = --preset tiny)")
+    for flag, flag_help in sizes:
+        size.add_argument(flag, action="store_true", help=flag_help)
+    size.add_argument("--config", type=Path, help=f"JSON spec of {config_of} (overrides the preset)")
+    train.add_argument("--seed", type=int, default=seed_default, help="override the seed (phantom cohort and training)")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint at --out when it exists")
+    return train, source
 
 
 def cohort_from_args(args: argparse.Namespace, needs: Sequence[str] = (), title: str = "cohort",

@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Optional, Tuple
 
-from .cohort_options import (add_cohort_arguments, add_preset_argument, cohort_from_args, read_entry_study,
+from .cohort_options import (add_preset_argument, add_train_parser, cohort_from_args, read_entry_study,
                              record_path, study_entry, training_entries)
 from .options import add_device_arguments, apply_threads, progress_from
 
@@ -42,20 +42,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="motion_command", required=True)
-    train = sub.add_parser("train", help="train CardioMorphNet on studies with ED/ES SAX labels")
-    source = train.add_mutually_exclusive_group(required=True)
-    add_cohort_arguments(train, source)
-    train.add_argument("--out", type=Path, required=True, help="checkpoint file (.pt), written atomically")
-    size = train.add_mutually_exclusive_group()
-    add_preset_argument(size)
-    size.add_argument("--tiny", action="store_true", help="tiny configuration (tests, smoke runs)")
-    size.add_argument("--large", action="store_true", help="GPU sizes")
-    size.add_argument("--config", type=Path, help="JSON spec of a MotionConfig")
+    train, _ = add_train_parser(sub, help="train CardioMorphNet on studies with ED/ES SAX labels",
+                                out_help="checkpoint file (.pt), written atomically",
+                                sizes=(("--large", "GPU sizes"),), config_of="a MotionConfig")
     train.add_argument("--steps", type=int, help="override the motion training steps")
     train.add_argument("--seg-steps", type=int, help="override the SegNet training steps")
     train.add_argument("--no-segnet", action="store_true", help="ablation: no SegNet guidance")
-    train.add_argument("--seed", type=int, help="override the seed")
-    train.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     _add_common(train)
 
     estimate = sub.add_parser("estimate", help="estimate the motion of one study")

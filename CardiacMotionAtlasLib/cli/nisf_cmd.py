@@ -30,25 +30,17 @@ from typing import List
 
 from ..errors import CineStudyError
 from ..io.layouts import detect_layout
-from .cohort_options import (add_cohort_arguments, add_preset_argument, cohort_from_args, read_entry_study,
+from .cohort_options import (add_preset_argument, add_train_parser, cohort_from_args, read_entry_study,
                              record_path, study_entry, training_entries)
 from .options import add_device_arguments, apply_threads, progress_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="nisf_command", required=True)
-    train = sub.add_parser("train", help="train NISF++ on a cohort of cine studies")
-    source = train.add_mutually_exclusive_group(required=True)
-    add_cohort_arguments(train, source)
-    train.add_argument("--out", type=Path, required=True, help="checkpoint file (.pt), written atomically")
-    size = train.add_mutually_exclusive_group()
-    add_preset_argument(size)
-    size.add_argument("--tiny", action="store_true", help="tiny configuration (tests, smoke runs)")
-    size.add_argument("--paper", action="store_true", help="the paper's sizes (GPU)")
-    size.add_argument("--config", type=Path, help="JSON spec of an NISFConfig")
+    train, _ = add_train_parser(sub, help="train NISF++ on a cohort of cine studies",
+                                out_help="checkpoint file (.pt), written atomically",
+                                sizes=(("--paper", "the paper's sizes (GPU)"),), config_of="an NISFConfig")
     train.add_argument("--steps", type=int, help="override the number of training steps")
-    train.add_argument("--seed", type=int, help="override the seed")
-    train.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     add_device_arguments(train)
 
     recon = sub.add_parser("reconstruct", help="fit a new subject (network frozen) and sample its 4D labels")
