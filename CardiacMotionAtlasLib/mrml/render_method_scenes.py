@@ -158,9 +158,10 @@ def find_method_outputs(root: PathLike) -> Dict[str, Path]:
 
 
 def find_study(root: PathLike, subject_id: str) -> Optional[Path]:
-    """A study folder named ``subject_id`` under ``root`` (the cine a motion output was estimated from)."""
+    """A study folder named ``subject_id`` under ``root`` (the cine a motion output was estimated from):
+    one holding a SAX cine (``sa.nii.gz``, UK Biobank layout), not a method's output folder."""
     for folder in sorted(Path(root).rglob(subject_id)):
-        if folder.is_dir() and any(folder.glob("*.nii*")):
+        if folder.is_dir() and (folder / "sa.nii.gz").is_file() and not (folder / "indices.json").is_file():
             return folder
     return None
 

@@ -196,3 +196,26 @@ def test_ct_synthesis_flow_glyphs_over_the_ct_frame(scene, mrml_app, synth_outpu
     result.boxes["synth_flow_slice"] = result.boxes["synth_flow_slice"] * 0.3
     with pytest.raises(AssertionError, match="away from the heart"):
         check_glyph_picture(result, "synth_flow_slice", "_synth_ct_alone")
+
+
+def test_output_folders_are_found_by_their_files(atlas_output, nisf_output, motion_output, synth_output, tmp_path):
+    """make_screenshots reads a main-job tree: each method's folder is recognised by its files, and the
+    motion subject's study (not its output folder of the same name) is the cine to draw under it."""
+    import json
+    import shutil
+
+    from CardiacMotionAtlasLib.mrml.render_method_scenes import find_method_outputs, find_study
+
+    root = tmp_path / "demo"
+    copies = {"atlas": root / "atlas" / "s1", "nisf": root / "nisf" / "s1", "synth": root / "synth" / "pairs",
+              "motion": root / "motion" / "study"}
+    for method, source in (("atlas", atlas_output), ("nisf", nisf_output), ("synth", synth_output),
+                           ("motion", motion_output)):
+        shutil.copytree(source, copies[method])
+    (root / "cohort" / "study").mkdir(parents=True)
+    assert find_study(root, "study") is None  # no study yet: the output folder named 'study' is not one
+    shutil.copyfile(motion_output.parent / "input" / "study" / "sa.nii.gz", root / "cohort" / "study" / "sa.nii.gz")
+    assert find_method_outputs(root) == copies
+    subject = json.loads((copies["motion"] / "indices.json").read_text())["subject_id"]
+    assert subject == "study" and find_study(root, subject) == root / "cohort" / "study"
+    assert find_method_outputs(root / "atlas") == {"atlas": copies["atlas"]}
