@@ -79,15 +79,25 @@ def only_shown(scene: Any) -> Iterator[None]:
             display.SetVisibility3D(in_3d)
 
 
-def fresh_views(app: Any, size: Sequence[int]) -> OffscreenViews:
-    """:class:`OffscreenViews` of ``app``'s scene after removing the slice nodes a previous (closed) one
-    left behind: with the old ``Red`` slice, composite and slice display nodes still in the scene, a
-    second view draws no segmentation in the slice view (seen with slicer-core's 2D managers)."""
-    scene = app.scene
+def _remove_slice_nodes(scene: Any) -> None:
     for class_name in ("vtkMRMLSliceNode", "vtkMRMLSliceCompositeNode", "vtkMRMLSliceDisplayNode"):
         for index in reversed(range(scene.GetNumberOfNodesByClass(class_name))):
             scene.RemoveNode(scene.GetNthNodeByClass(index, class_name))
-    return OffscreenViews(scene, app.application_logic, (int(size[0]), int(size[1])))
+
+
+@contextmanager
+def fresh_views(app: Any, size: Sequence[int]) -> Iterator[OffscreenViews]:
+    """:class:`OffscreenViews` of ``app``'s (standalone) scene, with no slice node of an earlier view
+    before and none of its own after: with a closed view's ``Red`` slice, composite and slice display
+    nodes still in the scene (they are singletons: ``Clear`` keeps them), a new view draws no
+    segmentation in its slice view (seen with slicer-core's 2D displayable managers)."""
+    _remove_slice_nodes(app.scene)
+    views = OffscreenViews(app.scene, app.application_logic, (int(size[0]), int(size[1])))
+    try:
+        yield views
+    finally:
+        views.close()
+        _remove_slice_nodes(app.scene)
 
 
 def bounds_corners(bounds: Sequence[float]) -> np.ndarray:
