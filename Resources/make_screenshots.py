@@ -1,8 +1,8 @@
 """Regenerate the method screenshots in ``Resources/Screenshots/`` (offscreen, slicer-core + EGL, no Qt).
 
-    python Resources/make_screenshots.py                      # from results/demo/ when present (15 s), else tiny models
+    python Resources/make_screenshots.py            # from results/demo/ when present (15 s), else tiny models
     python Resources/make_screenshots.py --results results/demo --out Resources/Screenshots
-    python Resources/make_screenshots.py --tiny               # always tiny models (4.5 min measured on 2 shared CPU cores)
+    python Resources/make_screenshots.py --tiny     # always tiny models (4.5 min measured on 2 shared CPU cores)
 
 The method output folders are found under ``--results`` by their files (atlas fit, NISF++, CardioMorphNet,
 CT synthesis: see ``CardiacMotionAtlasLib.mrml.render_method_scenes``); a method without one there is run
