@@ -24,7 +24,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import slicer
@@ -130,6 +130,9 @@ def _managers(factory_class: Any, names: Sequence[str], application_logic: Any, 
     return factory.InstantiateDisplayableManagers(renderer)
 
 
+SLICE_VIEW_NODE_CLASSES = ("vtkMRMLSliceNode", "vtkMRMLSliceCompositeNode", "vtkMRMLSliceDisplayNode")
+
+
 class OffscreenViews:
     """One 3D view and one slice view (``Red``) of ``scene``, ``size = (width, height)`` pixels each.
     ``application_logic``: the standalone scene's (``StandaloneScene.application_logic``)."""
@@ -140,6 +143,7 @@ class OffscreenViews:
                                   "render offscreen only on a standalone scene")
         self.scene = scene
         self.size = (int(size[0]), int(size[1]))
+        self._nodes_before = set(self._slice_node_ids())
         self.view_node = scene.AddNewNodeByClass("vtkMRMLViewNode", "OffscreenView")
         self.view_node.SetLayoutName("1")
         self.view_node.SetBoxVisible(False)
@@ -272,6 +276,17 @@ class OffscreenViews:
             window.Finalize()
         if self.view_node.GetScene() is self.scene:
             self.scene.RemoveNode(self.view_node)
+        # the slice, slice-composite and slice-display nodes this view made: singletons that the scene's
+        # Clear() keeps, and with which a later view of the same scene draws no segmentation or outline
+        for node_id in set(self._slice_node_ids()) - self._nodes_before:
+            node = self.scene.GetNodeByID(node_id)
+            if node is not None:
+                self.scene.RemoveNode(node)
+
+    def _slice_node_ids(self) -> List[str]:
+        return [self.scene.GetNthNodeByClass(index, class_name).GetID()
+                for class_name in SLICE_VIEW_NODE_CLASSES
+                for index in range(self.scene.GetNumberOfNodesByClass(class_name))]
 
     def __enter__(self) -> "OffscreenViews":
         return self

@@ -79,25 +79,15 @@ def only_shown(scene: Any) -> Iterator[None]:
             display.SetVisibility3D(in_3d)
 
 
-def _remove_slice_nodes(scene: Any) -> None:
-    for class_name in ("vtkMRMLSliceNode", "vtkMRMLSliceCompositeNode", "vtkMRMLSliceDisplayNode"):
-        for index in reversed(range(scene.GetNumberOfNodesByClass(class_name))):
-            scene.RemoveNode(scene.GetNthNodeByClass(index, class_name))
-
-
 @contextmanager
 def fresh_views(app: Any, size: Sequence[int]) -> Iterator[OffscreenViews]:
-    """:class:`OffscreenViews` of ``app``'s (standalone) scene, with no slice node of an earlier view
-    before and none of its own after: with a closed view's ``Red`` slice, composite and slice display
-    nodes still in the scene (they are singletons: ``Clear`` keeps them), a new view draws no
-    segmentation in its slice view (seen with slicer-core's 2D displayable managers)."""
-    _remove_slice_nodes(app.scene)
+    """:class:`OffscreenViews` of ``app``'s (standalone) scene, closed afterwards (which removes the slice
+    nodes the view made, so the next view of the scene draws its slice view fully)."""
     views = OffscreenViews(app.scene, app.application_logic, (int(size[0]), int(size[1])))
     try:
         yield views
     finally:
         views.close()
-        _remove_slice_nodes(app.scene)
 
 
 def bounds_corners(bounds: Sequence[float]) -> np.ndarray:

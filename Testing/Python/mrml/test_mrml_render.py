@@ -42,3 +42,19 @@ def test_a_wrong_colour_map_fails_the_check(scene, mrml_app):
     result.lookup_table = scene.GetNodeByID("vtkMRMLColorTableNodeGreen").GetLookupTable()
     with pytest.raises(AssertionError, match="colour map"):
         check_subject_pictures(result)
+
+
+def test_a_second_view_of_the_same_scene_draws_the_same_slice_view(scene, mrml_app):
+    """A closed view leaves none of its slice nodes behind, so the next view of the same scene draws the
+    same slice picture (segmentation and mesh outline included; with the first view's slice singletons
+    left in the scene, more than half of its pixels differed)."""
+    from CardiacMotionAtlasLib.mrml.logic import CardiacMotionAtlasLogic
+    from CardiacMotionAtlasLib.mrml.render import SLICE_VIEW_NODE_CLASSES
+    from CardiacMotionAtlasLib.mrml.render_phantom import render_phantom_subject
+
+    nodes = CardiacMotionAtlasLogic().load_phantom_subject(scene, seed=0, index=2, tiny=True)
+    before = {name: scene.GetNumberOfNodesByClass(name) for name in SLICE_VIEW_NODE_CLASSES}
+    first = render_phantom_subject(mrml_app, nodes, None).pictures["segmentation_slice"]
+    assert {name: scene.GetNumberOfNodesByClass(name) for name in SLICE_VIEW_NODE_CLASSES} == before
+    second = render_phantom_subject(mrml_app, nodes, None).pictures["segmentation_slice"]
+    assert np.array_equal(first, second)
