@@ -32,7 +32,7 @@ from ..geometry.warp import compose, voxel_to_ras_displacement, warp
 from ..training import make_generator
 from .data import MotionSequence, crop_volume
 from .errors import MotionInputError
-from .adapt import ADAPT_STEPS, adapt_segnet, refinement_targets
+from .adapt import ADAPT_STEPS, FOLD_MARGIN, FOLD_WEIGHT, GIVEN_WEIGHT, adapt_segnet, refinement_targets
 from .gaussian import voxel_entropy
 from .intervals import Z95, combined_sds, intervals, label_volume_sd_ml, sample_sds, segmentation_sds
 from .losses import one_hot
@@ -126,7 +126,9 @@ def chain_drift_variance(fields: Dict[str, torch.Tensor], n: int, shape, ijk_to_
 def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: Optional[int] = None,
                     use_given_ed_labels: bool = True, seed: int = 0, progress=None,
                     refine_steps: Optional[int] = None, calibrated: bool = True,
-                    given_label_targets: bool = True, adapt_steps: Optional[int] = None) -> MotionEstimate:
+                    given_label_targets: bool = True, adapt_steps: Optional[int] = None,
+                    given_weight: float = GIVEN_WEIGHT, fold_margin: float = FOLD_MARGIN,
+                    fold_weight: Optional[float] = FOLD_WEIGHT) -> MotionEstimate:
     """Estimate the motion of ``sequence`` (posterior mean + ``samples`` posterior samples, default
     ``config.posterior_samples``). ED labels: the sequence's own when given and ``use_given_ed_labels``,
     else SegNet's. ``refine_steps``: refinement steps of the posterior mean on this subject
@@ -138,7 +140,10 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     own labels, SegNet's only at the other frames (False: SegNet's everywhere, the previous behaviour);
     ``adapt_steps``: fine-tuning steps of a copy of SegNet on the study's labelled frames before it
     labels the others (default :data:`.adapt.ADAPT_STEPS`; 0: SegNet as trained). Both need given
-    labels; without them the estimate falls back to SegNet's labels and says so in
+    labels; ``given_weight``: weight of the given frames' anchored term in the refinement relative to
+    SegNet's frames; ``fold_margin`` / ``fold_weight`` (None: ``config.refine_fold_weight``): the
+    refinement penalises Jacobian determinants below the margin with this weight
+    (:func:`.refine.refinement_loss`; :data:`.adapt.FOLD_MARGIN`). Without given labels the estimate falls back to SegNet's labels and says so in
     ``metadata["refine_targets"]`` (:mod:`.adapt`)."""
     model, config, device = trained.model, trained.config, trained.device
     samples = config.posterior_samples if samples is None else int(samples)
@@ -182,11 +187,13 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         if progress is not None:
             progress.start(refine_steps, f"refine posterior mean {sequence.subject_id}")
             callback = lambda step, loss: progress.update(step, loss=loss)  # noqa: E731
-        targets = segnet_probabilities
+        targets, given_positions = segnet_probabilities, ()
         if given_label_targets and labels:
             targets = refinement_targets(segnet_probabilities, labels, ed_label)
+            given_positions = sorted(labels)
         refined = refine_velocities(model, posterior.mean, ed_label, targets, padded, config, closed,
-                                    steps=refine_steps, callback=callback)
+                                    steps=refine_steps, callback=callback, given_positions=given_positions,
+                                    given_weight=given_weight, fold_margin=fold_margin, fold_weight=fold_weight)
         if progress is not None:
             progress.close()
         posterior = replace(posterior, mean=refined)
@@ -297,7 +304,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
                        for name, sd in strain_sd.items()},
         n_samples=samples, metadata={"lv_centre_ras": frame[0].tolist(), "long_axis_ras": frame[1].tolist(),
                                     "refine_steps": refine_steps if config.uses_segnet else 0,
-                                    "refine_targets": target_note, "segnet_adapt_steps": adapt_steps
+                                    "refine_targets": target_note, "fold_margin": fold_margin,
+                                    "fold_weight": config.refine_fold_weight if fold_weight is None else fold_weight, "segnet_adapt_steps": adapt_steps
                                     if config.uses_segnet else 0,
                                     "index_sd": raw_sd, "index_sd_calibrated": index_sd,
                                     "calibration": dict(calibration)})
