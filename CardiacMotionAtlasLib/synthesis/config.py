@@ -64,6 +64,9 @@ class SynthConfig:
     of ``det(I + grad w)`` (local ES/ED volume ratio) between generated and training flow over the moving
     voxels, which teaches the blood pool's contraction and the myocardium's constant volume
     (:mod:`.flow_loss`; both apply to the posterior and the prior reconstruction terms).
+    ``tiled_latent``: the decoder broadcasts the latent over its coarsest grid (where the heart moves
+    comes from the frame's features); off: a linear map from the latent to a position-specific coarse
+    grid (the earlier decoder, which learned where the training hearts sit).
     """
 
     seed: int = 0
@@ -93,6 +96,7 @@ class SynthConfig:
     motion_balanced: bool = False
     motion_threshold_vox: float = 0.25
     jacobian_weight: float = 1.0
+    tiled_latent: bool = True
     grad_clip: float = 0.75
     batch_size: int = 2
     checkpoint_every: int = 100

@@ -81,7 +81,11 @@ class ConditionalFlowVAE(nn.Module):
             self.prior_head = nn.Sequential(nn.Linear(pooled + flat, hidden), _act(), nn.Linear(hidden, 2 * self.latent_dim))
             nn.init.zeros_(self.prior_head[-1].weight)
             nn.init.zeros_(self.prior_head[-1].bias)
-        self.from_latent = nn.Linear(self.latent_dim, ch[-1] * self.coarse ** 3)
+        # tiled (default): the latent is one global code broadcast over the coarsest grid, so where the flow
+        # moves comes from the frame's features (translation-equivariant convolutions) and not from a
+        # position-specific template that cannot follow a heart of another shape or pose
+        self.tiled_latent = bool(config.tiled_latent)
+        self.from_latent = nn.Linear(self.latent_dim, ch[-1] * (1 if self.tiled_latent else self.coarse ** 3))
         self.decoder = nn.ModuleList()
         for level in reversed(range(len(ch))):  # level L-1 (coarsest) .. 0
             c_out = ch[level - 1] if level > 0 else ch[0]
@@ -144,7 +148,10 @@ class ConditionalFlowVAE(nn.Module):
         if frame.shape[0] != n:  # one condition for many latents
             frame = frame.expand(n, *frame.shape[1:])
             features = [f.expand(n, *f.shape[1:]) for f in features]
-        x = self.from_latent(latent).view(n, self._channels[-1], self.coarse, self.coarse, self.coarse)
+        if self.tiled_latent:
+            x = self.from_latent(latent)[..., None, None, None].expand(-1, -1, *(self.coarse,) * 3)
+        else:
+            x = self.from_latent(latent).view(n, self._channels[-1], self.coarse, self.coarse, self.coarse)
         for index, (block, film) in enumerate(zip(self.decoder, self.film)):
             level = len(self.decoder) - 1 - index
             x = block(torch.cat([x, features[level]], 1))
