@@ -15,8 +15,9 @@ mm = voxels x working_voxel_mm). Endpoint errors are pooled over voxels (mean +/
 0.56 +/- 0.58 voxels) inside the heart (ED labels > 0) and over the whole working cube.
 
 CVAEs trained on the same pairs with the same steps: the product's (learned prior p(z | frame), free
-bits, motion-scale augmentation, local-volume det J loss) and the baselines it replaced (``--baselines``):
-``previous`` (the same without the det J term) and ``standard-normal`` (KL to N(0, I), none of these);
+bits, motion-scale augmentation, local-volume det J loss, tiled latent) and the baselines it replaced
+(``--baselines``): ``previous`` (the same without the det J term and the tiled latent) and
+``standard-normal`` (KL to N(0, I), none of these);
 ``--no-baseline-cvae`` skips both. Tables: (1) reconstruction EPE of test flows through each CVAE
 (posterior mean) and its prior mean, against zero flow, the trained estimator and SimpleITK demons; (2)
 the generators (CVAE samples from their priors, random smooth B-spline fields scaled to the training
@@ -78,9 +79,9 @@ def baseline_config(config: SynthConfig) -> SynthConfig:
 
 
 def previous_config(config: SynthConfig) -> SynthConfig:
-    """The CVAE before its local-volume loss: learned prior, free bits, motion scaling as now, but the
-    reconstruction error is the cube-averaged endpoint error alone (no det J term)."""
-    return replace(config, jacobian_weight=0.0, motion_balanced=False)
+    """The CVAE of the previous version: learned prior, free bits, motion scaling as now, but the
+    cube-averaged endpoint error alone (no det J term) and a position-specific latent map (not tiled)."""
+    return replace(config, jacobian_weight=0.0, motion_balanced=False, tiled_latent=False)
 
 
 def main(argv=None) -> int:
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=None, help="samples per ES frame (default 8, quick 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--baselines", default="previous,standard-normal",
-                        help="baseline CVAEs trained in the same run: 'previous' (no det J term), 'standard-normal' "
+                        help="baseline CVAEs trained in the same run: 'previous' (no det J, not tiled), 'standard-normal' "
                              "(N(0, I) prior, no free bits, no motion scaling), comma-separated")
     parser.add_argument("--no-baseline-cvae", action="store_true", help="no baseline CVAE")
     add_family_arguments(parser)
