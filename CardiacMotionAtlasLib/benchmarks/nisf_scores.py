@@ -10,7 +10,8 @@ import numpy as np
 
 from ..geometry.affine import apply_affine
 from ..metrics import dice_per_label, ncc, ncc_along_slice_intersections
-from ..nisf import fit_subject, sample_grid, sample_points
+from ..nisf import fit_subject
+from ..nisf.sampling import sample_grid, sample_points
 from ..nisf.evaluation import (CLASS_NAMES, dice_along_intersections, resample_sax_onto_slice, residual_misalignment,
                                segmentation_scores, study_geometries, with_geometries)
 

@@ -158,7 +158,9 @@ def _sample(args: argparse.Namespace) -> int:
     """Sample a fitted subject on another grid/phases; the outputs are published at once."""
     from ..io.atomic import staged_output_dir
     from ..io.nifti import read_nifti
-    from ..nisf import load_nisf, load_subject_fit, write_reconstruction
+    from ..nisf import load_nisf
+    from ..nisf.fit import load_subject_fit
+    from ..nisf.outputs import write_reconstruction
 
     trained = load_nisf(args.model, device=args.device)
     fit = load_subject_fit(trained, args.fit)

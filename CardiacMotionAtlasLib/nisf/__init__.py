@@ -3,57 +3,30 @@
 Gaussian slice PSF (Stolt-Anso et al., "NISF: Neural Implicit Segmentation Functions", and its
 NISF++ extension).
 
-Typical use::
-
-    from CardiacMotionAtlasLib.nisf import NISFConfig, train_nisf, fit_subject, sample_grid, standard_grid
+The package's public surface is what a user needs to train, load and apply a model::
 
     trained = train_nisf(training_studies, NISFConfig(), checkpoint_path="nisf.pt", device="auto")
-    fit = fit_subject(trained, new_study)                 # frozen network; intensities alone
-    grid, shape = standard_grid(fit, spacing_mm=1.25)
-    sampled = sample_grid(fit, grid, shape, phases=None)  # ImageSequences in RAS mm, (t, z, y, x)
-    fit.corrected_geometries(); fit.intensity_scales()    # per-slice IJK->RAS and scales
+    run = reconstruct_subject(load_nisf("nisf.pt"), "study_folder", "out", spacing_mm=1.25)
+    run.labels, run.intensity, run.key_results(), run.paths   # the one runner: fit, sample, indices, publish
+    fit = fit_subject(trained, new_study)                     # the fit alone (frozen network)
 
-    run = reconstruct_subject(load_nisf("nisf.pt"), "study_folder", "out")  # the one runner: fit, sample,
-    run.key_results(); run.paths                                              # indices, publish at once
+Everything else lives in its sub-module: subject preparation (:mod:`.data`), the standardised frame
+(:mod:`.frame`), slice parameters (:mod:`.slices`), PSF (:mod:`.psf`), the objective and the slice
+intersections (:mod:`.objective`, :mod:`.intersections`), sampling on any 4D grid (:mod:`.sampling`) and
+the files written (:mod:`.outputs`).
 
 Frames: RAS mm outside; inside, the subject's standardised frame (:mod:`.frame`) scaled to ~[-1, 1].
 """
 
-from .config import FitConfig, NetworkConfig, NISFConfig, PSFConfig, RegularisationConfig
-from .data import N_CLASSES, SliceData, SubjectData, prepare_subject, validate_study
-from .errors import NISFConfigError, NISFError, NISFInputError
-from .fit import fit_subject, load_subject_fit, save_subject_fit
-from .frame import StandardFrame, standard_frame_from_study
-from .model import NISFModel, SubjectFit
-from .network import NISFNetwork, SinusoidalEncoding
-from .outputs import write_reconstruction
+from __future__ import annotations
+
+from .config import FitConfig, NISFConfig
+from .errors import NISFError, NISFInputError
+from .fit import fit_subject
 from .runner import NISFRun, reconstruct_subject
-from .psf import blur_monte_carlo, psf_offsets, psf_sigmas_mm
-from .sampling import (
-    SampledSequence,
-    keep_largest_components,
-    label_meshes,
-    predict_slice,
-    sample_grid,
-    sample_points,
-    standard_grid,
-)
-from .slices import SliceTable, SubjectParameters, rotation_from_vector_deg
 from .train import TrainedNISF, load_nisf, train_nisf
 
 __all__ = [
-    "FitConfig", "NetworkConfig", "NISFConfig", "PSFConfig", "RegularisationConfig",
-    "N_CLASSES", "SliceData", "SubjectData", "prepare_subject", "validate_study",
-    "NISFConfigError", "NISFError", "NISFInputError",
-    "fit_subject", "load_subject_fit", "save_subject_fit",
-    "StandardFrame", "standard_frame_from_study",
-    "NISFModel", "SubjectFit",
-    "NISFNetwork", "SinusoidalEncoding",
-    "write_reconstruction",
-    "blur_monte_carlo", "psf_offsets", "psf_sigmas_mm",
-    "SampledSequence", "keep_largest_components", "label_meshes", "predict_slice", "sample_grid", "sample_points",
-    "standard_grid",
-    "SliceTable", "SubjectParameters", "rotation_from_vector_deg",
-    "TrainedNISF", "load_nisf", "train_nisf",
-    "NISFRun", "reconstruct_subject",
+    "FitConfig", "NISFConfig", "NISFError", "NISFInputError", "NISFRun", "TrainedNISF", "fit_subject",
+    "load_nisf", "reconstruct_subject", "train_nisf",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from CardiacMotionAtlasLib.geometry.affine import apply_affine
-from CardiacMotionAtlasLib.nisf import sample_grid, standard_grid
+from CardiacMotionAtlasLib.nisf.sampling import sample_grid, standard_grid
 from CardiacMotionAtlasLib.nisf.sampling import sax_coverage_mm
 
 

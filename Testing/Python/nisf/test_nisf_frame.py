@@ -8,7 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from CardiacMotionAtlasLib.nisf import FitConfig, NISFConfig, prepare_subject, standard_frame_from_study
+from CardiacMotionAtlasLib.nisf import FitConfig, NISFConfig
+from CardiacMotionAtlasLib.nisf.data import prepare_subject
+from CardiacMotionAtlasLib.nisf.frame import standard_frame_from_study
 from CardiacMotionAtlasLib.nisf.fit import rv_side_candidates
 from CardiacMotionAtlasLib.nisf.frame import RV_PRIOR_RAS, StandardFrame
 

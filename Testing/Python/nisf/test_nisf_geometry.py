@@ -11,15 +11,10 @@ from scipy.stats import norm
 
 from CardiacMotionAtlasLib.errors import CardiacMotionAtlasError, CineStudyError
 from CardiacMotionAtlasLib.geometry.affine import apply_affine, rotation_matrix
-from CardiacMotionAtlasLib.nisf import (
-    NISFConfig,
-    NISFInputError,
-    SubjectParameters,
-    blur_monte_carlo,
-    prepare_subject,
-    psf_sigmas_mm,
-    rotation_from_vector_deg,
-)
+from CardiacMotionAtlasLib.nisf import NISFConfig, NISFInputError
+from CardiacMotionAtlasLib.nisf.data import prepare_subject
+from CardiacMotionAtlasLib.nisf.psf import blur_monte_carlo, psf_sigmas_mm
+from CardiacMotionAtlasLib.nisf.slices import SubjectParameters, rotation_from_vector_deg
 from CardiacMotionAtlasLib.nisf.model import SubjectFit
 from CardiacMotionAtlasLib.nisf.network import NISFNetwork
 
@@ -189,7 +184,7 @@ def test_prepared_subject_is_normalised_and_cropped(tiny_cine):
 
 
 def test_keep_largest_components_removes_islands():
-    from CardiacMotionAtlasLib.nisf import keep_largest_components
+    from CardiacMotionAtlasLib.nisf.sampling import keep_largest_components
 
     labels = np.zeros((10, 10, 10), np.uint8)
     labels[1:5, 1:5, 1:5] = 2  # the myocardium

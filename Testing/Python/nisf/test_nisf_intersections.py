@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from CardiacMotionAtlasLib.nisf import FitConfig, fit_subject, prepare_subject
+from CardiacMotionAtlasLib.nisf import FitConfig, fit_subject
+from CardiacMotionAtlasLib.nisf.data import prepare_subject
 from CardiacMotionAtlasLib.nisf.evaluation import residual_misalignment
 from CardiacMotionAtlasLib.nisf.intersections import IntersectionSampler
 from CardiacMotionAtlasLib.nisf.slices import SliceTable

@@ -10,19 +10,10 @@ import torch
 
 from CardiacMotionAtlasLib.errors import CheckpointError
 from CardiacMotionAtlasLib.io.nifti import read_nifti
-from CardiacMotionAtlasLib.nisf import (
-    FitConfig,
-    NISFConfig,
-    fit_subject,
-    load_nisf,
-    load_subject_fit,
-    sample_grid,
-    sample_points,
-    save_subject_fit,
-    standard_grid,
-    train_nisf,
-    write_reconstruction,
-)
+from CardiacMotionAtlasLib.nisf import FitConfig, NISFConfig, fit_subject, load_nisf, train_nisf
+from CardiacMotionAtlasLib.nisf.fit import load_subject_fit, save_subject_fit
+from CardiacMotionAtlasLib.nisf.outputs import write_reconstruction
+from CardiacMotionAtlasLib.nisf.sampling import sample_grid, sample_points, standard_grid
 from CardiacMotionAtlasLib.training import CancelToken, TrainingCancelled
 
 

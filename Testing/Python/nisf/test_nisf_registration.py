@@ -17,7 +17,9 @@ import pytest
 import torch
 
 from CardiacMotionAtlasLib.geometry.affine import apply_affine, rigid_matrix, rotation_matrix
-from CardiacMotionAtlasLib.nisf import FitConfig, NetworkConfig, NISFConfig, fit_subject, prepare_subject, train_nisf
+from CardiacMotionAtlasLib.nisf import FitConfig, NISFConfig, fit_subject, train_nisf
+from CardiacMotionAtlasLib.nisf.config import NetworkConfig
+from CardiacMotionAtlasLib.nisf.data import prepare_subject
 from CardiacMotionAtlasLib.phantom.cmr import CMRConfig, simulate_cine
 from CardiacMotionAtlasLib.phantom.heart import PhantomHeart
 

@@ -12,7 +12,8 @@ import pytest
 from CardiacMotionAtlasLib.analysis.clinical_indices import clinical_indices_from_labels
 from CardiacMotionAtlasLib.analysis.volumes import label_volumes_ml
 from CardiacMotionAtlasLib.io.nifti import read_nifti
-from CardiacMotionAtlasLib.nisf import NISFInputError, load_nisf, load_subject_fit, reconstruct_subject
+from CardiacMotionAtlasLib.nisf import NISFInputError, load_nisf, reconstruct_subject
+from CardiacMotionAtlasLib.nisf.fit import load_subject_fit
 from CardiacMotionAtlasLib.nisf import outputs as nisf_outputs
 from CardiacMotionAtlasLib.nisf.errors import NISFConfigError
 from CardiacMotionAtlasLib.nisf.runner import fit_checkpoint_path

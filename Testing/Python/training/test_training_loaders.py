@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from CardiacMotionAtlasLib.atlas import AtlasConfig, CanonicalFrame, NeuralDiffeomorphicAtlas, load_atlas
+from CardiacMotionAtlasLib.atlas import AtlasConfig, load_atlas
+from CardiacMotionAtlasLib.atlas.frame import CanonicalFrame
+from CardiacMotionAtlasLib.atlas.model import NeuralDiffeomorphicAtlas
 from CardiacMotionAtlasLib.errors import CheckpointError
 from CardiacMotionAtlasLib.motion.config import MotionConfig
 from CardiacMotionAtlasLib.motion.model import CardioMorphNet
