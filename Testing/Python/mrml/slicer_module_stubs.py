@@ -1,4 +1,5 @@
-"""Load the Slicer module file ``CardiacMotionAtlas/CardiacMotionAtlas.py`` on plain ``slicer-core``.
+"""Load the Slicer module file ``CardiacMotionAtlas/CardiacMotionAtlas.py`` (and the Logic beside it,
+``CardiacMotionAtlasModuleLogic.py``) on plain ``slicer-core``.
 
 The module needs the Slicer application for its GUI layer only: ``qt``, the ``ScriptedLoadableModule``
 base classes and ``slicer.parameterNodeWrapper``. These are replaced by minimal stand-ins so that its
@@ -14,6 +15,7 @@ import types
 from pathlib import Path
 
 MODULE_FILE = Path(__file__).resolve().parents[3] / "CardiacMotionAtlas" / "CardiacMotionAtlas.py"
+LOGIC_MODULE = "CardiacMotionAtlasModuleLogic"
 
 
 class QtUsedError(AssertionError):
@@ -67,6 +69,9 @@ def load_slicer_module(monkeypatch) -> types.ModuleType:
     monkeypatch.setitem(sys.modules, "qt", _NoQt("qt"))
     monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", _scripted_loadable_module())
     monkeypatch.setitem(sys.modules, "slicer.parameterNodeWrapper", _parameter_node_wrapper())
+    # the Logic and parameter node live beside the module file (Slicer puts that folder on sys.path)
+    monkeypatch.syspath_prepend(str(MODULE_FILE.parent))
+    monkeypatch.delitem(sys.modules, LOGIC_MODULE, raising=False)  # imported anew with these stand-ins
     spec = importlib.util.spec_from_file_location("CardiacMotionAtlasModuleUnderTest", MODULE_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

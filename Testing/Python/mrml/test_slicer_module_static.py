@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 MODULE_DIR = ROOT / "CardiacMotionAtlas"
 MODULE_FILE = MODULE_DIR / "CardiacMotionAtlas.py"
+LOGIC_FILE = MODULE_DIR / "CardiacMotionAtlasModuleLogic.py"  # the Logic and the parameter node, no Qt
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "CardiacMotionAtlas.ui"
 LIBRARY = ROOT / "CardiacMotionAtlasLib"
 
@@ -28,7 +29,17 @@ CONNECTABLE = {"int": {"QSpinBox", "ctkSliderWidget", "QSlider"}, "float": {"QDo
 
 @pytest.fixture(scope="module")
 def module_tree():
-    return ast.parse(MODULE_FILE.read_text(), filename=str(MODULE_FILE))
+    """The module's two files as one tree (Module, Widget and Test; parameter node and Logic)."""
+    tree = ast.parse(MODULE_FILE.read_text(), filename=str(MODULE_FILE))
+    tree.body += ast.parse(LOGIC_FILE.read_text(), filename=str(LOGIC_FILE)).body
+    return tree
+
+
+def test_the_logic_file_imports_no_qt():
+    imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(LOGIC_FILE.read_text()))
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+    assert not imported & {"qt", "ctk"}, imported
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +126,7 @@ def test_module_structure_and_logic_delegation(module_tree):
                        ("CardiacMotionAtlasLogic", "ScriptedLoadableModuleLogic"),
                        ("CardiacMotionAtlasTest", "ScriptedLoadableModuleTest")):
         assert name in classes and base in [ast.unparse(b) for b in classes[name].bases], name
-    source = MODULE_FILE.read_text()
+    source = MODULE_FILE.read_text() + LOGIC_FILE.read_text()
     assert "from CardiacMotionAtlasLib.mrml.logic import CardiacMotionAtlasLogic" in source
     for call in ("load_phantom_subject", "load_study", "generate_phantom_cohort", "run_atlas_fit",
                  "run_nisf_reconstruction", "run_ct_synthesis", "run_motion_estimation"):
@@ -136,7 +147,8 @@ def test_cmake_installs_the_module_files():
             relative = resource.relative_to(MODULE_DIR).as_posix().replace("CardiacMotionAtlas", "${MODULE_NAME}")
             assert relative in cmake, f"{relative} is not installed by CardiacMotionAtlas/CMakeLists.txt"
     python_files = [p for p in MODULE_DIR.glob("*.py")]
-    assert [p.name for p in python_files] == ["CardiacMotionAtlas.py"]
+    assert sorted(p.name for p in python_files) == ["CardiacMotionAtlas.py", "CardiacMotionAtlasModuleLogic.py"]
+    assert "${MODULE_NAME}ModuleLogic.py" in cmake
     # the requirement list the module checks is installed next to the library
     assert "pyproject.toml" in cmake and "CardiacMotionAtlasLib COMPONENT RuntimeLibraries" in cmake
 
