@@ -310,6 +310,18 @@ def set_visibility(nodes: Iterable[Any], *, in_3d: Optional[bool] = None, in_2d:
             display.SetVisibility2D(bool(in_2d))
 
 
+def show_as_glyphs(transform: Any, region: Any, spacing_mm: float) -> None:
+    """Show a grid transform in 3D views only, as arrows every ``spacing_mm`` (mm, diameter a quarter of
+    it, scaled 1:1 with the displacement) inside ``region``'s bounds (a model or volume node)."""
+    set_visibility([transform], in_3d=True, in_2d=False)
+    display = transform.GetDisplayNode()
+    display.SetVisualizationMode(display.VIS_MODE_GLYPH)
+    display.SetGlyphSpacingMm(spacing_mm)
+    display.SetGlyphScalePercent(100.0)
+    display.SetGlyphDiameterMm(0.25 * spacing_mm)
+    display.SetAndObserveRegionNode(region)
+
+
 def polydata_bounds(nodes: Iterable[Any], margin_mm: float = 5.0) -> Tuple[float, ...]:
     """RAS bounds (``xmin, xmax, ymin, ymax, zmin, zmax``) of the polydata of model nodes, widened by
     ``margin_mm``: a camera target around the heart."""

@@ -28,7 +28,7 @@ import numpy as np
 import vtk
 from vtk.util.numpy_support import vtk_to_numpy
 
-from .render import OffscreenViews, polydata_bounds, set_visibility, write_png
+from .render import OffscreenViews, polydata_bounds, set_visibility, show_as_glyphs, write_png
 from .render_phantom import _frame_index
 
 PathLike = Union[str, os.PathLike]
@@ -176,13 +176,7 @@ def _render_glyphs(views: OffscreenViews, result: MethodPictures, name: str, tra
     display.SetOpacity(0.3)
     bounds = polydata_bounds([region], margin_mm=10.0)
     result.keep(f"_{name}_region", views.render_3d(focus_bounds=bounds, **VIEW_ANGLES), None)
-    set_visibility([transform], in_3d=True, in_2d=False)
-    glyphs = transform.GetDisplayNode()
-    glyphs.SetVisualizationMode(glyphs.VIS_MODE_GLYPH)
-    glyphs.SetGlyphSpacingMm(spacing_mm)
-    glyphs.SetGlyphScalePercent(100.0)
-    glyphs.SetGlyphDiameterMm(0.25 * spacing_mm)
-    glyphs.SetAndObserveRegionNode(region)
+    show_as_glyphs(transform, region, spacing_mm)
     result.keep(name, views.render_3d(focus_bounds=bounds, **VIEW_ANGLES), out, prefix)
     result.boxes[name] = _box(views.project_3d(bounds_corners(bounds))[0])
     set_visibility([transform], in_3d=False)

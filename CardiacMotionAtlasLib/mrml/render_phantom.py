@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 from vtk.util.numpy_support import vtk_to_numpy
 
-from .render import BACKGROUND_3D, OffscreenViews, polydata_bounds, set_visibility, write_png
+from .render import BACKGROUND_3D, OffscreenViews, polydata_bounds, set_visibility, show_as_glyphs, write_png
 
 PathLike = Union[str, os.PathLike]
 SCALARS = "displacement_mm"
@@ -110,13 +110,7 @@ def render_phantom_subject(app: Any, nodes: Any, out_dir: Optional[PathLike] = N
 
         browser.SetSelectedItemNumber(frames["ED"])
         transform = nodes.displacement_transform
-        set_visibility([transform], in_3d=True, in_2d=False)
-        transform_display = transform.GetDisplayNode()
-        transform_display.SetVisualizationMode(transform_display.VIS_MODE_GLYPH)
-        transform_display.SetGlyphSpacingMm(glyph_spacing_mm)
-        transform_display.SetGlyphScalePercent(100.0)
-        transform_display.SetGlyphDiameterMm(0.25 * glyph_spacing_mm)
-        transform_display.SetAndObserveRegionNode(proxy)
+        show_as_glyphs(transform, proxy, glyph_spacing_mm)
         colour = display.GetColor()
         display.SetScalarVisibility(False)  # the ED mesh in grey under the glyphs
         display.SetColor(0.75, 0.75, 0.75)
