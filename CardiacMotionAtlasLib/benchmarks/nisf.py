@@ -11,15 +11,17 @@ and gap, pixel size and FOV (within the run's matrix), prescription error, contr
 the frame count stays the run's); NISF++ is trained on ``--train`` hearts of the training family and
 fitted to two test sets of ``--test`` hearts each (:func:`.common.build_protocol`): hearts of
 ``--test-family`` (cross-family, reported first) and held-out hearts of the training family
-(in-family), every baseline on the same test hearts, from their intensities alone (network frozen; also with their SAX/LAX labels, to compare fairly with the
-label-resampling baselines). Ground truth: the phantom's analytic labels on a 1.25 mm isotropic grid at
+(in-family), every baseline on the same test hearts, from their intensities alone (the network adapted
+to each test subject from the trained weights, ``FitConfig.lr_network``; also with their SAX/LAX labels,
+to compare fairly with the label-resampling baselines). Ground truth: the phantom's analytic labels on a 1.25 mm isotropic grid at
 ED and ES (plus more phases without --quick) and the known per-slice misalignments.
 
 Tables: (0) the standardised frame's x (towards the RV) and z (base -> apex) against the heart's true
 axes (intensity-only fits choose the RV side by probe fits; with labels it comes from them); (1) 3D
 segmentation, Dice per class and HD95 (mm), against SimpleITK nearest/linear resampling of the given SAX
-labels (no motion correction), NISF++ on its own training subjects, and NISF++ on the SAX stack alone
-(ACDC/M&Ms-style study, no LAX view); (2) per slice type in-plane Dice and NCC/PSNR/SSIM of the model's
+labels (no motion correction), the previous method (network frozen at inference) fitted in the same
+run, NISF++ on its own training subjects, and NISF++ on the SAX stack alone (ACDC/M&Ms-style study, no
+LAX view); (2) per slice type in-plane Dice and NCC/PSNR/SSIM of the model's
 slices against the given ones; (3) motion correction:
 residual misalignment (common offset removed), NCC and label Dice along slice intersections, before
 and after; (4) held-out 4CH view; (5) ablation (inference switches: motion correction / intensity
@@ -167,7 +169,9 @@ def main(argv=None) -> int:
     frames_rows: List[Dict] = []
     ablation: Dict = {}
     held: List[Dict] = []
-    speed = {"fit_s": [], "sample_frame_s": []}
+    speed = {"fit_s": [], "fit_frozen_s": [], "sample_frame_s": []}
+    motion_frozen: List[Dict] = []
+    inplane_frozen: List[Dict] = []
     n_ablate = 1 if args.quick else args.test
     encoding = None
     if not args.no_encoding_ablation:  # the paper's encoding: 7 bands on every axis, z included
@@ -208,6 +212,17 @@ def main(argv=None) -> int:
             fit_scores = segmentation(fit, heart, sim, frames, grid, truth)
             speed["sample_frame_s"].append((time.perf_counter() - t0) / len(frames))
             merge_scores(seg.setdefault((label, "NISF++ (intensities only)"), {}), fit_scores)
+            frozen = replace(config.fit, lr_network=0.0)  # the previous method, same run: network frozen
+            t0 = time.perf_counter()
+            previous = fit_subject(trained, sim.study, frozen)
+            speed["fit_frozen_s"].append(time.perf_counter() - t0)
+            merge_scores(seg.setdefault((label, "NISF++ (intensities only), network frozen (previous)"), {}),
+                         segmentation(previous, heart, sim, frames, grid, truth))
+            motion_frozen.append({"test_set": label, "subject": heart.subject_id, **motion_scores(previous, sim)})
+            inplane_frozen.extend({"test_set": label, **row} for row in inplane_scores(previous, sim.study))
+            merge_scores(seg.setdefault((label, "NISF++ (+ test labels), network frozen (previous)"), {}),
+                         segmentation(fit_subject(trained, sim.study, frozen, use_labels=True), heart, sim, frames,
+                                      grid, truth))
             motion.append({"test_set": label, "subject": heart.subject_id, **motion_scores(fit, sim)})
             frames_rows.append({"test_set": label, "subject": heart.subject_id, "frame": "intensities only "
                                 f"(RV side: {fit.subject.frame.rv_from})",
@@ -261,10 +276,12 @@ def main(argv=None) -> int:
                              "(mean +/- std over subjects x phases)"))
     type_rows = []
     for label in order:
-        rows_of_set = [r for r in inplane if r["test_set"] == label]
-        for t in sorted({r["type"] for r in rows_of_set}):
-            type_rows.append(_summary(t, {k: [r[k] for r in rows_of_set if r["type"] == t and np.isfinite(r[k])]
-                                          for k in ("dice", "ncc", "psnr", "ssim")}, test_set=label))
+        for suffix, source in (("", inplane), (" (frozen, previous)", inplane_frozen)):
+            rows_of_set = [r for r in source if r["test_set"] == label]
+            for t in sorted({r["type"] for r in rows_of_set}):
+                type_rows.append(_summary(t + suffix, {k: [r[k] for r in rows_of_set if r["type"] == t
+                                                           and np.isfinite(r[k])]
+                                                       for k in ("dice", "ncc", "psnr", "ssim")}, test_set=label))
     print()
     print(format_table(_text_rows(type_rows, ["dice", "ncc", "psnr", "ssim"]),
                        ["test_set", "method", "dice", "ncc", "psnr", "ssim"],
@@ -283,8 +300,9 @@ def main(argv=None) -> int:
                        title="(0) standardised frame vs the heart's true axes (deg; flipped = subjects with x or z "
                              "more than 90 deg off)"))
     motion_keys = [k for k in motion[0] if k not in ("subject", "test_set")]
-    motion_rows = [_summary("NISF++", {k: [m[k] for m in motion if m["test_set"] == label] for k in motion_keys},
-                            test_set=label) for label in order]
+    motion_rows = [_summary(name, {k: [m[k] for m in rows if m["test_set"] == label] for k in motion_keys},
+                            test_set=label) for label in order
+                   for name, rows in (("NISF++", motion), ("NISF++, network frozen (previous)", motion_frozen))]
     print()
     print(format_table(_text_rows(motion_rows, motion_keys), ["test_set", "method"] + motion_keys,
                        title="(3) motion correction: residual misalignment (mm at slice centre, deg; common offset "
@@ -307,7 +325,8 @@ def main(argv=None) -> int:
     grid_voxels = int(np.prod(test_sets[0][1][-1].bounding_grid(1.25)[1]))
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     speed_row = {"method": "NISF++", "train_s": train_s, "train_s_per_step": train_s / max(config.steps, 1),
-                 "fit_s": float(np.mean(speed["fit_s"])), "sample_s_per_frame": float(np.mean(speed["sample_frame_s"])),
+                 "fit_s": float(np.mean(speed["fit_s"])), "fit_frozen_s": float(np.mean(speed["fit_frozen_s"])),
+                 "sample_s_per_frame": float(np.mean(speed["sample_frame_s"])),
                  "full_4d_s": float(np.mean(speed["sample_frame_s"])) * cmr.n_frames, "grid_voxels": grid_voxels,
                  "peak_rss_gb": peak_gb,
                  "peak_cuda_gb": torch.cuda.max_memory_allocated() / 1024**3 if device.type == "cuda" else float("nan"),

@@ -1,6 +1,10 @@
-"""Inference: represent a new subject with the frozen network by optimising only its latent, a global
-pose, the slice offsets and the intensity scales, from intensities alone (or with the Dice of its
-labels too, ``use_labels``).
+"""Inference: represent a new subject by optimising its latent, a global pose, the slice offsets and
+the intensity scales, from intensities alone (or with the Dice of its labels too, ``use_labels``), and
+after the warm-up a private copy of the network (test-time adaptation, ``FitConfig.lr_network``; the
+shared model is never changed): the frozen network's latent spans only its training family's shapes,
+so on hearts of another family the field could not agree with the subject's slices. The copy is held
+near the trained weights by ``network_anchor`` x the sum of squared weight changes, travels with the
+:class:`SubjectFit` (``adapted``) and is saved with it.
 
 The global pose (rotation about the LV centre + translation) is unregularised: the network's anatomy
 sits where the training subjects' frames put it, and without a pose the per-slice offsets would soak
@@ -16,6 +20,7 @@ intersection consistency of the observed intensities (:mod:`.intersections`), on
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +41,7 @@ from .slices import SliceTable, SubjectParameters
 from .train import TrainedNISF
 
 FIT_KIND = "nisf_fit"
-OPTIMISABLE = ("latent", "pose", "slices", "scales")
+OPTIMISABLE = ("latent", "pose", "slices", "scales", "network")
 
 
 def _copy_initial(params: SubjectParameters, subject: SubjectData, initial: SubjectFit) -> None:
@@ -61,7 +66,8 @@ def fit_subject(trained: TrainedNISF, study: Union[CineStudy, SubjectData], fit:
                 optimise: Sequence[str] = OPTIMISABLE, only_slices: Optional[Sequence[str]] = None,
                 checkpoint_path: Optional[Union[str, Path]] = None, resume: bool = False, progress=None,
                 cancel=None) -> SubjectFit:
-    """Fit ``study`` with the network of ``trained`` frozen; returns a :class:`SubjectFit`.
+    """Fit ``study`` with the network of ``trained`` (adapted in a copy when ``fit.lr_network > 0`` and
+    ``"network"`` is in ``optimise``); returns a :class:`SubjectFit`.
 
     ``fit`` defaults to ``trained.config.fit``; ``use_labels`` overrides ``fit.use_labels``;
     ``motion_correction``/``intensity_scaling``/``psf_enabled`` override the model's switches (ablations).
@@ -69,7 +75,7 @@ def fit_subject(trained: TrainedNISF, study: Union[CineStudy, SubjectData], fit:
 
     Registering new slices to an existing reconstruction: ``initial`` (a :class:`SubjectFit` of the same
     subject) supplies the starting latent, pose and the offsets/scales of slices of the same name;
-    ``optimise`` names what moves (subset of ``latent``, ``pose``, ``slices``, ``scales``);
+    ``optimise`` names what moves (subset of ``latent``, ``pose``, ``slices``, ``scales``, ``network``);
     ``only_slices`` (slice names) restricts the sampled voxels, hence the moving slices, to those.
     """
     unknown = sorted(set(optimise) - set(OPTIMISABLE))
@@ -120,11 +126,16 @@ def _choose_rv_side(trained: TrainedNISF, study: CineStudy, subject: SubjectData
 def _run_fit(trained: TrainedNISF, subject: SubjectData, fit: FitConfig, labels: bool, motion: bool, scaling: bool,
              psf_enabled: Optional[bool], initial: Optional[SubjectFit], optimise: Sequence[str],
              only_slices: Optional[Sequence[str]], checkpoint_path, resume: bool, progress, cancel) -> SubjectFit:
-    """Optimise ``subject``'s learnables with the network frozen (see :func:`fit_subject`)."""
+    """Optimise ``subject``'s learnables and, when adapting, a copy of the network (see :func:`fit_subject`)."""
     config = trained.config
     device = trained.device
-    network = trained.network
+    network = initial.network if initial is not None else trained.network  # an adapted fit keeps its copy
     network.requires_grad_(False)
+    adapt = fit.lr_network > 0 and "network" in optimise
+    anchor = None
+    if adapt:  # a private copy follows this subject; the shared network stays as trained
+        anchor = [p.detach().clone() for p in network.parameters()]
+        network = copy.deepcopy(network).requires_grad_(True)
     params = SubjectParameters(1, len(subject.slices), config.network.latent_dim, config.network.latent_init_std,
                                make_generator(fit.seed, stream=10**6)).to(device)
     if initial is not None:
@@ -148,13 +159,17 @@ def _run_fit(trained: TrainedNISF, subject: SubjectData, fit: FitConfig, labels:
         {"params": [params.slice_through_plane_mm], "lr": moving("slices", fit.lr_through_plane_mm, motion)},
         {"params": [params.slice_intensity], "lr": moving("scales", fit.lr_intensity, scaling)},
     ]
+    if adapt:
+        groups.append({"params": list(network.parameters()), "lr": fit.lr_network})
     optimizer = torch.optim.Adam(groups)
     warmup = int(fit.offset_warmup_fraction * fit.steps)
     decay = lambda step: cosine_factor(step, fit.steps)  # noqa: E731
     delayed = lambda step: 0.0 if step < warmup else decay(step)  # noqa: E731
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [decay, decay, decay, delayed, delayed, delayed, delayed])
+    schedules = [decay, decay, decay, delayed, delayed, delayed, delayed] + ([delayed] if adapt else [])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules)
     history = {"loss": [], "mse": []}
-    state_dict_fn, load_state_fn = make_state_fns(params, optimizer, scheduler)
+    state = torch.nn.ModuleDict({"params": params, "network": network}) if adapt else params
+    state_dict_fn, load_state_fn = make_state_fns(state, optimizer, scheduler)
     crossings = None
     if motion and fit.intersection_weight > 0 and "slices" in optimise and only_slices is None:
         # (not with only_slices: the crossings would move the slices that are meant to stay put)
@@ -172,6 +187,9 @@ def _run_fit(trained: TrainedNISF, subject: SubjectData, fit: FitConfig, labels:
             consistency = crossings.loss(params, table, generator, fit.intersection_points, scaling)
             if consistency is not None:
                 loss = loss + fit.intersection_weight * consistency
+        if adapt and step >= warmup:
+            drift = sum(((p - p0) ** 2).sum() for p, p0 in zip(network.parameters(), anchor))
+            loss = loss + fit.network_anchor * drift
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -189,7 +207,10 @@ def _run_fit(trained: TrainedNISF, subject: SubjectData, fit: FitConfig, labels:
                  kind=FIT_KIND, resume=resume, progress=progress, cancel=cancel,
                  description=f"fit {subject.subject_id}")
     params.requires_grad_(False)
-    return SubjectFit(network, subject, params, config, device, history)
+    network.requires_grad_(False)
+    result = SubjectFit(network, subject, params, config, device, history)
+    result.adapted = adapt or (initial is not None and initial.adapted)
+    return result
 
 
 def save_subject_fit(fit: SubjectFit, path: Union[str, Path]) -> Path:
@@ -197,8 +218,11 @@ def save_subject_fit(fit: SubjectFit, path: Union[str, Path]) -> Path:
     from ..training import save_checkpoint
 
     state = fit.state()
+    extra = {"subject": state["subject"]}
+    if getattr(fit, "adapted", False):  # the subject's own copy of the network (test-time adaptation)
+        extra["network_state"] = {k: v.detach().cpu() for k, v in fit.network.state_dict().items()}
     return save_checkpoint(path, model_state=state["params"], config=fit.config, step=0, kind="nisf_subject",
-                           extra={"subject": state["subject"]})
+                           extra=extra)
 
 
 def load_subject_fit(trained: TrainedNISF, path: Union[str, Path]) -> SubjectFit:
@@ -214,7 +238,18 @@ def load_subject_fit(trained: TrainedNISF, path: Union[str, Path]) -> SubjectFit
     except (RuntimeError, KeyError, TypeError) as error:
         raise CheckpointError(path, f"does not fit this model (latent size or slice count differ): {error}") from error
     params.to(trained.device).requires_grad_(False)
-    return SubjectFit(trained.network, subject, params, trained.config, trained.device)
+    network = trained.network
+    adapted = checkpoint.extra.get("network_state")
+    if adapted is not None:
+        network = copy.deepcopy(network)
+        try:
+            network.load_state_dict(adapted)
+        except (RuntimeError, KeyError, TypeError) as error:
+            raise CheckpointError(path, f"its adapted network does not fit this model: {error}") from error
+        network.requires_grad_(False)
+    result = SubjectFit(network, subject, params, trained.config, trained.device)
+    result.adapted = adapted is not None
+    return result
 
 
 __all__ = ["FIT_KIND", "OPTIMISABLE", "fit_subject", "save_subject_fit", "load_subject_fit"]

@@ -64,7 +64,7 @@ class SubjectFit:
 
     Attributes: ``network`` (shared, frozen here), ``subject`` (prepared data), ``params`` (one-subject
     :class:`SubjectParameters`), ``table`` (slice geometry tensors), ``config``, ``device``, ``history``
-    (loss trace of the fit, if any).
+    (loss trace of the fit, if any), ``adapted`` (the network is this subject's test-time adapted copy).
     """
 
     def __init__(self, network: NISFNetwork, subject: SubjectData, params: SubjectParameters, config: NISFConfig,
@@ -76,6 +76,7 @@ class SubjectFit:
         self.device = torch.device(device)
         self.table = SliceTable([subject], self.device)
         self.history = history or {}
+        self.adapted = False  # True when ``network`` is this subject's own adapted copy (FitConfig.lr_network)
 
     # ------------------------------------------------------------------ slice parameters
     def slice_offsets_canonical(self) -> np.ndarray:
