@@ -163,6 +163,12 @@ class FitConfig:
     displacements, canonical units, penalty ``residual_weight``) with the codes frozen, so a shape the
     cohort's codes cannot reach is still fitted at the observed frames (``residual_grid = 0`` or
     ``residual_steps = 0``: codes only).
+
+    ``ed_timing`` (ED alone): ED shows no timing (``D2(0) = 0`` for every ``c_t``), and the cohort-mean
+    time code does not put ES at the cohort's mean ES phase (``D2`` is nonlinear in ``c_t``: the quick
+    atlas predicted ES at 0.39-0.41 for a cohort whose ES phases average 0.38). With ``ed_timing`` the
+    ED-alone fit adds the timing term with the training cohort's mean ES phase as target
+    (:func:`~.fit.cohort_es_phase`): a timing prior learned across the cohort, not a fixed phase.
     """
 
     steps: int = 300
@@ -176,6 +182,7 @@ class FitConfig:
     residual_steps: int = 150
     residual_weight: float = 0.02
     residual_learning_rate: float = 1e-2
+    ed_timing: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:

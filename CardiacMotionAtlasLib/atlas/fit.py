@@ -5,8 +5,10 @@ Objective: the training objective restricted to this subject (clamped L1 SDF + v
 a Gaussian prior ``prior_weight * sum_d (c_d - mean_d)^2 / var_d`` with the training codes' mean and
 variance. The codes start at that mean. Timing:
 
-- ``ed``: ``D2(0) = 0`` whatever ``c_t``, so the data say nothing about timing; ``c_t`` stays at the
-  prior mean. With the plain prior that is the cohort mean (the mean re-timing of the cohort).
+- ``ed``: ``D2(0) = 0`` whatever ``c_t``, so the data say nothing about timing. With
+  ``FitConfig.ed_timing`` (default) ``c_t`` gets its prior and the timing term with the training
+  cohort's mean ES phase as the target (:func:`cohort_es_phase`); without it ``c_t`` stays at the prior
+  mean, whose ES is not the cohort's mean ES (``D2`` is nonlinear in ``c_t``).
 - ``ed_es``: two frames leave ``c_t`` nearly free (only ``D2(t_ES)`` is seen, and the template changes
   slowly around its ES), so the fit would invent a timing. With ``time_prior`` (default), ``c_t`` gets
   the Gaussian prior and the timing term ``timing_weight * (D2(t_ES) - t'_ES)^2`` that puts the
@@ -153,6 +155,12 @@ def shape_motion_prior_of(atlas: Atlas, ed_shape_code: torch.Tensor) -> CodePrio
     return CodePrior(shape_mean.to(atlas.device), shape_var, time_mean.to(atlas.device), time_var)
 
 
+def cohort_es_phase(atlas: Atlas) -> Optional[float]:
+    """Mean known ES phase of the training subjects (normalised cycle phase; None when none is known)."""
+    known = [float(e) for e in atlas.es_phases if e is not None]
+    return float(np.mean(known)) if known else None
+
+
 def _optimise_codes(atlas: Atlas, observed: SubjectData, scale_mm: float, prior: CodePrior, fit_time: bool,
                     es_phase: Optional[float], config: FitConfig, progress: ProgressReporter,
                     done: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -257,7 +265,9 @@ def fit_subject(atlas: Atlas, data: SubjectData, setting: str = "all", config: O
             ed_code, _ = _optimise_codes(atlas, data.observed("ed"), frame.scale_mm, prior, False, None, config,
                                          progress)
             prior = shape_motion_prior_of(atlas, ed_code)
-        shape_code, time_code = _optimise_codes(atlas, observed, frame.scale_mm, prior, setting != "ed", es_phase,
+        timing_target = cohort_es_phase(atlas) if setting == "ed" and config.ed_timing else es_phase
+        shape_code, time_code = _optimise_codes(atlas, observed, frame.scale_mm, prior,
+                                                setting != "ed" or timing_target is not None, timing_target,
                                                 config, progress, done=config.steps * (stages - 1))
         residual = None
         if residual_steps > 0:
@@ -286,5 +296,5 @@ def fit_shape_motion_prior(atlas: Atlas, subjects: Sequence[SubjectData], config
     return regress_shape_motion_prior(np.stack(ed_codes), full, atlas.config.shape_code_dim)
 
 
-__all__ = ["SUBJECT_KIND", "FittedSubject", "CodePrior", "cohort_prior", "shape_motion_prior_of", "fit_subject",
+__all__ = ["SUBJECT_KIND", "FittedSubject", "CodePrior", "cohort_prior", "cohort_es_phase", "shape_motion_prior_of", "fit_subject",
            "fit_shape_motion_prior", "prior_subject", "training_subject", "sdf_error_mm"]

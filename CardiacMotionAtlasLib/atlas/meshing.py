@@ -227,11 +227,22 @@ def template_phases_of(atlas: Atlas, subject: FittedSubject, phases: Iterable[fl
         return atlas.module.temporal(phases, subject.time_code[None].to(atlas.device)).cpu().numpy().astype(float)
 
 
+RESIDUAL_TRANSPORTS = ("material", "spatial")
+
+
 def subject_mesh_sequence(atlas: Atlas, subject: FittedSubject, phases: Iterable[float],
-                          motion: Optional[TemplateMotion] = None, config: Optional[MeshConfig] = None
-                          ) -> MeshSequence:
+                          motion: Optional[TemplateMotion] = None, config: Optional[MeshConfig] = None, *,
+                          residual_transport: str = "material") -> MeshSequence:
     """The subject's LV myocardium mesh (RAS mm) at each phase, all frames sharing the template's faces;
-    point data ``displacement_mm`` = distance of each vertex from its position in the first frame."""
+    point data ``displacement_mm`` = distance of each vertex from its position in the first frame.
+
+    ``residual_transport`` (subjects with a residual warp, :mod:`.residual`): ``"material"`` (default)
+    moves each vertex's ED correction ``R^-1(y_0) - y_0`` (canonical units) with the vertex, so the
+    correction of the observed ED shape travels with the material point; ``"spatial"`` applies ``R^-1``
+    at the vertex's current canonical position (a wall point that moved 10 mm then got the correction
+    of another place of the ED shape)."""
+    if residual_transport not in RESIDUAL_TRANSPORTS:
+        raise AtlasError(f"unknown residual_transport {residual_transport!r}; expected one of {RESIDUAL_TRANSPORTS}")
     config = config or MeshConfig()
     motion = motion or track_template(atlas, config)
     phases = np.asarray(list(phases), float)
@@ -242,8 +253,13 @@ def subject_mesh_sequence(atlas: Atlas, subject: FittedSubject, phases: Iterable
     residual = None if subject.residual is None else subject.residual.to(atlas.device)
     out = np.empty((n_frames, n_vertices, 3))
     with torch.no_grad():
+        correction = None
+        if residual is not None and residual_transport == "material":
+            ed = atlas.module.spatial.inverse(_template_vertices(atlas, motion, np.zeros(1), config)[0], code)
+            correction = invert_residual(ed, residual) - ed
         for index in range(n_frames):
-            canonical = invert_residual(atlas.module.spatial.inverse(vertices[index], code), residual)
+            flowed = atlas.module.spatial.inverse(vertices[index], code)
+            canonical = flowed + correction if correction is not None else invert_residual(flowed, residual)
             out[index] = subject.frame.to_ras(canonical.cpu().numpy().astype(float))
     if not np.all(np.isfinite(out)):
         raise AtlasError(f"{subject.subject_id}: the inverse flow produced non-finite vertices")
@@ -269,6 +285,6 @@ def enclosed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     return mesh_volume_moments(vertices, faces)[0]
 
 
-__all__ = ["TemplateMotion", "extract_template_mesh", "track_template", "subject_mesh_sequence",
+__all__ = ["RESIDUAL_TRANSPORTS", "TemplateMotion", "extract_template_mesh", "track_template", "subject_mesh_sequence",
            "template_mesh_sequence", "template_phases_of", "project_to_level_set", "largest_component",
            "enclosed_volume"]

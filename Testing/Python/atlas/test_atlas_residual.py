@@ -10,11 +10,12 @@ import torch
 
 from CardiacMotionAtlasLib.atlas.config import FitConfig, MeshConfig
 from CardiacMotionAtlasLib.atlas.errors import AtlasConfigError, AtlasError
-from CardiacMotionAtlasLib.atlas.fit import CodePrior, FittedSubject, fit_subject, sdf_error_mm
+from CardiacMotionAtlasLib.atlas.fit import CodePrior, FittedSubject, cohort_es_phase, fit_subject, sdf_error_mm
 from CardiacMotionAtlasLib.atlas.meshing import subject_mesh_sequence
 from CardiacMotionAtlasLib.atlas.residual import (apply_residual, invert_residual, residual_displacement,
                                                   residual_jacobian_determinant)
-from CardiacMotionAtlasLib.atlas.timing import cyclic_phase_error, prediction_spread, recovered_es_phase
+from CardiacMotionAtlasLib.atlas.timing import (cohort_function, cyclic_phase_error, lvef_of, prediction_spread,
+                                                recovered_es_phase)
 from CardiacMotionAtlasLib.metrics import directed_surface_distances, mesh_topology
 
 
@@ -106,7 +107,7 @@ def test_ed_alone_prediction_states_a_spread_from_the_prior(tiny_atlas, tiny_sub
     fitted = fit_subject(tiny_atlas, held, "ed", replace(FitConfig.tiny(), residual_steps=0))
     assert fitted.prior is not None
     mesh_config = MeshConfig.tiny()
-    spread = prediction_spread(tiny_atlas, fitted, tiny_motion, mesh_config, n_samples=4)
+    spread = prediction_spread(tiny_atlas, fitted, tiny_motion, mesh_config, n_samples=4, source="codes")
     assert 0.0 <= spread["es_phase"] < 1.0 and np.isfinite(spread["lvef"])
     assert spread["es_phase_sd"] > 0 and spread["lvef_sd"] > 0
     # no prior variance, no spread: the samples are the fitted codes
@@ -115,3 +116,50 @@ def test_ed_alone_prediction_states_a_spread_from_the_prior(tiny_atlas, tiny_sub
     none = prediction_spread(tiny_atlas, fitted, tiny_motion, mesh_config, n_samples=2, prior=narrow)
     assert none["es_phase_sd"] < 1e-4 and none["lvef_sd"] < 0.5
     assert none["lvef_mean"] == pytest.approx(spread["lvef"], abs=0.5)
+
+
+def test_ed_alone_spread_defaults_to_the_training_cohorts_own_variation(tiny_atlas, tiny_subjects, tiny_motion):
+    """From ED alone the stated spread is the cohort's: its known ES phases and its subjects' LVEFs."""
+    held = tiny_subjects[3]
+    fitted = fit_subject(tiny_atlas, held, "ed", replace(FitConfig.tiny(), residual_steps=0))
+    mesh_config = MeshConfig.tiny()
+    cohort = cohort_function(tiny_atlas, tiny_motion, mesh_config)
+    assert cohort["es_phase"] == pytest.approx([s.es_phase for s in tiny_subjects[:3]])
+    assert np.all((cohort["lvef"] > 0) & (cohort["lvef"] < 100))
+    spread = prediction_spread(tiny_atlas, fitted, tiny_motion, mesh_config)
+    assert spread["source"] == "cohort" and spread["n_samples"] == 3
+    assert spread["es_phase_sd"] == pytest.approx(np.std([s.es_phase for s in tiny_subjects[:3]]))
+    assert spread["lvef_sd"] == pytest.approx(np.std(cohort["lvef"])) and spread["lvef_sd"] > 0
+    assert spread["lvef_mean"] == pytest.approx(lvef_of(tiny_atlas, fitted, tiny_motion, mesh_config))
+    with pytest.raises(ValueError, match="spread source"):
+        prediction_spread(tiny_atlas, fitted, tiny_motion, mesh_config, source="guess")
+
+
+def test_ed_alone_timing_targets_the_cohorts_mean_es_phase(tiny_atlas, tiny_subjects):
+    """From ED alone the recovered ES phase is the training cohort's mean ES phase (the timing prior),
+    not wherever the cohort-mean time code happens to put it."""
+    held = tiny_subjects[3]
+    target = cohort_es_phase(tiny_atlas)
+    assert target == pytest.approx(np.mean([s.es_phase for s in tiny_subjects[:3]]))
+    config = replace(FitConfig.tiny(), residual_steps=0)
+    timed = recovered_es_phase(tiny_atlas, fit_subject(tiny_atlas, held, "ed", config))
+    untimed = recovered_es_phase(tiny_atlas, fit_subject(tiny_atlas, held, "ed", replace(config, ed_timing=False)))
+    assert cyclic_phase_error(timed, target) < 0.02
+    assert cyclic_phase_error(timed, target) < cyclic_phase_error(untimed, target)
+
+
+def test_material_residual_transport_moves_each_ed_correction_with_its_vertex(tiny_atlas, tiny_subjects, tiny_motion):
+    held = tiny_subjects[3]
+    fitted = fit_subject(tiny_atlas, held, "ed", FitConfig.tiny())
+    assert fitted.residual is not None and float(fitted.residual.abs().max()) > 0
+    phases = [0.0, 0.2, held.es_phase, 0.7]
+    mesh_config = MeshConfig.tiny()
+    material = subject_mesh_sequence(tiny_atlas, fitted, phases, tiny_motion, mesh_config)
+    spatial = subject_mesh_sequence(tiny_atlas, fitted, phases, tiny_motion, mesh_config, residual_transport="spatial")
+    codes = subject_mesh_sequence(tiny_atlas, replace(fitted, residual=None), phases, tiny_motion, mesh_config)
+    np.testing.assert_allclose(material.vertices[0], spatial.vertices[0], atol=1e-3)  # the same observed ED shape
+    correction = material.vertices - codes.vertices  # RAS mm, per vertex: the same at every phase
+    np.testing.assert_allclose(correction, np.broadcast_to(correction[:1], correction.shape), atol=1e-3)
+    assert np.abs(spatial.vertices - codes.vertices - correction[:1]).max() > 1e-3  # the spatial one differs
+    with pytest.raises(AtlasError, match="residual_transport"):
+        subject_mesh_sequence(tiny_atlas, fitted, phases, tiny_motion, mesh_config, residual_transport="guess")

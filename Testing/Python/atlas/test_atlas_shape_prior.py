@@ -66,10 +66,13 @@ def _forced_prior(atlas: Atlas, shape_code: torch.Tensor, time_code: torch.Tenso
 def test_ed_fit_starts_from_and_stays_near_the_predicted_codes(tiny_atlas, tiny_subjects):
     shape_code, time_code = tiny_atlas.subject_codes(1)
     forced = _forced_prior(tiny_atlas, shape_code, time_code + 0.3, variance=1e-8)
-    fitted = fit_subject(forced, tiny_subjects[3], "ed", FitConfig.tiny())
+    untimed = replace(FitConfig.tiny(), ed_timing=False)  # no cohort ES target: c_t is the prior's alone
+    fitted = fit_subject(forced, tiny_subjects[3], "ed", untimed)
     assert torch.allclose(fitted.time_code, time_code + 0.3)  # ED says nothing about timing: the prediction
     assert torch.allclose(fitted.shape_code, shape_code, atol=2e-2)  # a very narrow prior holds c_p
-    plain = fit_subject(forced, tiny_subjects[3], "ed", FitConfig.tiny(), use_shape_prior=False)
+    timed = fit_subject(forced, tiny_subjects[3], "ed", FitConfig.tiny())  # the ES target cannot beat that prior
+    assert torch.allclose(timed.time_code, time_code + 0.3, atol=5e-3)
+    plain = fit_subject(forced, tiny_subjects[3], "ed", untimed, use_shape_prior=False)
     assert torch.allclose(plain.time_code, tiny_atlas.module.code_prior_stats()["time_mean"])
     ed_es = fit_subject(forced, tiny_subjects[3], "ed_es", FitConfig.tiny())
     assert np.isfinite(ed_es.sdf_error_mm)
@@ -89,7 +92,8 @@ def test_a_prior_that_knows_the_motion_recovers_withheld_frames_from_ed(tiny_atl
                                                           alphas=(1e-6,))
     assert prior is not None
     subject = tiny_subjects[1]
-    codes_only = replace(FitConfig.tiny(), residual_steps=0)  # the priors act on the codes: compare codes alone
+    # the priors act on the codes: compare codes alone, without the cohort ES target (tested elsewhere)
+    codes_only = replace(FitConfig.tiny(), residual_steps=0, ed_timing=False)
     with_prior = fit_subject(atlas, subject, "ed", codes_only)
     plain = fit_subject(atlas, subject, "ed", codes_only, use_shape_prior=False)
     later = subject.select(list(range(1, subject.n_frames)))  # every frame but ED: withheld from the fits
