@@ -139,7 +139,7 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     ``given_label_targets``: the refinement's targets at the frames the study labels (ED, ES) are its
     own labels, SegNet's only at the other frames (False: SegNet's everywhere, the previous behaviour);
     ``adapt_steps``: fine-tuning steps of a copy of SegNet on the study's labelled frames before it
-    labels the others (default :data:`.adapt.ADAPT_STEPS`; 0: SegNet as trained). Both need given
+    labels the others (default :data:`.adapt.ADAPT_STEPS` = 0: SegNet as trained; measured worse). Both need given
     labels; ``given_weight``: weight of the given frames' anchored term in the refinement relative to
     SegNet's frames; ``fold_margin`` / ``fold_weight`` (None: ``config.refine_fold_weight``): the
     refinement penalises Jacobian determinants below the margin with this weight
