@@ -8,7 +8,8 @@ One CardioMorphNet is trained (the motion benchmark's configuration and subjects
 keeps the trained network and reuses it on a rerun) and applied to the same test hearts several ways:
 the previous inference (refinement targets = SegNet's labels at every frame, SegNet as trained), with
 the study's given ED/ES labels as the targets at those frames and the relaxed fold penalty (the new
-default), and with also a copy of SegNet fine-tuned on those labels (30 steps, opt-in), each with its own interval calibration fitted on the
+default), and with also a copy of SegNet fine-tuned on those labels (30 steps, opt-in), each
+with its own interval calibration fitted on the
 training subjects the same way; the amortised mean (no refinement); zero motion; and the index
 baselines without motion: disk summation of the given SAX labels at ED and ES, and of SegNet's.
 Test hearts give images and labels at ED and ES only (as UK Biobank); truth is the phantom's

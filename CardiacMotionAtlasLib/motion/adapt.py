@@ -35,7 +35,9 @@ from ..training import make_generator
 from .losses import one_hot, segmentation_loss
 from .model import CardioMorphNet
 
-ADAPT_STEPS = 0  # fine-tuning steps of the SegNet copy: off (30 steps measured worse, benchmarks.motion_adapt: cross-family LVEF RMSE 1.91 -> 2.51, all-frame EPE 5.32 -> 5.67 mm)
+# fine-tuning steps of the SegNet copy: off (30 steps measured worse in benchmarks.motion_adapt: cross-family
+# LVEF RMSE 1.91 -> 2.51 points, all-frame EPE 5.32 -> 5.67 mm)
+ADAPT_STEPS = 0
 ADAPT_LR = 1e-3  # Adam learning rate of the fine-tuning
 FOLD_MARGIN = 0.05  # the refinement's fold penalty starts below this Jacobian determinant (was 0.2: see .refine)
 FOLD_WEIGHT = 0.01  # weight of that penalty (was config.refine_fold_weight = 0.1; None: the config's)

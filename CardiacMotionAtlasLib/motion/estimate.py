@@ -143,7 +143,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     labels; ``given_weight``: weight of the given frames' anchored term in the refinement relative to
     SegNet's frames; ``fold_margin`` / ``fold_weight`` (None: ``config.refine_fold_weight``): the
     refinement penalises Jacobian determinants below the margin with this weight
-    (:func:`.refine.refinement_loss`; :data:`.adapt.FOLD_MARGIN`). Without given labels the estimate falls back to SegNet's labels and says so in
+    (:func:`.refine.refinement_loss`; :data:`.adapt.FOLD_MARGIN`). Without given labels the estimate
+    falls back to SegNet's labels and says so in
     ``metadata["refine_targets"]`` (:mod:`.adapt`)."""
     model, config, device = trained.model, trained.config, trained.device
     samples = config.posterior_samples if samples is None else int(samples)

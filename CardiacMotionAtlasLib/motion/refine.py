@@ -101,7 +101,8 @@ def refine_velocities(model: CardioMorphNet, initial: torch.Tensor, ed_labels: t
     ``config.refine_lr``; 0 steps returns ``initial``). ``ed_labels`` ``(1, z, y, x)`` integer ED labels;
     ``pseudo`` SegNet's probabilities ``(n, 4, z, y, x)``, ED first (their argmax are the targets).
     ``callback(step, loss)`` after every step. ``given_positions`` / ``given_weight`` / ``fold_margin``: see
-    :func:`refinement_loss`; ``fold_weight``: weight of its folding term (default ``config.refine_fold_weight``). Returns the refined velocities (detached); the networks
+    :func:`refinement_loss`; ``fold_weight``: weight of its folding term (default
+    ``config.refine_fold_weight``). Returns the refined velocities (detached); the networks
     are not changed."""
     steps = config.refine_steps if steps is None else int(steps)
     if steps <= 0:
