@@ -44,8 +44,10 @@ import numpy as np
 import torch
 
 from ..phantom.ct import simulate_ct
-from ..synthesis import (SynthConfig, annotate_flow_demons, estimate_flow, generate, make_latents, random_bspline_flow,
-                         sample_flows, stack_pairs, train_cvae, train_flow_estimator)
+from ..synthesis import SynthConfig
+from ..synthesis.data import annotate_flow_demons, random_bspline_flow, stack_pairs
+from ..synthesis.sample import generate, make_latents, sample_flows
+from ..synthesis.train import estimate_flow, train_cvae, train_flow_estimator
 from ..synthesis.data import acquired_pair, concat_pairs, generated_pair_tensors
 from ..synthesis.indices import conditioning_summary
 from ..geometry.warp import warp

@@ -11,7 +11,9 @@ import torch
 
 from ..data.displacement_field import DisplacementField
 from ..metrics.jacobian import negative_jacobian
-from ..synthesis import SynthConfig, estimate_flow, stack_pairs
+from ..synthesis import SynthConfig
+from ..synthesis.data import stack_pairs
+from ..synthesis.train import estimate_flow
 from ..synthesis.grid import warp_labels
 from ..synthesis.indices import implied_indices
 

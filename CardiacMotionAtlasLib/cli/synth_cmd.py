@@ -89,7 +89,7 @@ def _subject_folders(paths: List[Path]) -> List[Path]:
 
 def _ct_pair(entry, config):
     from ..io.nifti import read_nifti
-    from ..synthesis import pair_from_frames
+    from ..synthesis.data import pair_from_frames
 
     folder = entry.path
     ed, es = read_nifti(folder / "ct_ED.nii.gz"), read_nifti(folder / "ct_ES.nii.gz")
@@ -102,7 +102,7 @@ def _ct_pair(entry, config):
 
 def _cine_pair(entry, config):
     from ..io.layout_common import sax_volume
-    from ..synthesis import pair_from_frames
+    from ..synthesis.data import pair_from_frames
     from ..synthesis.data import cine_to_hu
 
     study = read_entry_study(entry)

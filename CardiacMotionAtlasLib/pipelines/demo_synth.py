@@ -32,8 +32,9 @@ from ..io.nifti import read_nifti
 from ..phantom.ct import CTConfig, simulate_ct
 from ..phantom.heart import PhantomHeart
 from ..phantom.parameters import sample_subject_parameters
-from ..synthesis import (SynthConfig, check_pair, phantom_pairs, read_pair, run_synthesis, stack_pairs,
-                         train_synthesis)
+from ..synthesis import SynthConfig, phantom_pairs, run_synthesis, train_synthesis
+from ..synthesis.data import stack_pairs
+from ..synthesis.pairs import check_pair, read_pair
 from ..training.progress import NullProgress
 from .held_out import CROSS_FAMILY, IN_FAMILY, fmt, subject_label
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from CardiacMotionAtlasLib.cli import synth_cmd
-from CardiacMotionAtlasLib.synthesis import SynthConfig, check_pair, load_synthesis, read_pair
+from CardiacMotionAtlasLib.synthesis import SynthConfig, load_synthesis
+from CardiacMotionAtlasLib.synthesis.pairs import check_pair, read_pair
 
 
 def _run(argv) -> int:

@@ -7,8 +7,8 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from CardiacMotionAtlasLib.geometry.warp import warp
-from CardiacMotionAtlasLib.synthesis import (AugmentConfig, annotate_flow_demons, augment, pair_from_frames,
-                                             random_bspline_flow)
+from CardiacMotionAtlasLib.synthesis.config import AugmentConfig
+from CardiacMotionAtlasLib.synthesis.data import annotate_flow_demons, augment, pair_from_frames, random_bspline_flow
 
 
 def _smooth_image(shape, seed=0):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from CardiacMotionAtlasLib.synthesis import SynthConfig, cvae_loss
+from CardiacMotionAtlasLib.synthesis import SynthConfig
+from CardiacMotionAtlasLib.synthesis.cvae import cvae_loss
 from CardiacMotionAtlasLib.synthesis.flow_loss import flow_error, motion_mask, reconstruction_loss
 
 N = 12
@@ -102,7 +103,9 @@ def test_cvae_loss_uses_the_balanced_error():
 def test_the_tiled_latent_is_one_global_code_and_both_layouts_reload(synth_pairs, tmp_path):
     """Tiled: the latent enters the decoder as one value per channel (no per-position weights); the layout
     travels in the checkpoint and both layouts reload to the same samples."""
-    from CardiacMotionAtlasLib.synthesis import load_synthesis, sample_flows, train_cvae, train_flow_estimator
+    from CardiacMotionAtlasLib.synthesis import load_synthesis
+    from CardiacMotionAtlasLib.synthesis.sample import sample_flows
+    from CardiacMotionAtlasLib.synthesis.train import train_cvae, train_flow_estimator
 
     base = replace(SynthConfig.tiny(), cvae_steps=2, checkpoint_every=0)
     estimator = train_flow_estimator(synth_pairs, base, steps=2, device="cpu")

@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from CardiacMotionAtlasLib.data import DisplacementField, ImageSequence
-from CardiacMotionAtlasLib.synthesis import SynthConfig, SynthesisError, as_frame, generate, pull_frame, stack_pairs
+from CardiacMotionAtlasLib.synthesis import SynthConfig, SynthesisError
+from CardiacMotionAtlasLib.synthesis.data import stack_pairs
+from CardiacMotionAtlasLib.synthesis.grid import as_frame, pull_frame
+from CardiacMotionAtlasLib.synthesis.sample import generate
 
 
 def _frame(shape=(8, 9, 10)):

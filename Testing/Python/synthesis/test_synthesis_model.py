@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from CardiacMotionAtlasLib.errors import CheckpointError
-from CardiacMotionAtlasLib.synthesis import (SynthConfig, correlation, kl_divergence, load_synthesis, model_fingerprint,
-                                             train_cvae, train_flow_estimator)
+from CardiacMotionAtlasLib.synthesis import SynthConfig, load_synthesis
+from CardiacMotionAtlasLib.synthesis.cvae import kl_divergence
+from CardiacMotionAtlasLib.synthesis.pyramid import correlation
+from CardiacMotionAtlasLib.synthesis.train import model_fingerprint, train_cvae, train_flow_estimator
 from CardiacMotionAtlasLib.synthesis.pyramid import downsample_flow, upsample_flow
 
 
@@ -27,7 +29,7 @@ def test_kl_is_zero_when_the_posterior_equals_the_prior_and_matches_torch_otherw
 def test_cvae_loss_weights_and_free_bits():
     from dataclasses import replace
 
-    from CardiacMotionAtlasLib.synthesis import cvae_loss
+    from CardiacMotionAtlasLib.synthesis.cvae import cvae_loss
 
     config = replace(SynthConfig.tiny(), kl_free_nats=0.0, motion_balanced=False, jacobian_weight=0.0)
     target = torch.zeros(2, 3, 4, 4, 4)
@@ -53,7 +55,7 @@ def test_pyramid_weights_do_not_change_during_cvae_training(synth_pairs, synth_c
     assert all(not p.requires_grad for p in trained.model.estimator.parameters())
     # ... while the CVAE itself did learn (so the comparison above could have failed)
     torch.manual_seed(synth_config.seed + 1)
-    from CardiacMotionAtlasLib.synthesis import SynthesisModel
+    from CardiacMotionAtlasLib.synthesis.cvae import SynthesisModel
 
     fresh = SynthesisModel(synth_config).cvae.state_dict()
     changed = [k for k, v in trained.model.cvae.state_dict().items() if not torch.equal(v, fresh[k])]
@@ -87,7 +89,7 @@ def test_checkpoint_round_trip_and_resume(trained_synth, synth_pairs, synth_conf
     assert loaded.model_version == trained_synth.model_version
     latents = torch.randn(2, synth_config.latent_dim, generator=torch.Generator().manual_seed(0))
     es = torch.as_tensor(synth_pairs[0].es)
-    from CardiacMotionAtlasLib.synthesis import sample_flows
+    from CardiacMotionAtlasLib.synthesis.sample import sample_flows
 
     assert torch.equal(sample_flows(loaded, es, latents), sample_flows(trained_synth, es, latents))
     # an interrupted estimator run resumed from its checkpoint equals an uninterrupted one

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from CardiacMotionAtlasLib.errors import CardiacMotionAtlasError
-from CardiacMotionAtlasLib.synthesis import (check_pair, generate, generate_pairs, grid_latents, line_latents,
-                                             make_latents, pull_frame, read_pair, write_pair)
+from CardiacMotionAtlasLib.synthesis import generate_pairs
+from CardiacMotionAtlasLib.synthesis.grid import pull_frame
+from CardiacMotionAtlasLib.synthesis.pairs import check_pair, read_pair, write_pair
+from CardiacMotionAtlasLib.synthesis.sample import generate, grid_latents, line_latents, make_latents
 
 
 def test_moving_the_frame_by_the_written_flow_reproduces_the_generated_frame(trained_synth, es_frame, tmp_path):

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from CardiacMotionAtlasLib.synthesis import (SynthConfig, kl_divergence, sample_flows, stack_pairs, train_cvae,
-                                             train_flow_estimator)
+from CardiacMotionAtlasLib.synthesis import SynthConfig
+from CardiacMotionAtlasLib.synthesis.cvae import kl_divergence
+from CardiacMotionAtlasLib.synthesis.data import stack_pairs
+from CardiacMotionAtlasLib.synthesis.sample import sample_flows
+from CardiacMotionAtlasLib.synthesis.train import train_cvae, train_flow_estimator
 from CardiacMotionAtlasLib.synthesis.cvae import ConditionalFlowVAE, cvae_loss
 from CardiacMotionAtlasLib.synthesis.data import FlowPair
 
@@ -101,7 +104,7 @@ def test_a_checkpoint_of_the_earlier_model_is_refused_by_name(trained_synth, tmp
 def test_conditioning_summary_against_scipy():
     from scipy.stats import pearsonr
 
-    from CardiacMotionAtlasLib.synthesis import conditioning_summary, implied_indices
+    from CardiacMotionAtlasLib.synthesis.indices import conditioning_summary, implied_indices
 
     truth = [35.0, 50.0, 62.0, 44.0]
     samples = [[30.0, 36.0, 33.0], [49.0, 58.0], [55.0, 57.0, 59.0], [20.0, 70.0]]

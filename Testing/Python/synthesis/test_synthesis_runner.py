@@ -15,7 +15,8 @@ import pytest
 from CardiacMotionAtlasLib.data import ImageSequence
 from CardiacMotionAtlasLib.errors import CardiacMotionAtlasError, InputFileError
 from CardiacMotionAtlasLib.io.nifti import write_nifti
-from CardiacMotionAtlasLib.synthesis import load_synthesis, read_pair, run_synthesis
+from CardiacMotionAtlasLib.synthesis import load_synthesis, run_synthesis
+from CardiacMotionAtlasLib.synthesis.pairs import read_pair
 
 
 @pytest.fixture()
