@@ -31,8 +31,8 @@ import torch
 
 from ..geometry.warp import ras_to_voxel_displacement
 from ..motion import estimate_motion, load_motion, sequence_from_study, train_motion
-from ..motion.evaluation import INDEX_NAMES, evaluate_fields, phantom_strain
-from ..motion.intervals import calibrate_motion
+from ..motion.evaluation import evaluate_fields, phantom_strain
+from ..motion.calibration import calibrate_motion
 from ..motion.train import frame_order
 from ..pipelines.sax_stack import sax_stack
 from ..training import describe_device, select_device

@@ -22,7 +22,7 @@ from ..geometry.registration import multiresolution_demons
 from .config import MotionConfig
 from .data import MotionSequence
 from .fields import invert_displacement
-from .train import frame_order
+from .model import frame_order
 
 
 def intensity_config(config: MotionConfig) -> MotionConfig:

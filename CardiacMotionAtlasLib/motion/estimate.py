@@ -37,7 +37,7 @@ from .gaussian import voxel_entropy
 from .intervals import Z95, combined_sds, intervals, label_volume_sd_ml, sample_sds, segmentation_sds
 from .losses import one_hot
 from .refine import refine_velocities
-from .train import TrainedMotion, frame_order, sequence_tensors
+from .model import TrainedMotion, frame_order, sequence_tensors
 
 VOLUME_NAMES = ("LV", "LV myocardium", "RV")  # labels 1, 2, 3
 

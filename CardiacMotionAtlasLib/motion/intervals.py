@@ -112,25 +112,5 @@ def fit_calibration(residuals: Sequence[Mapping[str, float]], sds: Sequence[Mapp
     return scales
 
 
-def calibrate_motion(trained, sequences, samples: Optional[int] = None, refine_steps: Optional[int] = None,
-                     progress=None, **estimate_options) -> Dict[str, float]:
-    """Fit the per-index calibration scales of ``trained`` on (training) sequences with ED and ES labels:
-    each is estimated (:func:`~.estimate.estimate_motion` with ``estimate_options``) and compared with the
-    indices of its own ED/ES labels."""
-    from .estimate import estimate_motion
-
-    residuals, sds = [], []
-    for sequence in sequences:
-        sequence.require_training_labels()
-        estimate = estimate_motion(trained, sequence, samples=samples, refine_steps=refine_steps, calibrated=False,
-                                   **estimate_options)
-        reference = reference_indices(sequence.labels, sequence.ed_frame, sequence.es_frame, sequence.ijk_to_ras)
-        residuals.append({k: estimate.indices[k] - reference[k] for k in INDEX_KEYS})
-        sds.append(estimate.metadata["index_sd"])
-        if progress is not None:
-            progress(sequence.subject_id)
-    return fit_calibration(residuals, sds)
-
-
-__all__ = ["INDEX_KEYS", "Z95", "calibrate_motion", "combined_sds", "fit_calibration", "intervals",
+__all__ = ["INDEX_KEYS", "Z95", "combined_sds", "fit_calibration", "intervals",
            "label_volume_sd_ml", "reference_indices", "sample_sds", "segmentation_sds"]

@@ -39,7 +39,7 @@ from ..io.atomic import staged_output_dir
 from .data import MotionSequence, sequence_from_study
 from .estimate import MotionEstimate, estimate_motion
 from .preprocessing import Reduction, reduce_sequence, resolve_reduction
-from .train import TrainedMotion
+from .model import TrainedMotion
 
 Subject = Union[MotionSequence, CineStudy, str, "os.PathLike[str]"]
 

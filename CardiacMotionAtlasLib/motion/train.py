@@ -29,6 +29,7 @@ from ..training import (
     select_device,
 )
 from ..training.schedules import cosine_factor
+from .calibration import calibrate_motion
 from .config import MotionConfig
 from .data import MotionSequence
 from .errors import MotionInputError
@@ -135,8 +136,6 @@ def train_motion(sequences: Sequence[MotionSequence], config: Optional[MotionCon
         model.eval().requires_grad_(False)
         labelled = [s for s in sequences if s.ed_frame in s.labels and s.es_frame in s.labels]
         if calibrate and labelled:
-            from .intervals import calibrate_motion  # intervals -> estimate -> this module
-
             trained.calibration = calibrate_motion(trained, labelled)
         return {"calibration": trained.calibration, "preprocessing": record, "reduction": stored_reduction(record)}
 

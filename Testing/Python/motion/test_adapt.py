@@ -94,7 +94,7 @@ def test_the_relaxed_fold_penalty_lets_the_chain_reach_a_strong_contraction(smal
     """A systolic target whose cavity is much smaller: with the previous fold penalty (margin 0.2, weight
     0.1) the carried ED cavity stays too big; with the new default it gets closer, without folding."""
     from CardiacMotionAtlasLib.geometry.warp import jacobian_determinant_voxels, warp
-    from CardiacMotionAtlasLib.motion import CardioMorphNet
+    from CardiacMotionAtlasLib.motion.model import CardioMorphNet
     from CardiacMotionAtlasLib.motion.adapt import FOLD_MARGIN, FOLD_WEIGHT
     from CardiacMotionAtlasLib.motion.refine import refine_velocities
 

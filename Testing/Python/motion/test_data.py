@@ -8,7 +8,8 @@ import pytest
 from CardiacMotionAtlasLib.data.image_sequence import ImageSequence
 from CardiacMotionAtlasLib.errors import CardiacMotionAtlasError
 from CardiacMotionAtlasLib.geometry.affine import apply_affine
-from CardiacMotionAtlasLib.motion import MotionConfig, MotionInputError, prepare_sequence, train_motion
+from CardiacMotionAtlasLib.motion import MotionConfig, MotionInputError, train_motion
+from CardiacMotionAtlasLib.motion.data import prepare_sequence
 from CardiacMotionAtlasLib.motion.data import evenly_spaced_frames, resample_sequence
 from CardiacMotionAtlasLib.motion.errors import MotionConfigError
 

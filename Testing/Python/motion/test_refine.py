@@ -8,7 +8,9 @@ import torch
 
 from CardiacMotionAtlasLib.geometry.warp import warp
 from CardiacMotionAtlasLib.metrics.overlap import dice
-from CardiacMotionAtlasLib.motion import CardioMorphNet, MotionConfig, MotionConfigError, estimate_motion
+from CardiacMotionAtlasLib.motion import MotionConfig, estimate_motion
+from CardiacMotionAtlasLib.motion.errors import MotionConfigError
+from CardiacMotionAtlasLib.motion.model import CardioMorphNet
 from CardiacMotionAtlasLib.motion.losses import one_hot
 from CardiacMotionAtlasLib.motion.refine import refine_velocities
 from CardiacMotionAtlasLib.motion.train import sequence_tensors

@@ -11,13 +11,8 @@ import torch
 from CardiacMotionAtlasLib.errors import CheckpointError
 from CardiacMotionAtlasLib.io.displacement_io import read_displacement_field
 from CardiacMotionAtlasLib.io.nifti import read_nifti
-from CardiacMotionAtlasLib.motion import (
-    MotionConfig,
-    estimate_motion,
-    load_motion,
-    train_motion,
-    write_motion_outputs,
-)
+from CardiacMotionAtlasLib.motion import MotionConfig, estimate_motion, load_motion, train_motion
+from CardiacMotionAtlasLib.motion.outputs import write_motion_outputs
 from CardiacMotionAtlasLib.motion.losses import sequence_loss
 from CardiacMotionAtlasLib.motion.model import CardioMorphNet
 from CardiacMotionAtlasLib.motion.train import sequence_tensors
