@@ -1,6 +1,6 @@
 """The atlas' one runner: fit a new subject's codes (networks frozen), mesh it over the cycle and publish
 every output at once. The CLI (``cardiac-atlas atlas fit``), the Dask batch (``atlas-fit``), the Slicer
-Logic (which runs the CLI) and the main job (``pipelines/demo_atlas.py``) all call :func:`run_atlas_fit`.
+Logic (which runs the CLI) and the main job (``main_job/demo_atlas.py``) all call :func:`run_atlas_fit`.
 
 Outputs, written into a staging folder beside ``out`` and published at once (a failure leaves nothing at
 ``out``; :func:`~CardiacMotionAtlasLib.io.atomic.staged_output_dir`), named here and nowhere else:

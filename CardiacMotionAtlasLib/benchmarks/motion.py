@@ -51,7 +51,6 @@ from ..analysis.clinical_indices import clinical_indices_from_volumes
 from ..motion.evaluation import INDEX_NAMES, evaluate_fields, phantom_strain
 from ..motion.train import frame_order
 from ..phantom.cmr import CMRConfig, simulate_cine
-from ..pipelines.sax_stack import sax_stack
 from ..training import describe_device, select_device
 from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
                      write_json)
@@ -205,7 +204,7 @@ def main(argv=None) -> int:
             _log(f"{test_set.label}: test subject {number + 1}/{len(sims)}: {heart.subject_id} ({heart.params.kind})")
             sequence = sequence_from_study(sim.study, config.intensity_percentile, ed_es_only=True)
             order = frame_order(sequence)
-            labels = sax_stack(sim.study, labels=True).array[order]
+            labels = sim.study.sax_stack(labels=True).array[order]
             es_position = order.index(sequence.es_frame)
             phases = sequence.phases[order]
             truth = np.stack([heart.displacement_field(sequence.ijk_to_ras, sequence.shape_zyx, 0.0, p).vectors

@@ -34,7 +34,6 @@ from ..motion import estimate_motion, load_motion, sequence_from_study, train_mo
 from ..motion.evaluation import evaluate_fields, phantom_strain
 from ..motion.calibration import calibrate_motion
 from ..motion.train import frame_order
-from ..pipelines.sax_stack import sax_stack
 from ..training import describe_device, select_device
 from .common import add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args, write_json
 from .motion import _row, _text, configs, disk_summation_errors, interval_scores, simulate
@@ -103,7 +102,7 @@ def main(argv=None) -> int:
             _log(f"{test_set.label}: {heart.subject_id} ({heart.params.kind})")
             sequence = sequence_from_study(sim.study, config.intensity_percentile, ed_es_only=True)
             order = frame_order(sequence)
-            labels = sax_stack(sim.study, labels=True).array[order]
+            labels = sim.study.sax_stack(labels=True).array[order]
             es = order.index(sequence.es_frame)
             phases = sequence.phases[order]
             truth = np.stack([heart.displacement_field(sequence.ijk_to_ras, sequence.shape_zyx, 0.0, p).vectors

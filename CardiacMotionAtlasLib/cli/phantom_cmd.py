@@ -66,7 +66,7 @@ def run_phantom(args: argparse.Namespace) -> int:
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..pipelines.synthetic_cohort import STAGES
+    from ..main_job.synthetic_cohort import STAGES
 
     _add_cohort_arguments(parser, default_subjects=6, default_acquisition="randomised")
     parser.add_argument("--train-family", dest="family", choices=FAMILY_CHOICES, default=DEFAULT_FAMILY,
@@ -82,7 +82,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from ..pipelines.synthetic_cohort import run_synthetic_cohort
+    from ..main_job.synthetic_cohort import run_synthetic_cohort
 
     if args.threads:
         import torch

@@ -1,11 +1,11 @@
 """Named presets ``tiny | demo | default | large`` of every train / fit / estimate command.
 
 Each preset is built from the method configs' own constructors (``tiny()``, the defaults, ``quick()``,
-``large()``/``paper()``) and, for ``demo``, from the main job's modules (``pipelines/demo_*.py``), so
+``large()``/``paper()``) and, for ``demo``, from the main job's modules (``main_job/demo_*.py``), so
 ``--preset demo`` trains and applies exactly what ``cardiac-atlas demo`` does; explicit options
 override a preset. Nothing here repeats a number that lives in a config class or a demo module,
 except the atlas' demo fit and mesh settings (:data:`ATLAS_DEMO_FIT`, :data:`ATLAS_DEMO_MESH`), which
-``pipelines/demo_atlas.py`` writes inline in its function; a test checks they stay equal to what the
+``main_job/demo_atlas.py`` writes inline in its function; a test checks they stay equal to what the
 main job passes (``Testing/Python/cli/test_cli_presets.py``).
 
 ==========  =====================================  ====================================================
@@ -49,9 +49,9 @@ def _atlas_demo_mesh():
 
 
 ATLAS_DEMO_FIT = _atlas_demo_fit
-"""The main job's atlas fit (``pipelines/demo_atlas.py``, size ``quick``): 200 steps, 1000 points/frame."""
+"""The main job's atlas fit (``main_job/demo_atlas.py``, size ``quick``): 200 steps, 1000 points/frame."""
 ATLAS_DEMO_MESH = _atlas_demo_mesh
-"""The main job's atlas meshing (``pipelines/demo_atlas.py``, size ``quick``): grid 56, 24 tracking steps."""
+"""The main job's atlas meshing (``main_job/demo_atlas.py``, size ``quick``): grid 56, 24 tracking steps."""
 
 
 @dataclass
@@ -97,7 +97,7 @@ def nisf_preset(name: str):
     if name == "tiny":
         return NISFConfig.tiny()
     if name == "demo":
-        from ..pipelines.demo_nisf import _quick_config
+        from ..main_job.demo_nisf import _quick_config
 
         return _quick_config()
     return NISFConfig.paper() if name == "large" else NISFConfig()
@@ -135,7 +135,7 @@ def motion_preset(name: str) -> MotionPreset:
 
     check_preset(name)
     if name in ("tiny", "demo"):
-        from ..pipelines.demo_motion import CROP_MM, DEMO_CONFIG, FRAMES, TARGET_PIXEL_MM
+        from ..main_job.demo_motion import CROP_MM, DEMO_CONFIG, FRAMES, TARGET_PIXEL_MM
 
         config = MotionConfig.tiny() if name == "tiny" else replace(DEMO_CONFIG)
         return MotionPreset(name, config, GridReduction(TARGET_PIXEL_MM, CROP_MM, FRAMES))
@@ -150,7 +150,7 @@ def synth_preset(name: str, seed: int = 0):
 
     check_preset(name)
     if name in ("tiny", "demo"):
-        from ..pipelines.demo_synth import synth_sizes
+        from ..main_job.demo_synth import synth_sizes
 
         return synth_sizes("tiny" if name == "tiny" else "quick", seed)[0]
     return replace(SynthConfig.large() if name == "large" else SynthConfig(), seed=seed)

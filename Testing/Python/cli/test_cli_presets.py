@@ -1,5 +1,5 @@
 """``--preset tiny|demo|default|large``: built from the configs' constructors, ``demo`` equal to what the
-main job (``pipelines/demo_*.py``) really uses, explicit options overriding a preset."""
+main job (``main_job/demo_*.py``) really uses, explicit options overriding a preset."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def test_demo_atlas_preset_is_what_the_main_job_passes(monkeypatch, tmp_path):
     """Runs ``run_atlas_demo`` with its workers replaced by recorders: the preset must match the configs
     the main job hands to training, fitting and meshing (the demo writes its fit/mesh numbers inline)."""
     from CardiacMotionAtlasLib.atlas import fit, inputs, meshing, train
-    from CardiacMotionAtlasLib.pipelines import demo_atlas
-    from CardiacMotionAtlasLib.pipelines.demo_atlas import run_atlas_demo
+    from CardiacMotionAtlasLib.main_job import demo_atlas
+    from CardiacMotionAtlasLib.main_job.demo_atlas import run_atlas_demo
 
     seen = {}
 
@@ -56,7 +56,7 @@ def test_demo_atlas_preset_is_what_the_main_job_passes(monkeypatch, tmp_path):
 def test_demo_presets_of_the_other_methods_are_the_main_jobs():
     from CardiacMotionAtlasLib.motion import MotionConfig
     from CardiacMotionAtlasLib.nisf import NISFConfig
-    from CardiacMotionAtlasLib.pipelines import demo_motion, demo_nisf, demo_synth
+    from CardiacMotionAtlasLib.main_job import demo_motion, demo_nisf, demo_synth
     from CardiacMotionAtlasLib.synthesis import SynthConfig
 
     assert presets.nisf_preset("demo") == demo_nisf._quick_config()
@@ -76,7 +76,7 @@ def test_demo_presets_of_the_other_methods_are_the_main_jobs():
 def test_motion_reduction_is_the_main_jobs(tiny_cine, tmp_path):
     from CardiacMotionAtlasLib.cli.motion_cmd import load_sequence
     from CardiacMotionAtlasLib.io.layout_ukbb import write_ukbb_study
-    from CardiacMotionAtlasLib.pipelines.demo_motion import _reduced
+    from CardiacMotionAtlasLib.main_job.demo_motion import _reduced
 
     folder = write_ukbb_study(tiny_cine.study, tmp_path / "s")
     args = argparse.Namespace(preset="demo", factor=None, crop=None, frames=None)

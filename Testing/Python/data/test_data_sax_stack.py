@@ -7,7 +7,6 @@ import pytest
 
 from CardiacMotionAtlasLib.data.cine_study import CineStudy, stack_slices
 from CardiacMotionAtlasLib.errors import CardiacMotionAtlasError
-from CardiacMotionAtlasLib.pipelines.sax_stack import sax_stack
 
 
 def test_sax_stack_stacks_slices_on_the_slice_spacing(tiny_cine):
@@ -27,8 +26,6 @@ def test_sax_stack_stacks_slices_on_the_slice_spacing(tiny_cine):
     assert np.array_equal(labels.array[:, 2], sax[2].labels.array[:, 0])
     assert np.array_equal(labels.ijk_to_ras, images.ijk_to_ras)
     assert np.array_equal(stack_slices(sax)[0], images.ijk_to_ras)
-    # the deprecated pipelines wrapper is the method
-    assert np.array_equal(sax_stack(study, labels=True).array, labels.array)
 
 
 def test_sax_stack_refuses_missing_labels_no_sax_and_uneven_slices(tiny_cine):

@@ -56,9 +56,8 @@ def test_homogeneous_expansion_both_ways():
 
 
 def test_phantom_dvf_strain_matches_analytic(motion_heart, small_cine):
-    from CardiacMotionAtlasLib.pipelines.sax_stack import sax_stack
 
-    stack = sax_stack(small_cine.study, labels=True)
+    stack = small_cine.study.sax_stack(labels=True)
     heart, es = motion_heart, motion_heart.es_phase
     labels = stack.array[0]
     myo = labels == 2

@@ -54,7 +54,7 @@ def test_cohort_record_of_motion_train(tmp_path):
 
 
 def test_main_job_model_is_recognised_by_its_preset_config(tmp_path):
-    from CardiacMotionAtlasLib.pipelines.demo_motion import DEMO_CONFIG
+    from CardiacMotionAtlasLib.main_job.demo_motion import DEMO_CONFIG
 
     path = _checkpoint(tmp_path / "motion_model.pt", config=DEMO_CONFIG)
     settings = read_motion_training_settings(path)

@@ -91,7 +91,7 @@ def test_cli_trains_from_subject_folders_with_demons_annotation(tmp_path, synth_
 
 def test_demo_writes_annotated_pairs_for_a_held_out_subject(tmp_path):
     from CardiacMotionAtlasLib.phantom.ct import CTConfig
-    from CardiacMotionAtlasLib.pipelines.demo_synth import run_synth_demo
+    from CardiacMotionAtlasLib.main_job.demo_synth import run_synth_demo
 
     summary = run_synth_demo(tmp_path, seed=1, n_subjects=3, n_samples=2, config=SynthConfig.tiny(),
                              ct=CTConfig.tiny())
