@@ -52,10 +52,9 @@ def _truth(folder: Path) -> Optional[Dict[str, float]]:
 def _disk_summation(folder: Path) -> Dict[str, float]:
     """The baseline: indices by disk summation of the subject's given SAX labels (ED and ES), full grid."""
     from ..analysis.clinical_indices import clinical_indices_from_labels
-    from .sax_stack import sax_stack
 
     study = read_ukbb_study(folder)
-    labels = sax_stack(study, labels=True)
+    labels = study.sax_stack(labels=True)
     return {k: float(v) for k, v in clinical_indices_from_labels(labels, ed_frame=study.ed_frame,
                                                                  es_frame=study.es_frame).as_dict().items()}
 

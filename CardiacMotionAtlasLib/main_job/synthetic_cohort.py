@@ -39,7 +39,6 @@ from ..phantom.cohort import SIDECAR, CohortConfig, cohort_hearts, subject_acqui
 from ..phantom.families import FAMILY_NAMES, check_family, family_of_subject, make_heart
 from ..training.progress import NullProgress, ProgressReporter
 from .held_out import CROSS_FAMILY, IN_FAMILY, fmt, subject_family
-from .sax_stack import sax_stack
 
 INDEX_NAMES = ("LVEDV", "LVESV", "LVEF", "RVEDV", "RVESV", "RVEF", "LVM")
 
@@ -48,7 +47,7 @@ def measure_subject(folder: Path) -> Dict:
     """Indices of one cohort subject: truth, from SAX labels, from ground-truth meshes."""
     study = read_ukbb_study(folder)
     sidecar = json.loads((folder / SIDECAR).read_text())
-    labels = sax_stack(study, labels=True)
+    labels = study.sax_stack(labels=True)
     from_labels = clinical_indices_from_labels(labels, ed_frame=study.ed_frame, es_frame=study.es_frame).as_dict()
     gt_phases = sidecar["gt_phases"]
     cavity = read_mesh_sequence(sorted((folder / "ground_truth" / "meshes").glob("lv_cavity_*.vtp")), phases=gt_phases)

@@ -191,7 +191,7 @@ def test_main_job_method_stages_write_held_out_subject_outputs(tmp_path):
 
 def test_main_job_cohort_design(tmp_path):
     """Which families train and which subject is held out cross-family (no simulation of the stages)."""
-    from CardiacMotionAtlasLib.pipelines.synthetic_cohort import default_test_family, held_out_summary_lines
+    from CardiacMotionAtlasLib.main_job.synthetic_cohort import default_test_family, held_out_summary_lines
 
     assert default_test_family("ellipsoidal") == "lofted" and default_test_family("lofted") == "ellipsoidal"
     assert default_test_family("mixed") in ("ellipsoidal", "lofted")
