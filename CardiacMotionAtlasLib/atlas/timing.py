@@ -12,7 +12,9 @@
   cohort's own variation is the honest range: the earlier spread (``source="codes"``, ``n_samples``
   codes drawn around the fit with the training codes' variance) was far narrower than the errors
   (benchmarks.atlas --quick, ED alone: LVEF +/- 0.4 % for predictions 6-18 points off, truth inside 2 sd
-  for 0 of 4 hearts) because the training codes hardly vary in contraction.
+  for 0 of 4 hearts) because the training codes hardly vary in contraction. The cohort's ES sd is
+  honest (its known phases); its LVEF sd is not yet: the atlas represents every training heart at
+  ~50 % LVEF (sd 0.4 points against true 28-65 %), the same underfit of contraction amplitude.
 """
 
 from __future__ import annotations

@@ -154,8 +154,8 @@ def test_material_residual_transport_moves_each_ed_correction_with_its_vertex(ti
     assert fitted.residual is not None and float(fitted.residual.abs().max()) > 0
     phases = [0.0, 0.2, held.es_phase, 0.7]
     mesh_config = MeshConfig.tiny()
-    material = subject_mesh_sequence(tiny_atlas, fitted, phases, tiny_motion, mesh_config)
-    spatial = subject_mesh_sequence(tiny_atlas, fitted, phases, tiny_motion, mesh_config, residual_transport="spatial")
+    material = subject_mesh_sequence(tiny_atlas, fitted, phases, tiny_motion, mesh_config, residual_transport="material")
+    spatial = subject_mesh_sequence(tiny_atlas, fitted, phases, tiny_motion, mesh_config)  # default: as fitted
     codes = subject_mesh_sequence(tiny_atlas, replace(fitted, residual=None), phases, tiny_motion, mesh_config)
     np.testing.assert_allclose(material.vertices[0], spatial.vertices[0], atol=1e-3)  # the same observed ED shape
     correction = material.vertices - codes.vertices  # RAS mm, per vertex: the same at every phase
