@@ -39,13 +39,13 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
 
 from ..geometry.warp import ras_to_voxel_displacement
-from ..motion import MotionConfig, estimate_motion, sequence_from_study, train_motion
+from ..motion import MotionConfig, MotionSequence, estimate_motion, sequence_from_study, train_motion
 from ..motion.baselines import demons_fields, intensity_config, no_segnet_config
 from ..analysis.clinical_indices import clinical_indices_from_volumes
 from ..motion.evaluation import INDEX_NAMES, evaluate_fields, phantom_strain
@@ -101,6 +101,23 @@ def simulate(protocol, cmr: CMRConfig, hearts, indices):
         subject_cmr, _, _ = protocol.acquire(heart, index, cmr, None, ranges)
         sims.append(simulate_cine(heart, subject_cmr, seed=1000 + index))
     return sims
+
+
+def held_out_subject(heart, sim, intensity_percentile: float) -> Tuple[MotionSequence, List[int], Dict]:
+    """A held-out phantom subject as the benchmarks score it: its SAX sequence (ED/ES labels, intensities
+    normalised by ``intensity_percentile``), the frame order from ED, and the ground truth that
+    :func:`~CardiacMotionAtlasLib.motion.evaluation.evaluate_fields` takes (ED-ordered labels, exact
+    displacements from ED in RAS mm, ES position, clinical indices, analytic LV-frame strain)."""
+    sequence = sequence_from_study(sim.study, intensity_percentile, ed_es_only=True)
+    order = frame_order(sequence)
+    labels = sim.study.sax_stack(labels=True).array[order]
+    phases = sequence.phases[order]
+    truth = np.stack([heart.displacement_field(sequence.ijk_to_ras, sequence.shape_zyx, 0.0, p).vectors
+                      for p in phases])
+    common = dict(ijk_to_ras=sequence.ijk_to_ras, labels=labels, truth_ras=truth,
+                  es_position=order.index(sequence.es_frame), truth_indices=heart.clinical_indices(),
+                  truth_strain=phantom_strain(heart, labels[0], sequence.ijk_to_ras, phases))
+    return sequence, order, common
 
 
 def disk_summation_errors(labels_ed: np.ndarray, labels_es: np.ndarray, ijk_to_ras: np.ndarray,
@@ -202,16 +219,8 @@ def main(argv=None) -> int:
             scores[(test_set.label, name)] = []
         for number, (heart, sim) in enumerate(zip(test_set.hearts, sims)):
             _log(f"{test_set.label}: test subject {number + 1}/{len(sims)}: {heart.subject_id} ({heart.params.kind})")
-            sequence = sequence_from_study(sim.study, config.intensity_percentile, ed_es_only=True)
-            order = frame_order(sequence)
-            labels = sim.study.sax_stack(labels=True).array[order]
-            es_position = order.index(sequence.es_frame)
-            phases = sequence.phases[order]
-            truth = np.stack([heart.displacement_field(sequence.ijk_to_ras, sequence.shape_zyx, 0.0, p).vectors
-                              for p in phases])
-            truth_strain = phantom_strain(heart, labels[0], sequence.ijk_to_ras, phases)
-            common = dict(ijk_to_ras=sequence.ijk_to_ras, labels=labels, truth_ras=truth, es_position=es_position,
-                          truth_indices=heart.clinical_indices(), truth_strain=truth_strain)
+            sequence, order, common = held_out_subject(heart, sim, config.intensity_percentile)
+            labels, es_position = common["labels"], common["es_position"]
             runs = [(name, model, None) for name, model in trained.items()]
             runs.insert(1, (amortised, trained["CardioMorphNet"], 0))  # the same network, no per-subject refinement
             for name, model, refine_steps in runs:

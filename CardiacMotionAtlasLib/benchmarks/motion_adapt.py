@@ -26,17 +26,15 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-import numpy as np
 import torch
 
 from ..geometry.warp import ras_to_voxel_displacement
 from ..motion import estimate_motion, load_motion, sequence_from_study, train_motion
-from ..motion.evaluation import evaluate_fields, phantom_strain
+from ..motion.evaluation import evaluate_fields
 from ..motion.calibration import calibrate_motion
-from ..motion.train import frame_order
 from ..training import describe_device, select_device
 from .common import add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args, write_json
-from .motion import _row, _text, configs, disk_summation_errors, interval_scores, simulate
+from .motion import _row, _text, configs, disk_summation_errors, held_out_subject, interval_scores, simulate
 
 PREVIOUS = "CardioMorphNet, previous (SegNet targets, old fold penalty)"
 TARGETS = "CardioMorphNet, new default (given ED/ES targets, new fold penalty, SegNet as trained)"
@@ -100,16 +98,8 @@ def main(argv=None) -> int:
             scores[(test_set.label, name)] = []
         for heart, sim in zip(test_set.hearts, sims):
             _log(f"{test_set.label}: {heart.subject_id} ({heart.params.kind})")
-            sequence = sequence_from_study(sim.study, config.intensity_percentile, ed_es_only=True)
-            order = frame_order(sequence)
-            labels = sim.study.sax_stack(labels=True).array[order]
-            es = order.index(sequence.es_frame)
-            phases = sequence.phases[order]
-            truth = np.stack([heart.displacement_field(sequence.ijk_to_ras, sequence.shape_zyx, 0.0, p).vectors
-                              for p in phases])
-            truth_indices = heart.clinical_indices()
-            common = dict(ijk_to_ras=sequence.ijk_to_ras, labels=labels, truth_ras=truth, es_position=es,
-                          truth_indices=truth_indices, truth_strain=phantom_strain(heart, labels[0], sequence.ijk_to_ras, phases))
+            sequence, order, common = held_out_subject(heart, sim, config.intensity_percentile)
+            labels, es, truth_indices = common["labels"], common["es_position"], common["truth_indices"]
             to_voxels = lambda a: torch.as_tensor(ras_to_voxel_displacement(a[order], sequence.ijk_to_ras))  # noqa
             subject = {"test_set": test_set.label, "subject": heart.subject_id, "LVESV_true": truth_indices["LVESV"]}
             for name, options in variants.items():
