@@ -77,6 +77,7 @@ def _estimate_held_out(trained, folder: Path, out: Path, train_families) -> Dict
         "peak_strain_percent": {k: float(v[np.argmax(np.abs(v))]) for k, v in estimate.strain.items()},
         "mean_uncertainty_nats_myocardium_es": float(estimate.entropy[estimate.es_frame][estimate.ed_labels == 2].mean()),
         "estimate_s": run.estimate_s, "refine_steps": estimate.metadata.get("refine_steps", 0),
+        "refine_targets": estimate.metadata.get("refine_targets", "SegNet's labels"),
     }
     atomic_write_text(subject_out / "summary.json", json.dumps(summary, indent=1, default=float) + "\n")
     paths = {name: str(path) for name, path in run.paths.items()}
@@ -130,7 +131,7 @@ def motion_report_lines(result: dict) -> List[str]:
              f"Trained on {len(result['train_subjects'])} subjects ({', '.join(result['train_families'])}; ED/ES "
              f"labels; {result['train_s']:.0f} s), estimated for each held-out subject on a reduced grid "
              f"({first['pixel_mm']:.1f} mm pixels, {first['frames']} frames; posterior mean refined on the subject "
-             f"against SegNet's labels in {first.get('refine_steps', 0)} steps; "
+             f"in {first.get('refine_steps', 0)} steps against {first.get('refine_targets', 'SegNet' + chr(39) + 's labels')}; "
              + ", ".join(f"{h['subject_id']} {h['estimate_s']:.1f} s" for h in held)
              + "). A short demo training on a coarse grid: the accuracy is measured by the motion benchmark. "
              "Baseline: disk summation of the subject's given SAX labels at ED and ES (full grid).", "",
