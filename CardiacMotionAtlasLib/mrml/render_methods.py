@@ -184,6 +184,19 @@ def _render_glyphs(views: OffscreenViews, result: MethodPictures, name: str, tra
     display.SetScalarVisibility(True)
 
 
+def _strongest_displacement_mm(transform: Any, default: float) -> float:
+    """The 99.5th percentile of a grid transform's displacement magnitudes (mm): the colour its strongest
+    glyphs get (real flows stay below the colour map's top); ``default`` when the grid is not reachable."""
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    grid_transform = transform.GetTransformToParent()
+    grid = grid_transform.GetDisplacementGrid() if hasattr(grid_transform, "GetDisplacementGrid") else None
+    if grid is None or grid.GetPointData().GetScalars() is None:
+        return default
+    vectors = vtk_to_numpy(grid.GetPointData().GetScalars()).reshape(-1, 3)
+    return float(np.percentile(np.linalg.norm(vectors, axis=1), 99.5))
+
+
 def _slice_through(views: OffscreenViews, background: Any, centre_ras: np.ndarray, extent_mm: float) -> Dict[str, Any]:
     """Put the slice view in ``background``'s own plane (a 2D cine slice: its plane; a 3D volume: its
     IJ plane through ``centre_ras``), centred on ``centre_ras`` projected onto that plane, ``1.6 *
@@ -368,7 +381,9 @@ def render_synth_outputs(app: Any, nodes: Dict[str, Any], ct_frame: Any, out_dir
         glyphs.SetGlyphScalePercent(100.0)
         result.keep("synth_flow_slice", views.render_slice(ct_frame, **zoom), out)
         colours = glyphs.GetColorMap()
-        result.extra["glyph_high_rgb"] = np.array(colours.GetColor(colours.GetRange()[1])) * 255
+        low, high = colours.GetRange()
+        strongest = min(max(_strongest_displacement_mm(transform, default=high), low), high)
+        result.extra["glyph_high_rgb"] = np.array(colours.GetColor(strongest)) * 255  # the strongest glyphs' colour
         set_visibility([transform], in_2d=False)
         result.boxes["synth_flow_slice"] = _slice_box(views, heart)
     return result
