@@ -44,11 +44,15 @@ def workdir(tmp_path_factory):
 
 
 def _byte_mutation(data: bytes, draw, header_bytes: int) -> bytes:
+    """Truncate, flip bits in or overwrite a few bytes of ``data`` (in its first ``header_bytes`` or anywhere);
+    a file an earlier mutation truncated may be shorter than the header region, or empty."""
+    if not data:
+        return data
     kind = draw(st.sampled_from(["truncate", "bitflip", "overwrite"]))
     if kind == "truncate":
         return data[: draw(st.integers(0, len(data) - 1))]
     buffer = bytearray(data)
-    region = draw(st.sampled_from([header_bytes, len(data)]))
+    region = min(draw(st.sampled_from([header_bytes, len(data)])), len(data))
     if kind == "bitflip":
         for position in draw(st.lists(st.integers(0, region - 1), min_size=1, max_size=8)):
             buffer[position] ^= 1 << draw(st.integers(0, 7))
