@@ -103,6 +103,18 @@ def simulate(protocol, cmr: CMRConfig, hearts, indices):
     return sims
 
 
+def simulate_protocol(args, cmr: CMRConfig, cross_family_only: bool = False):
+    """The run's cross-family protocol (``--train-family``/``--test-family``/``--acquisition``) and the cines of
+    its training hearts and of each test set (the cross-family set first; only that one with
+    ``cross_family_only``): ``(protocol, train_sims, [(test_set, sims), ...])``."""
+    protocol = protocol_from_args(args, args.train, args.test)
+    _log(f"simulating {len(protocol.all_subjects())} subjects ({protocol.header()})")
+    train_sims = simulate(protocol, cmr, protocol.train_hearts, protocol.train_indices)
+    test_sets = [(t, simulate(protocol, cmr, t.hearts, t.indices))
+                 for t in protocol.test_sets[: 1 if cross_family_only else None]]
+    return protocol, train_sims, test_sets
+
+
 def held_out_subject(heart, sim, intensity_percentile: float) -> Tuple[MotionSequence, List[int], Dict]:
     """A held-out phantom subject as the benchmarks score it: its SAX sequence (ED/ES labels, intensities
     normalised by ``intensity_percentile``), the frame order from ED, and the ground truth that
@@ -195,10 +207,7 @@ def main(argv=None) -> int:
     device = select_device(args.device)
     cmr, config = configs(args, device)
     start = time.perf_counter()
-    protocol = protocol_from_args(args, args.train, args.test)
-    _log(f"simulating {len(protocol.all_subjects())} subjects ({protocol.header()})")
-    train_sims = simulate(protocol, cmr, protocol.train_hearts, protocol.train_indices)
-    test_sets = [(t, simulate(protocol, cmr, t.hearts, t.indices)) for t in protocol.test_sets]
+    protocol, train_sims, test_sets = simulate_protocol(args, cmr)
     train = [sequence_from_study(s.study, config.intensity_percentile, ed_es_only=True) for s in train_sims]
     variants = {"CardioMorphNet": config, "no SegNet guidance (ablation)": no_segnet_config(config),
                 "intensity-supervised U-Net (NCC)": intensity_config(config)}

@@ -33,8 +33,8 @@ from ..motion import estimate_motion, load_motion, sequence_from_study, train_mo
 from ..motion.evaluation import evaluate_fields
 from ..motion.calibration import calibrate_motion
 from ..training import describe_device, select_device
-from .common import add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args, write_json
-from .motion import _row, _text, configs, disk_summation_errors, held_out_subject, interval_scores, simulate
+from .common import add_family_arguments, benchmark_parser, format_table, machine_description, write_json
+from .motion import _row, _text, configs, disk_summation_errors, held_out_subject, interval_scores, simulate_protocol
 
 PREVIOUS = "CardioMorphNet, previous (SegNet targets, old fold penalty)"
 TARGETS = "CardioMorphNet, new default (given ED/ES targets, new fold penalty, SegNet as trained)"
@@ -75,11 +75,7 @@ def main(argv=None) -> int:
     device = select_device(args.device)
     cmr, config = configs(args, device)
     start = time.perf_counter()
-    protocol = protocol_from_args(args, args.train, args.test)
-    _log(f"simulating {len(protocol.all_subjects())} subjects ({protocol.header()})")
-    train_sims = simulate(protocol, cmr, protocol.train_hearts, protocol.train_indices)
-    test_sets = [(t, simulate(protocol, cmr, t.hearts, t.indices))
-                 for t in protocol.test_sets[: 1 if args.cross_family_only else None]]
+    protocol, train_sims, test_sets = simulate_protocol(args, cmr, cross_family_only=args.cross_family_only)
     train = [sequence_from_study(s.study, config.intensity_percentile, ed_es_only=True) for s in train_sims]
     if args.model and Path(args.model).exists():
         _log(f"reusing {args.model}")
