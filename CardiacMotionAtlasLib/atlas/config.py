@@ -164,6 +164,11 @@ class FitConfig:
     cohort's codes cannot reach is still fitted at the observed frames (``residual_grid = 0`` or
     ``residual_steps = 0``: codes only).
 
+    Motion residual (``motion_residual``, issue 16; :mod:`.residual`): when frames beyond ED are observed,
+    the residual stage also fits ``u1`` of ``R(p, t) = p + u0(p) + m(D2(t)) u1(p)`` (penalty
+    ``motion_residual_weight``), the subject's own contraction amplitude; ``motion_residual=False`` is the
+    previous time-invariant warp. ``residual_fit_time``: the residual stage refines ``c_t`` too.
+
     ``ed_timing`` (ED alone): ED shows no timing (``D2(0) = 0`` for every ``c_t``), and the cohort-mean
     time code does not put ES at the cohort's mean ES phase (``D2`` is nonlinear in ``c_t``: the quick
     atlas predicted ES at 0.39-0.41 for a cohort whose ES phases average 0.38). With ``ed_timing`` the
@@ -183,6 +188,9 @@ class FitConfig:
     residual_weight: float = 0.02
     residual_learning_rate: float = 1e-2
     ed_timing: bool = True
+    motion_residual: bool = True
+    motion_residual_weight: float = 0.02
+    residual_fit_time: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -191,8 +199,9 @@ class FitConfig:
         if self.prior_weight < 0 or self.timing_weight < 0:
             raise AtlasConfigError("prior_weight and timing_weight must be >= 0")
         if (self.residual_grid < 0 or 0 < self.residual_grid < 4 or self.residual_steps < 0
-                or self.residual_weight < 0 or self.residual_learning_rate <= 0):
-            raise AtlasConfigError("residual_grid must be 0 (off) or >= 4, residual_steps and residual_weight >= 0, "
+                or self.residual_weight < 0 or self.residual_learning_rate <= 0 or self.motion_residual_weight < 0):
+            raise AtlasConfigError("residual_grid must be 0 (off) or >= 4, residual_steps, residual_weight and "
+                                   "motion_residual_weight >= 0, "
                                    "residual_learning_rate > 0")
 
     @classmethod

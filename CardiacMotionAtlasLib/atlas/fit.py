@@ -29,6 +29,17 @@ at ~2 mm chamfer whatever the steps or the prior weight (300 steps: unchanged; n
 so the limit is the code space, not the prior. A last stage therefore fits a smooth time-invariant
 warp of the subject's canonical frame with the codes frozen: the atlas keeps supplying motion and
 timing, the warp the shape it cannot express. ``FittedSubject.residual`` holds it (saved with the codes).
+
+Motion residual (``FitConfig.motion_residual``, issue 16): the codes and a time-invariant warp only
+reach the template's contraction amplitude (every training subject's own codes gave ~50 % LVEF, sd 0.4
+points, for true 28-65 %: ``D1`` is time-invariant and ``D2`` always reaches the template's ES). When the
+setting observes a frame beyond ED, the residual stage also fits ``u1`` of
+``R(p, t) = p + u0(p) + m(D2(t, c_t)) u1(p)`` (:mod:`.residual`): the subject's own contraction
+amplitude, following the template's contraction profile at the subject's fitted timing.
+``FittedSubject.motion_residual`` holds ``C1`` (None from ED alone: nothing there shows the amplitude,
+the shape-to-motion prior's prediction stands). With ``FitConfig.residual_fit_time`` the residual stage
+refines ``c_t`` too (its prior and timing terms as in the code stage), so the timing is fitted
+together with the amplitude.
 """
 
 from __future__ import annotations
@@ -50,7 +61,7 @@ from ..training.seeding import make_generator
 from .config import FitConfig
 from .frame import CanonicalFrame
 from .model import Atlas, clamped_l1, frozen
-from .residual import apply_residual, residual_penalty
+from .residual import apply_motion_residual, contraction_profile, residual_penalty
 from .sampling import SubjectData
 from .shape_prior import ShapeMotionPrior, regress_shape_motion_prior
 
@@ -72,6 +83,7 @@ class FittedSubject:
     seconds: float = 0.0
     es_phase: Optional[float] = None
     residual: Optional[torch.Tensor] = None  # (G, G, G, 3) control displacements of the residual warp
+    motion_residual: Optional[torch.Tensor] = None  # (G, G, G, 3) C1: displacement at the template's ES (m = 1)
     prior: Optional["CodePrior"] = field(default=None, repr=False, compare=False)  # the last stage's (not saved)
 
     def save(self, path: PathLike, config: Optional[FitConfig] = None) -> Path:
@@ -79,6 +91,8 @@ class FittedSubject:
         state = {"shape_code": self.shape_code.detach().cpu(), "time_code": self.time_code.detach().cpu()}
         if self.residual is not None:
             state["residual"] = self.residual.detach().cpu()
+        if self.motion_residual is not None:
+            state["motion_residual"] = self.motion_residual.detach().cpu()
         return save_checkpoint(path, model_state=state,
                                config=config or FitConfig(), step=0, kind=SUBJECT_KIND,
                                extra={"subject_id": self.subject_id, "frame": self.frame.to_dict(),
@@ -94,7 +108,8 @@ class FittedSubject:
             return cls(str(extra["subject_id"]), CanonicalFrame.from_dict(extra["frame"]),
                        checkpoint.model_state["shape_code"], checkpoint.model_state["time_code"],
                        str(extra.get("setting", "all")), float(extra.get("sdf_error_mm", float("nan"))),
-                       float(extra.get("seconds", 0.0)), extra.get("es_phase"), checkpoint.model_state.get("residual"))
+                       float(extra.get("seconds", 0.0)), extra.get("es_phase"), checkpoint.model_state.get("residual"),
+                       checkpoint.model_state.get("motion_residual"))
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(path, f"not a valid fitted subject ({error})") from error
 
@@ -113,6 +128,18 @@ def prior_subject(atlas: Atlas, data: SubjectData) -> FittedSubject:
                          stats["shape_mean"].clone(), stats["time_mean"].clone(), "prior", es_phase=data.es_phase)
 
 
+def subject_residuals(subject: FittedSubject, device: torch.device
+                      ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """``(C0, C1)`` of the subject's residual warp on ``device`` (None where absent)."""
+    return tuple(None if c is None else c.to(device) for c in (subject.residual, subject.motion_residual))
+
+
+def profile_of(atlas: Atlas, phases: torch.Tensor, time_code: torch.Tensor) -> torch.Tensor:
+    """``m(D2(t, c_t))`` ``(N,)``: the template's contraction profile at the subject's phases ``(N,)`` (one
+    time code ``(1, Lt)``); differentiable in ``c_t``."""
+    return contraction_profile(atlas.module.temporal(phases, time_code), atlas.template_es_phase)
+
+
 def sdf_error_mm(atlas: Atlas, subject: FittedSubject, data: SubjectData, max_points: int = 20000) -> float:
     """Mean absolute SDF error (mm) of ``subject``'s field on ``data``'s samples within the clamp band."""
     scale = subject.frame.scale_mm
@@ -122,9 +149,10 @@ def sdf_error_mm(atlas: Atlas, subject: FittedSubject, data: SubjectData, max_po
             points = torch.from_numpy(data.points_mm[index, :max_points] / scale).to(atlas.device)
             target = torch.from_numpy(data.sdf_mm[index, :max_points] / scale).to(atlas.device)
             phases = torch.full((len(points),), float(data.phases[index]), device=atlas.device)
-            points = apply_residual(points, None if subject.residual is None else subject.residual.to(atlas.device))
-            predicted, _ = atlas.module(points, phases, subject.shape_code[None].to(atlas.device),
-                                        subject.time_code[None].to(atlas.device))
+            time_code = subject.time_code[None].to(atlas.device)
+            points = apply_motion_residual(points, *subject_residuals(subject, atlas.device),
+                                           profile_of(atlas, phases, time_code))
+            predicted, _ = atlas.module(points, phases, subject.shape_code[None].to(atlas.device), time_code)
             band = target.abs() < atlas.config.clamp
             errors.append(((predicted - target).abs()[band] * scale).cpu().numpy())
     return float(np.concatenate(errors).mean())
@@ -206,34 +234,60 @@ def _observed_tensors(atlas: Atlas, observed: SubjectData, scale_mm: float):
 
 
 def _optimise_residual(atlas: Atlas, observed: SubjectData, scale_mm: float, shape_code: torch.Tensor,
-                       time_code: torch.Tensor, config: FitConfig, progress: ProgressReporter,
-                       done: int = 0) -> torch.Tensor:
+                       time_code: torch.Tensor, config: FitConfig, progress: ProgressReporter, done: int = 0,
+                       motion: bool = False, prior: Optional[CodePrior] = None, es_phase: Optional[float] = None
+                       ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
     """``config.residual_steps`` Adam steps on the residual warp's control displacements
-    (:mod:`.residual`) with the codes and networks frozen: clamped L1 SDF on the observed frames plus
-    ``residual_weight`` times :func:`~.residual.residual_penalty`. Returns ``(G, G, G, 3)``."""
+    (:mod:`.residual`) with the shape code and networks frozen: clamped L1 SDF on the observed frames plus
+    ``residual_weight`` times :func:`~.residual.residual_penalty` of ``C0`` (and, with ``motion``,
+    ``motion_residual_weight`` times that of ``C1``). With ``motion`` and ``config.residual_fit_time`` the
+    time code moves too (``prior``'s Gaussian term and, given ``es_phase``, the timing term).
+    Returns ``(C0, C1 or None, c_t)``, each ``(G, G, G, 3)`` / ``(Lt,)``."""
     module, device = atlas.module, atlas.device
     points, sdf, phases = _observed_tensors(atlas, observed, scale_mm)
     grid = config.residual_grid
     coefficients = torch.zeros(grid, grid, grid, 3, device=device, requires_grad=True)
-    optimizer = torch.optim.Adam([coefficients], lr=config.residual_learning_rate)
+    motion_coefficients = torch.zeros(grid, grid, grid, 3, device=device, requires_grad=True) if motion else None
+    fit_time = bool(motion and config.residual_fit_time and prior is not None)
+    time_code = time_code[None].to(device).clone().requires_grad_(fit_time)
+    parameters = [coefficients] + ([motion_coefficients] if motion else [])
+    optimizer = torch.optim.Adam([{"params": parameters, "lr": config.residual_learning_rate}]
+                                 + ([{"params": [time_code], "lr": config.learning_rate}] if fit_time else []))
+    base_lr = [group["lr"] for group in optimizer.param_groups]
+    es = torch.tensor([float(es_phase)], device=device) if es_phase is not None else None
     n_frames, n_points = points.shape[:2]
     per_frame = min(config.points_per_frame, n_points)
-    codes = shape_code[None].to(device), time_code[None].to(device)
+    shape = shape_code[None].to(device)
     for step in range(config.residual_steps):
-        for group in optimizer.param_groups:
-            group["lr"] = config.residual_learning_rate * cosine_factor(step, config.residual_steps)
+        for group, lr in zip(optimizer.param_groups, base_lr):
+            group["lr"] = lr * cosine_factor(step, config.residual_steps)
         generator = make_generator(config.seed, stream=100000 + step)
         choice = torch.randint(0, n_points, (n_frames, per_frame), generator=generator).to(device)
         frame_index = torch.arange(n_frames, device=device)[:, None].expand_as(choice)
-        batch_points = apply_residual(points[frame_index, choice].reshape(-1, 3), coefficients)
-        predicted, _ = module(batch_points, phases[frame_index].reshape(-1), *codes)
+        batch_phases = phases[frame_index].reshape(-1)
+        profile = profile_of(atlas, phases, time_code)[frame_index].reshape(-1) if motion else None
+        batch_points = apply_motion_residual(points[frame_index, choice].reshape(-1, 3), coefficients,
+                                             motion_coefficients, profile)
+        predicted, _ = module(batch_points, batch_phases, shape, time_code)
         loss = clamped_l1(predicted, sdf[frame_index, choice].reshape(-1), atlas.config.clamp)
         loss = loss + config.residual_weight * residual_penalty(coefficients)
+        if motion:
+            loss = loss + config.motion_residual_weight * residual_penalty(motion_coefficients)
+        if fit_time:
+            loss = loss + config.prior_weight * ((time_code[0] - prior.time_mean) ** 2 / prior.time_var).sum()
+            if es is not None:
+                loss = loss + config.timing_weight * module.es_alignment(time_code, es).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         progress.update(done + step + 1, loss=float(loss.detach()))
-    return coefficients.detach()
+    return (coefficients.detach(), None if motion_coefficients is None else motion_coefficients.detach(),
+            time_code.detach()[0])
+
+
+def observes_motion(observed: SubjectData) -> bool:
+    """Whether the observed frames show motion (a frame beyond ED, phase > 0)."""
+    return bool(np.any(np.asarray(observed.phases) > 1e-6))
 
 
 def fit_subject(atlas: Atlas, data: SubjectData, setting: str = "all", config: Optional[FitConfig] = None,
@@ -269,13 +323,15 @@ def fit_subject(atlas: Atlas, data: SubjectData, setting: str = "all", config: O
         shape_code, time_code = _optimise_codes(atlas, observed, frame.scale_mm, prior,
                                                 setting != "ed" or timing_target is not None, timing_target,
                                                 config, progress, done=config.steps * (stages - 1))
-        residual = None
+        residual = motion_residual = None
         if residual_steps > 0:
-            residual = _optimise_residual(atlas, observed, frame.scale_mm, shape_code, time_code, config, progress,
-                                          done=config.steps * stages)
+            motion = bool(config.motion_residual and observes_motion(observed))
+            residual, motion_residual, time_code = _optimise_residual(
+                atlas, observed, frame.scale_mm, shape_code, time_code, config, progress, done=config.steps * stages,
+                motion=motion, prior=prior, es_phase=timing_target if setting != "all" else None)
     progress.close()
     fitted = FittedSubject(data.subject_id, frame, shape_code, time_code, setting, es_phase=data.es_phase,
-                           residual=residual, prior=prior)
+                           residual=residual, motion_residual=motion_residual, prior=prior)
     fitted.seconds = time.perf_counter() - start_time
     fitted.sdf_error_mm = sdf_error_mm(atlas, fitted, observed)
     return fitted
@@ -296,5 +352,5 @@ def fit_shape_motion_prior(atlas: Atlas, subjects: Sequence[SubjectData], config
     return regress_shape_motion_prior(np.stack(ed_codes), full, atlas.config.shape_code_dim)
 
 
-__all__ = ["SUBJECT_KIND", "FittedSubject", "CodePrior", "cohort_prior", "cohort_es_phase", "shape_motion_prior_of", "fit_subject",
+__all__ = ["SUBJECT_KIND", "FittedSubject", "subject_residuals", "profile_of", "observes_motion", "CodePrior", "cohort_prior", "cohort_es_phase", "shape_motion_prior_of", "fit_subject",
            "fit_shape_motion_prior", "prior_subject", "training_subject", "sdf_error_mm"]

@@ -43,7 +43,7 @@ from .errors import AtlasError
 from .fit import FittedSubject
 from .frame import mesh_volume_moments
 from .model import Atlas
-from .residual import invert_residual
+from .residual import coefficients_at, contraction_profile, invert_residual
 
 
 def _template_values(atlas: Atlas, points: np.ndarray, phase: float, batch: int) -> np.ndarray:
@@ -252,6 +252,9 @@ def subject_mesh_sequence(atlas: Atlas, subject: FittedSubject, phases: Iterable
     n_frames, n_vertices = vertices.shape[:2]
     code = subject.shape_code[None].to(atlas.device)
     residual = None if subject.residual is None else subject.residual.to(atlas.device)
+    motion_residual = None if subject.motion_residual is None else subject.motion_residual.to(atlas.device)
+    profiles = contraction_profile(torch.as_tensor(template_phases, dtype=torch.float64),
+                                   atlas.template_es_phase).numpy()
     out = np.empty((n_frames, n_vertices, 3))
     with torch.no_grad():
         correction = None
@@ -260,7 +263,14 @@ def subject_mesh_sequence(atlas: Atlas, subject: FittedSubject, phases: Iterable
             correction = invert_residual(ed, residual) - ed
         for index in range(n_frames):
             flowed = atlas.module.spatial.inverse(vertices[index], code)
-            canonical = flowed + correction if correction is not None else invert_residual(flowed, residual)
+            if correction is not None:  # ED correction carried; the motion part R(., t) - R(., 0) spatially
+                canonical = flowed + correction
+                if motion_residual is not None:
+                    canonical = canonical + invert_residual(flowed, coefficients_at(residual, motion_residual,
+                                                                                    profiles[index])) \
+                        - invert_residual(flowed, residual)
+            else:
+                canonical = invert_residual(flowed, coefficients_at(residual, motion_residual, profiles[index]))
             out[index] = subject.frame.to_ras(canonical.cpu().numpy().astype(float))
     if not np.all(np.isfinite(out)):
         raise AtlasError(f"{subject.subject_id}: the inverse flow produced non-finite vertices")
