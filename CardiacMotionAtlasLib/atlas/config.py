@@ -58,6 +58,12 @@ class AtlasConfig:
     fitted alone (that many steps and points per step) to build the shape-to-motion prior
     (:mod:`.shape_prior`; 0 steps = none).
 
+    ``cohort_residual_steps``: after training, each training subject's residual warp with its
+    contraction-amplitude term (:mod:`.residual`) is fitted on all its frames with its learned codes
+    (that many steps, ``prior_fit_points`` points per frame; 0 = none). The training codes all reach the
+    template's amplitude (~50 % LVEF whatever the truth), so the cohort's own spread of LVEF
+    (:func:`~.timing.cohort_function`, the ED-alone spread) needs these.
+
     The defaults are sized so that ``benchmarks.atlas`` (12 training subjects) trains in ~5-8 minutes
     with one torch thread on a shared 2-core CPU (0.3-0.55 s/step): 6 subjects x 2 frames x 500 points
     per step, 900 steps, 8000 SDF samples per frame.
@@ -95,6 +101,7 @@ class AtlasConfig:
     checkpoint_every: int = 250
     prior_fit_steps: int = 120
     prior_fit_points: int = 500
+    cohort_residual_steps: int = 100
     seed: int = 0
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(samples_per_frame=8000))
 
@@ -109,8 +116,9 @@ class AtlasConfig:
         if self.template_layers < 2 or self.velocity_layers < 2:
             raise AtlasConfigError("template_layers and velocity_layers must be >= 2")
         if (self.steps < 0 or self.subjects_per_step < 0 or self.template_frequencies < 0 or self.prior_fit_steps < 0
-                or self.prior_fit_points < 1):
-            raise AtlasConfigError("steps, subjects_per_step, template_frequencies and prior_fit_steps must be >= 0, "
+                or self.prior_fit_points < 1 or self.cohort_residual_steps < 0):
+            raise AtlasConfigError("steps, subjects_per_step, template_frequencies, prior_fit_steps and cohort_residual_steps "
+                                   "must be >= 0, "
                                    "prior_fit_points >= 1")
         if not 0.0 < self.extent_margin <= 1.0:
             raise AtlasConfigError(f"extent_margin must be in (0, 1], got {self.extent_margin}")
@@ -124,7 +132,8 @@ class AtlasConfig:
                    velocity_hidden=24, velocity_layers=2, flow_blocks=1, ode_steps=2, time_harmonics=2,
                    time_quadrature=32, steps=300, template_warmup_steps=30, frames_per_subject=2, points_per_frame=400,
                    learning_rate=3e-3, code_learning_rate=1e-2, checkpoint_every=50, subjects_per_step=0,
-                   prior_fit_steps=40, prior_fit_points=400, sampling=SamplingConfig(samples_per_frame=3000))
+                   prior_fit_steps=40, prior_fit_points=400, cohort_residual_steps=20,
+                   sampling=SamplingConfig(samples_per_frame=3000))
 
     @classmethod
     def quick(cls) -> "AtlasConfig":
@@ -167,7 +176,9 @@ class FitConfig:
     Motion residual (``motion_residual``, issue 16; :mod:`.residual`): when frames beyond ED are observed,
     the residual stage also fits ``u1`` of ``R(p, t) = p + u0(p) + m(D2(t)) u1(p)`` (penalty
     ``motion_residual_weight``), the subject's own contraction amplitude; ``motion_residual=False`` is the
-    previous time-invariant warp. ``residual_fit_time``: the residual stage refines ``c_t`` too.
+    previous time-invariant warp. ``residual_fit_time``: the residual stage refines ``c_t`` too, with the
+    ES timing term at ``residual_timing_weight`` where ES is observed (ED+ES): once ``u1`` can reach the
+    observed ES shape, a strong timing term no longer trades shape for timing (see ``timing_weight``).
 
     ``ed_timing`` (ED alone): ED shows no timing (``D2(0) = 0`` for every ``c_t``), and the cohort-mean
     time code does not put ES at the cohort's mean ES phase (``D2`` is nonlinear in ``c_t``: the quick
@@ -191,6 +202,7 @@ class FitConfig:
     motion_residual: bool = True
     motion_residual_weight: float = 0.02
     residual_fit_time: bool = False
+    residual_timing_weight: float = 3.0
     seed: int = 0
 
     def __post_init__(self) -> None:

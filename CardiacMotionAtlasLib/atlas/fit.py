@@ -48,7 +48,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -114,11 +114,30 @@ class FittedSubject:
             raise CheckpointError(path, f"not a valid fitted subject ({error})") from error
 
 
-def training_subject(atlas: Atlas, index: int) -> FittedSubject:
-    """Training subject ``index`` as a :class:`FittedSubject` (its learned codes)."""
+def training_subject(atlas: Atlas, index: int, with_residual: bool = True) -> FittedSubject:
+    """Training subject ``index`` as a :class:`FittedSubject` (its learned codes and, when the atlas has
+    them, ``with_residual``, its residual warp with the amplitude term fitted after training)."""
     shape_code, time_code = atlas.subject_codes(index)
+    residual = motion_residual = None
+    if with_residual and atlas.training_residuals is not None:
+        residual, motion_residual = atlas.training_residuals[index]
     return FittedSubject(atlas.subject_ids[index], atlas.frames[index], shape_code, time_code, "training",
-                         es_phase=atlas.es_phases[index])
+                         es_phase=atlas.es_phases[index], residual=residual, motion_residual=motion_residual)
+
+
+def fit_cohort_residuals(atlas: Atlas, subjects: Sequence[SubjectData], steps: int, points_per_frame: int,
+                         seed: int = 0) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """Each training subject's ``(C0, C1)`` (:mod:`.residual`) fitted on all its frames (``subjects`` in the
+    atlas' training order) with its learned codes and the networks frozen."""
+    config = FitConfig(residual_steps=steps, points_per_frame=points_per_frame, seed=seed)
+    out = []
+    with frozen(atlas.module):
+        for index, subject in enumerate(subjects):
+            shape_code, time_code = atlas.subject_codes(index)
+            c0, c1, _ = _optimise_residual(atlas, subject, atlas.frames[index].scale_mm, shape_code, time_code,
+                                           config, NullProgress(), motion=observes_motion(subject))
+            out.append((c0, c1 if c1 is not None else torch.zeros_like(c0)))
+    return out
 
 
 def prior_subject(atlas: Atlas, data: SubjectData) -> FittedSubject:
@@ -241,7 +260,8 @@ def _optimise_residual(atlas: Atlas, observed: SubjectData, scale_mm: float, sha
     (:mod:`.residual`) with the shape code and networks frozen: clamped L1 SDF on the observed frames plus
     ``residual_weight`` times :func:`~.residual.residual_penalty` of ``C0`` (and, with ``motion``,
     ``motion_residual_weight`` times that of ``C1``). With ``motion`` and ``config.residual_fit_time`` the
-    time code moves too (``prior``'s Gaussian term and, given ``es_phase``, the timing term).
+    time code moves too (``prior``'s Gaussian term and, given ``es_phase``, the timing term at
+    ``residual_timing_weight``).
     Returns ``(C0, C1 or None, c_t)``, each ``(G, G, G, 3)`` / ``(Lt,)``."""
     module, device = atlas.module, atlas.device
     points, sdf, phases = _observed_tensors(atlas, observed, scale_mm)
@@ -276,7 +296,7 @@ def _optimise_residual(atlas: Atlas, observed: SubjectData, scale_mm: float, sha
         if fit_time:
             loss = loss + config.prior_weight * ((time_code[0] - prior.time_mean) ** 2 / prior.time_var).sum()
             if es is not None:
-                loss = loss + config.timing_weight * module.es_alignment(time_code, es).sum()
+                loss = loss + config.residual_timing_weight * module.es_alignment(time_code, es).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -353,4 +373,4 @@ def fit_shape_motion_prior(atlas: Atlas, subjects: Sequence[SubjectData], config
 
 
 __all__ = ["SUBJECT_KIND", "FittedSubject", "subject_residuals", "profile_of", "observes_motion", "CodePrior", "cohort_prior", "cohort_es_phase", "shape_motion_prior_of", "fit_subject",
-           "fit_shape_motion_prior", "prior_subject", "training_subject", "sdf_error_mm"]
+           "fit_shape_motion_prior", "fit_cohort_residuals", "prior_subject", "training_subject", "sdf_error_mm"]

@@ -241,7 +241,10 @@ def subject_mesh_sequence(atlas: Atlas, subject: FittedSubject, phases: Iterable
     applies ``R^-1`` at each frame's canonical position, as the fit does on every observed frame;
     ``"material"`` moves each vertex's ED correction ``R^-1(y_0) - y_0`` (canonical units) with the vertex.
     Measured (benchmarks.atlas --quick, 2 + 2 hearts): material is worse where frames beyond ED were
-    fitted (lofted all 0.75 -> 0.81 mm, ED+ES 0.88 -> 1.00 mm) and mixed from ED alone."""
+    fitted (lofted all 0.75 -> 0.81 mm, ED+ES 0.88 -> 1.00 mm) and mixed from ED alone. A subject's
+    contraction-amplitude term (``FittedSubject.motion_residual``, :mod:`.residual`) enters at each frame
+    as the warp ``C0 + m(t') C1`` at its template phase ``t'`` (in ``"material"`` as the spatial difference
+    ``R^-1(., t) - R^-1(., 0)`` added to the carried ED correction)."""
     if residual_transport not in RESIDUAL_TRANSPORTS:
         raise AtlasError(f"unknown residual_transport {residual_transport!r}; expected one of {RESIDUAL_TRANSPORTS}")
     config = config or MeshConfig()

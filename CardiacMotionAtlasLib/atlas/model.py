@@ -120,6 +120,8 @@ class Atlas:
         self.training_seconds_per_step = float("nan")  # set by train_atlas
         self.template_level = 0.0  # SDF level of the template surface, set by meshing.extract_template_mesh
         self.shape_motion_prior: Optional[ShapeMotionPrior] = None  # set by train_atlas
+        # per training subject (C0, C1) of its residual warp with the amplitude term (set by train_atlas; None: not fitted)
+        self.training_residuals: Optional[List[Tuple[torch.Tensor, torch.Tensor]]] = None
 
     @property
     def extent_factor(self) -> float:
@@ -141,7 +143,9 @@ class Atlas:
     def extra(self) -> Dict:
         return {"subject_ids": list(self.subject_ids), "frames": [f.to_dict() for f in self.frames],
                 "es_phases": [None if e is None else float(e) for e in self.es_phases],
-                "shape_motion_prior": None if self.shape_motion_prior is None else self.shape_motion_prior.to_dict()}
+                "shape_motion_prior": None if self.shape_motion_prior is None else self.shape_motion_prior.to_dict(),
+                "training_residuals": None if self.training_residuals is None else
+                [[c.detach().cpu().to(torch.float32).flatten().tolist() for c in pair] for pair in self.training_residuals]}
 
     def save(self, path: PathLike, step: Optional[int] = None) -> Path:
         """Write a checkpoint (kind ``atlas``: config, weights, subjects) that :meth:`load` reads back."""
@@ -168,11 +172,24 @@ class Atlas:
             es_phases = list(extra.get("es_phases") or [None] * len(subject_ids))
             prior = extra.get("shape_motion_prior")
             prior = None if prior is None else ShapeMotionPrior.from_dict(prior)
+            residuals = extra.get("training_residuals")
+            if residuals is not None:
+                residuals = [tuple(_lattice(values, rebuilt.device) for values in pair) for pair in residuals]
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(path, f"has no valid subject list ({error})") from error
         atlas = cls(rebuilt.module, subject_ids, frames, rebuilt.device, es_phases)
         atlas.shape_motion_prior = prior
+        atlas.training_residuals = residuals
         return atlas
+
+
+def _lattice(values: Sequence[float], device: torch.device) -> torch.Tensor:
+    """``(G, G, G, 3)`` control displacements from their flattened list (checkpoint ``extra``)."""
+    tensor = torch.tensor(values, dtype=torch.float32)
+    grid = round((len(tensor) / 3) ** (1.0 / 3.0))
+    if grid**3 * 3 != len(tensor):
+        raise ValueError(f"{len(tensor)} values are not a cubic lattice of 3-vectors")
+    return tensor.reshape(grid, grid, grid, 3).to(device)
 
 
 def load_atlas(path: PathLike, device: Union[str, torch.device, None] = "auto", *,

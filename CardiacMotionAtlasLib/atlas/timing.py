@@ -13,8 +13,10 @@
   codes drawn around the fit with the training codes' variance) was far narrower than the errors
   (benchmarks.atlas --quick, ED alone: LVEF +/- 0.4 % for predictions 6-18 points off, truth inside 2 sd
   for 0 of 4 hearts) because the training codes hardly vary in contraction. The cohort's ES sd is
-  honest (its known phases); its LVEF sd is not yet: the atlas represents every training heart at
-  ~50 % LVEF (sd 0.4 points against true 28-65 %), the same underfit of contraction amplitude.
+  its known phases'; its LVEF sd comes from the training subjects with their residual warps and
+  contraction-amplitude terms fitted on their own frames (``Atlas.training_residuals``, issue 16): their
+  codes alone all give ~50 % LVEF (sd 0.4 points against true 28-65 %), which stated no spread at all.
+  Atlases trained without them (older checkpoints) fall back to the codes alone.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def lvef_of(atlas: Atlas, fitted: FittedSubject, motion: TemplateMotion, config:
 def cohort_function(atlas: Atlas, motion: Optional[TemplateMotion] = None,
                     config: Optional[MeshConfig] = None) -> Dict[str, np.ndarray]:
     """The training subjects' ES phases (their known ones; the recovered ``D2^-1(t'_ES)`` where unknown)
-    and the LVEF (%) of their own learned codes' meshes: ``{"es_phase": (n,), "lvef": (n,)}``."""
+    and the LVEF (%) of their own meshes (learned codes and, where the atlas has them, their fitted
+    residual warps with the amplitude term): ``{"es_phase": (n,), "lvef": (n,)}``."""
     config = config or MeshConfig()
     motion = motion or track_template(atlas, config)
     es_phases, lvefs = [], []

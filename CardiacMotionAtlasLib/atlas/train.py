@@ -6,8 +6,10 @@ Each step draws ``subjects_per_step`` subjects (0 = all), ``frames_per_subject``
 :mod:`.model`. Networks and codes have their own learning rates, both decayed by a cosine schedule to
 ``final_lr_fraction``. The loop, checkpoints, ``--resume``, progress and cancel are
 :func:`~CardiacMotionAtlasLib.training.run_training`'s. After the last step the shape-to-motion prior
-is built from ED-alone fits of the training subjects (:mod:`.shape_prior`, ``config.prior_fit_steps``)
-and the final checkpoint is rewritten with it.
+is built from ED-alone fits of the training subjects (:mod:`.shape_prior`, ``config.prior_fit_steps``),
+each training subject's residual warp with its contraction-amplitude term is fitted on its own frames
+(``config.cohort_residual_steps``, :func:`~.fit.fit_cohort_residuals`) and the final checkpoint is
+rewritten with both.
 
 Multi-process (``torchrun --nproc_per_node N``, or a process group the caller initialised): every rank
 draws the same global batch, keeps its shard of the points and weights the per-point terms so that
@@ -34,7 +36,7 @@ from ..training.schedules import cosine_factor
 from ..training.seeding import make_generator, seed_everything
 from .config import AtlasConfig, FitConfig
 from .errors import AtlasDataError
-from .fit import fit_shape_motion_prior
+from .fit import fit_cohort_residuals, fit_shape_motion_prior
 from .model import CHECKPOINT_KIND, Atlas, NeuralDiffeomorphicAtlas, clamped_l1
 from .sampling import SubjectData
 
@@ -195,6 +197,9 @@ def train_atlas(subjects: Sequence[SubjectData], config: Optional[AtlasConfig] =
             fit_config = FitConfig(steps=config.prior_fit_steps, points_per_frame=config.prior_fit_points,
                                    seed=config.seed, residual_steps=0)  # codes only: the residual stage changes none
             atlas.shape_motion_prior = fit_shape_motion_prior(atlas, subjects, fit_config)
+        if config.cohort_residual_steps > 0:  # the training subjects' own contraction amplitudes
+            atlas.training_residuals = fit_cohort_residuals(atlas, subjects, config.cohort_residual_steps,
+                                                            config.prior_fit_points, config.seed)
 
     run_training(step_fn, total_steps=config.steps, checkpoint_path=checkpoint_path,
                  checkpoint_every=config.checkpoint_every, state_dict_fn=state_dict_fn,

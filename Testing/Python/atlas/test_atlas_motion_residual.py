@@ -76,3 +76,22 @@ def test_motion_residual_fits_the_frames_beyond_ed(tiny_atlas, tiny_subjects, ti
     again = FittedSubject.load(fitted.save(tmp_path / "subject.pt", config))
     assert torch.equal(again.motion_residual, fitted.motion_residual)
     assert sdf_error_mm(tiny_atlas, again, held) == pytest.approx(fitted.sdf_error_mm, rel=1e-5)
+
+
+def test_training_subjects_carry_their_own_amplitude_and_it_survives_a_checkpoint(tiny_atlas, tiny_subjects,
+                                                                                   tiny_motion, tmp_path):
+    from CardiacMotionAtlasLib.atlas.fit import training_subject
+    from CardiacMotionAtlasLib.atlas.model import load_atlas
+
+    residuals = tiny_atlas.training_residuals
+    assert residuals is not None and len(residuals) == tiny_atlas.module.n_subjects
+    assert all(float(c1.abs().max()) > 0 for _, c1 in residuals)
+    subject = training_subject(tiny_atlas, 0)
+    codes_only = training_subject(tiny_atlas, 0, with_residual=False)
+    assert codes_only.residual is None and torch.equal(subject.motion_residual, residuals[0][1])
+    # the residual with its amplitude term fits the subject's own frames better than its codes alone
+    assert sdf_error_mm(tiny_atlas, subject, tiny_subjects[0]) < sdf_error_mm(tiny_atlas, codes_only, tiny_subjects[0])
+    again = load_atlas(tiny_atlas.save(tmp_path / "atlas.pt"), "cpu")
+    assert again.training_residuals is not None
+    for (a0, a1), (b0, b1) in zip(again.training_residuals, residuals):
+        assert torch.allclose(a0, b0.float()) and torch.allclose(a1, b1.float())
