@@ -37,6 +37,7 @@ from .gaussian import voxel_entropy
 from .intervals import Z95, combined_sds, intervals, label_volume_sd_ml, sample_sds, segmentation_sds
 from .losses import one_hot
 from .refine import refine_velocities
+from .trajectory import AMPLITUDE_SOURCE, FIT_STEPS, TRAJECTORIES, TRAJECTORY, svf_trajectory
 from .model import TrainedMotion, frame_order, sequence_tensors
 
 VOLUME_NAMES = ("LV", "LV myocardium", "RV")  # labels 1, 2, 3
@@ -128,7 +129,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
                     refine_steps: Optional[int] = None, calibrated: bool = True,
                     given_label_targets: bool = True, adapt_steps: Optional[int] = None,
                     given_weight: float = GIVEN_WEIGHT, fold_margin: float = FOLD_MARGIN,
-                    fold_weight: Optional[float] = FOLD_WEIGHT) -> MotionEstimate:
+                    fold_weight: Optional[float] = FOLD_WEIGHT, trajectory: str = TRAJECTORY,
+                    amplitude_source: str = AMPLITUDE_SOURCE, svf_fit_steps: int = FIT_STEPS) -> MotionEstimate:
     """Estimate the motion of ``sequence`` (posterior mean + ``samples`` posterior samples, default
     ``config.posterior_samples``). ED labels: the sequence's own when given and ``use_given_ed_labels``,
     else SegNet's. ``refine_steps``: refinement steps of the posterior mean on this subject
@@ -145,7 +147,14 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     refinement penalises Jacobian determinants below the margin with this weight
     (:func:`.refine.refinement_loss`; :data:`.adapt.FOLD_MARGIN`). Without given labels the estimate
     falls back to SegNet's labels and says so in
-    ``metadata["refine_targets"]`` (:mod:`.adapt`)."""
+    ``metadata["refine_targets"]`` (:mod:`.adapt`).
+    ``trajectory``: ``"svf"`` (default: one stationary velocity, initialised from the network's steps up
+    to ES and fitted to the given ED/ES labels in ``svf_fit_steps`` steps, scaled per frame by an amplitude
+    from ``amplitude_source`` ``"intensity"`` (default) or ``"labels"`` (SegNet's), :mod:`.trajectory`;
+    needs given ED and ES labels, else the chain is used and ``metadata["trajectory"]`` says so; the
+    chain refinement is then skipped unless ``refine_steps`` is given) or ``"chain"`` (the previous
+    behaviour: the refined frame-to-frame chain is the estimate). Posterior samples keep the chain's
+    spread around the mean either way."""
     model, config, device = trained.model, trained.config, trained.device
     samples = config.posterior_samples if samples is None else int(samples)
     if samples < 2:
@@ -182,7 +191,13 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     two_sided = closed and config.two_sided
     posterior = model.posterior_over_steps(torch.cat([images, images[:1]]) if closed else images,
                                            sample_latent=False)
-    refine_steps = config.refine_steps if refine_steps is None else int(refine_steps)
+    if trajectory not in TRAJECTORIES:
+        raise MotionInputError(sequence.subject_id, f"trajectory must be one of {TRAJECTORIES}, got {trajectory!r}")
+    use_svf = trajectory == "svf" and 0 in labels and es_position is not None and es_position > 0 \
+        and es_position in labels
+    if refine_steps is None:  # the svf trajectory is fitted to the given labels itself: no chain refinement
+        refine_steps = 0 if use_svf else config.refine_steps
+    refine_steps = int(refine_steps)
     if refine_steps > 0 and segnet_probabilities is not None:  # semi-amortised: the subject's own pseudo-labels
         callback = None
         if progress is not None:
@@ -199,17 +214,33 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
             progress.close()
         posterior = replace(posterior, mean=refined)
 
-    def fields_of(velocities: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def chain_of(velocities: torch.Tensor) -> Dict[str, torch.Tensor]:
         out = model.fields(velocities, padded, closed=closed)
         if closed and not two_sided:
             out["ed_to_t"], out["t_to_ed"] = out["ed_to_t_forward"], out["t_to_ed_forward"]
         return {k: (v[:n] if k != "weights" else v) for k, v in out.items()}
 
+    chain_mean = chain_of(posterior.mean)
+    path = None
+    if use_svf:  # ED -> t = exp(a_t v): v fitted to the given ED/ES labels, one amplitude per frame
+        pseudo = segnet_probabilities.argmax(1) if segnet_probabilities is not None else None
+        source = amplitude_source if pseudo is not None else "intensity"
+        path = svf_trajectory(posterior.mean, ed_label, labels[es_position], es_position, padded, config, n,
+                              source=source, pseudo_labels=pseudo, images=images, fit_steps=svf_fit_steps)
+
+    def fields_of(velocities: torch.Tensor) -> Dict[str, torch.Tensor]:
+        out = chain_of(velocities)
+        if path is not None:  # the chain's deviation from its mean, around the svf trajectory
+            same = velocities is posterior.mean
+            for key in ("ed_to_t", "t_to_ed"):
+                out[key] = path[key] if same else path[key] + (out[key] - chain_mean[key])
+        return out
+
     mean_fields = fields_of(posterior.mean)
     ed_to_t, probs, volumes, strain = _quantities(mean_fields, ed_onehot, shape, sequence.ijk_to_ras, myo, frame,
                                                   voxel_ml)
     t_to_ed = voxel_to_ras_displacement(crop_volume(mean_fields["t_to_ed"], shape), sequence.ijk_to_ras).cpu().numpy()
-    if two_sided:  # frame-to-frame fields consistent with the combined chains: u_{t-1->0} then u_{0->t}
+    if two_sided or path is not None:  # frame-to-frame fields consistent with the ED -> t fields: u_{t-1->0} then u_{0->t}
         step_fields = compose(mean_fields["t_to_ed"][:-1], mean_fields["ed_to_t"][1:])
     else:
         step_fields = mean_fields["forward"][: n - 1]
@@ -306,6 +337,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         n_samples=samples, metadata={"lv_centre_ras": frame[0].tolist(), "long_axis_ras": frame[1].tolist(),
                                     "refine_steps": refine_steps if config.uses_segnet else 0,
                                     "refine_targets": target_note, "fold_margin": fold_margin,
+                                    "trajectory": "svf" if path is not None else "chain",
+                                    "amplitudes": None if path is None else [float(a) for a in path["amplitudes"]],
                                     "fold_weight": config.refine_fold_weight if fold_weight is None else fold_weight, "segnet_adapt_steps": adapt_steps
                                     if config.uses_segnet else 0,
                                     "index_sd": raw_sd, "index_sd_calibrated": index_sd,

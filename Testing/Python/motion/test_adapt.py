@@ -54,7 +54,7 @@ def test_given_es_labels_pull_the_es_cavity_to_them(small_sequence, tiny_trained
     scores, notes = {}, {}
     for given in (False, True):
         estimate = estimate_motion(tiny_trained, small_sequence, samples=2, refine_steps=40, adapt_steps=0,
-                                   given_label_targets=given)
+                                   given_label_targets=given, trajectory="chain")
         scores[given] = np.mean([dice(estimate.labels[es] == k, given_es == k) for k in (1, 2)])
         notes[given] = estimate.metadata["refine_targets"]
     assert scores[True] > scores[False] + 0.02, scores

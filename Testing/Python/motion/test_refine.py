@@ -76,9 +76,10 @@ class _Recorder:
 
 
 def test_estimate_records_and_applies_the_refinement(small_sequence, tiny_trained):
-    amortised = estimate_motion(tiny_trained, small_sequence, samples=2, refine_steps=0)
+    amortised = estimate_motion(tiny_trained, small_sequence, samples=2, refine_steps=0, trajectory="chain")
     recorder = _Recorder()
-    refined = estimate_motion(tiny_trained, small_sequence, samples=2, refine_steps=8, progress=recorder)
+    refined = estimate_motion(tiny_trained, small_sequence, samples=2, refine_steps=8, progress=recorder,
+                              trajectory="chain")
     assert [(total, done) for _, total, done in recorder.runs] == [(8, 8), (2, 2)]  # refinement, then samples
     assert recorder.runs[0][0].startswith("refine")
     assert amortised.metadata["refine_steps"] == 0 and refined.metadata["refine_steps"] == 8
