@@ -81,7 +81,7 @@ def run_motion(trained: TrainedMotion, subject: Subject, out: Union[str, "os.Pat
                factor: Optional[int] = None, crop: Optional[int] = None, frames: Optional[int] = None,
                preset: Optional[str] = None, samples: Optional[int] = None, refine_steps: Optional[int] = None,
                use_given_ed_labels: bool = True, seed: int = 0, dvfs: bool = True, progress=None,
-               log: Optional[Callable[[str], None]] = None) -> MotionRun:
+               log: Optional[Callable[[str], None]] = None, trajectory: Optional[str] = None) -> MotionRun:
     """Estimate the motion of ``subject`` with ``trained`` and publish every output (module docstring) at ``out``.
 
     ``subject``: a study folder/file (read in any layout), a :class:`CineStudy`, or a :class:`MotionSequence`
@@ -89,7 +89,8 @@ def run_motion(trained: TrainedMotion, subject: Subject, out: Union[str, "os.Pat
     here). ``factor``/``crop``/``frames``/``preset``: the grid reduction; with one stored in the checkpoint
     they may be left unset and must agree with it; without, they are applied as given (a preset resolved
     from the sequence's pixel size, explicit options winning). ``samples``, ``refine_steps``, ``seed``,
-    ``use_given_ed_labels``: as :func:`estimate_motion` (defaults: the model's config). ``dvfs``: also write
+    ``use_given_ed_labels``, ``trajectory`` (None: the default, ``"svf"`` where the study gives ED and ES labels;
+    ``"chain"``: the previous refined chain): as :func:`estimate_motion` (defaults: the model's config). ``dvfs``: also write
     the displacement fields. ``progress``: a ProgressReporter. ``log``: receives one line naming the stored
     preprocessing applied. Bad input raises the library's errors before anything is written."""
     final = Path(out)
@@ -104,7 +105,8 @@ def run_motion(trained: TrainedMotion, subject: Subject, out: Union[str, "os.Pat
     sequence = reduce_sequence(sequence, reduction)
     start = time.perf_counter()
     estimate = estimate_motion(trained, sequence, samples=samples, use_given_ed_labels=use_given_ed_labels, seed=seed,
-                               progress=progress, refine_steps=refine_steps)
+                               progress=progress, refine_steps=refine_steps,
+                               **({} if trajectory is None else {"trajectory": trajectory}))
     estimate_s = time.perf_counter() - start
     from . import outputs
 

@@ -116,3 +116,11 @@ def test_cli_and_runner_write_the_same_outputs(tiny_trained, small_cine, tmp_pat
         np.testing.assert_array_equal(read_nifti(cli_out / f"{name}.nii.gz").array, read_nifti(run.paths[name]).array)
     assert (cli_out / "strain.csv").read_bytes() == run.paths["strain"].read_bytes()
     assert (cli_out / "dvf" / "ed_to_frame01.nii.gz").read_bytes() == (run.paths["dvf_folder"] / "ed_to_frame01.nii.gz").read_bytes()
+
+
+def test_runner_passes_the_trajectory_choice(tiny_trained, small_cine, tmp_path):
+    default = run_motion(tiny_trained, small_cine.study, tmp_path / "svf", samples=2, dvfs=False)
+    chain = run_motion(tiny_trained, small_cine.study, tmp_path / "chain", samples=2, dvfs=False, trajectory="chain")
+    assert default.estimate.metadata["trajectory"] == "svf"  # the study gives ED and ES labels
+    assert chain.estimate.metadata["trajectory"] == "chain"
+    assert not np.allclose(default.estimate.ed_to_t, chain.estimate.ed_to_t)
