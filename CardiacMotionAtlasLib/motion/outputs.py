@@ -85,6 +85,7 @@ def write_motion_outputs(estimate: MotionEstimate, out: Union[str, Path], dvfs: 
     atomic_write_text(out / "indices.csv", _csv(rows, ["index", "unit", "value", "lower95", "upper95"]))
     payload = {"subject_id": estimate.subject_id, "ed_frame": estimate.ed_frame, "es_frame": estimate.es_frame,
                "posterior_samples": estimate.n_samples, "refine_steps": estimate.metadata.get("refine_steps", 0),
+               "trajectory": estimate.metadata.get("trajectory", "chain"),
                "indices": {k: {"value": v, "unit": INDEX_UNITS.get(k, ""), "lower95": estimate.index_bounds[k][0],
                                "upper95": estimate.index_bounds[k][1]} for k, v in estimate.indices.items()}}
     atomic_write_text(out / "indices.json", json.dumps(payload, indent=1) + "\n")
