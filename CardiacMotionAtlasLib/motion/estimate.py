@@ -4,8 +4,11 @@ segmentations, volume curves, clinical indices and strain with confidence bounds
 Every array is indexed by the sequence's own frames (ED need not be frame 0). DVFs are RAS mm on the
 SAX grid: ``ed_to_t[t]`` carries the material at ``x`` at ED to ``x + u(x)`` at frame ``t`` (sampled on
 the ED grid, like the phantom's ground truth); ``t_to_ed[t]`` is its inverse (on frame t's grid) and
-``steps[t]`` the frame-to-frame field ``u_{t-1 -> t}`` (zeros at ED), composed consistently into
-``ed_to_t``. Uncertainty: the covariance of the posterior samples of ``ed_to_t`` (each step's Gaussian
+``steps[t]`` the frame-to-frame field ``u_{t-1 -> t}`` (zeros at ED), consistent with ``ed_to_t``.
+Mean motion: where the study gives ED and ES labels, the full-cycle trajectory ``exp(a_t v)`` of one
+stationary velocity fitted to them (:mod:`.trajectory`, the default; diffeomorphic at every frame, no
+chain to drift), else (or with ``trajectory="chain"``) the network's frame-to-frame chain, refined per
+subject (:mod:`.refine`). Uncertainty: the covariance of the posterior samples of ``ed_to_t`` (each step's Gaussian
 posterior sampled and propagated through the chain) plus, for cyclic models, the chain-drift variance
 (:func:`chain_drift_variance`: the disagreement of the chains from both EDs, a random-walk model of the
 bias the step posteriors do not see); the differential entropy (nats, of that per-voxel Gaussian in mm)
