@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from .config import SynthConfig
 from .flow_loss import reconstruction_loss
-from .pyramid import FeaturePyramid
+from .pyramid import FeaturePyramid, upsample_flow
 
 
 def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: Optional[torch.Tensor] = None,
@@ -86,10 +86,17 @@ class ConditionalFlowVAE(nn.Module):
         # position-specific template that cannot follow a heart of another shape or pose
         self.tiled_latent = bool(config.tiled_latent)
         self.from_latent = nn.Linear(self.latent_dim, ch[-1] * (1 if self.tiled_latent else self.coarse ** 3))
+        # frame skips (``decoder_frame_skips``): a trainable encoder of the frame whose every level enters the
+        # matching decoder level beside the frozen pyramid's (a conditional U-Net); without it the decoder's
+        # only view of the anatomy above full size is the frozen pyramid of the flow estimator
+        self.frame_skips = bool(config.decoder_frame_skips)
+        if self.frame_skips:
+            self.frame_encoder = _strided_encoder(1, ch, pyr)
         self.decoder = nn.ModuleList()
         for level in reversed(range(len(ch))):  # level L-1 (coarsest) .. 0
             c_out = ch[level - 1] if level > 0 else ch[0]
-            self.decoder.append(nn.Sequential(nn.ConvTranspose3d(ch[level] + pyr[level], c_out, 4, stride=2, padding=1),
+            c_in = ch[level] + pyr[level] + (ch[level] if self.frame_skips else 0)
+            self.decoder.append(nn.Sequential(nn.ConvTranspose3d(c_in, c_out, 4, stride=2, padding=1),
                                               _act(), nn.Conv3d(c_out, c_out, 3, padding=1), _act()))
         # FiLM: the latent also scales and shifts every decoder level's channels (zero-initialised: identity),
         # a short multiplicative path that lets it set how strongly the frame's motion pattern is applied
@@ -99,6 +106,16 @@ class ConditionalFlowVAE(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
         self.head = nn.Sequential(nn.Conv3d(ch[0] + 1, ch[0], 3, padding=1), _act(), nn.Conv3d(ch[0], 3, 3, padding=1))
+        # coarse to fine (``coarse_to_fine_flow``): every decoder level below full size predicts a flow, the next level
+        # adds its correction to it upsampled, so the large displacement (heart translation, wall excursion of up
+        # to ~8 voxels) is a fraction of a voxel at the coarse levels, where it is cheap to learn
+        self.coarse_to_fine = bool(config.coarse_to_fine_flow)
+        if self.coarse_to_fine:
+            self.level_heads = nn.ModuleList(nn.Conv3d(ch[level - 1], 3, 3, padding=1)
+                                             for level in reversed(range(1, len(ch))))
+            for layer in self.level_heads:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
         self._channels = ch
 
     def encode(self, flow_vox: torch.Tensor, frame: torch.Tensor, features: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -140,24 +157,43 @@ class ConditionalFlowVAE(nn.Module):
         mu, logvar = self.prior(frame, features)
         return mu + (0.5 * logvar).exp() * noise
 
+    def frame_features(self, frame: torch.Tensor, features: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """The trainable frame encoder's levels (finest first, ``cvae_channels[l]`` channels at ``n / 2^(l+1)``),
+        each level after the first also seeing the frozen pyramid's previous level."""
+        x, out = frame, []
+        for level, block in enumerate(self.frame_encoder):
+            if level > 0:
+                x = torch.cat([x, features[level - 1]], 1)
+            x = block(x)
+            out.append(x)
+        return out
+
     def decode(self, latent: torch.Tensor, frame: torch.Tensor, features: Sequence[torch.Tensor]) -> torch.Tensor:
         """Flow ``(N, 3, n, n, n)`` (working voxels) for latents ``(N, latent_dim)`` and conditions."""
         if latent.dim() != 2 or latent.shape[1] != self.latent_dim:
             raise ValueError(f"latents must be (N, {self.latent_dim}), got {tuple(latent.shape)}")
         n = latent.shape[0]
+        skips = self.frame_features(frame, features) if self.frame_skips else None
         if frame.shape[0] != n:  # one condition for many latents
             frame = frame.expand(n, *frame.shape[1:])
             features = [f.expand(n, *f.shape[1:]) for f in features]
+            skips = None if skips is None else [s.expand(n, *s.shape[1:]) for s in skips]
         if self.tiled_latent:
             x = self.from_latent(latent)[..., None, None, None].expand(-1, -1, *(self.coarse,) * 3)
         else:
             x = self.from_latent(latent).view(n, self._channels[-1], self.coarse, self.coarse, self.coarse)
+        flow = None  # coarse to fine: the flow so far, in full-size voxels / flow_scale, on the current level's grid
         for index, (block, film) in enumerate(zip(self.decoder, self.film)):
             level = len(self.decoder) - 1 - index
-            x = block(torch.cat([x, features[level]], 1))
+            x = block(torch.cat([x, features[level]] + ([] if skips is None else [skips[level]]), 1))
             scale, shift = film(latent).chunk(2, dim=1)
             x = x * (1.0 + scale[..., None, None, None]) + shift[..., None, None, None]
-        return self.head(torch.cat([x, frame], 1)) * self.flow_scale
+            if self.coarse_to_fine and level > 0:
+                flow = (0.0 if flow is None else upsample_flow(flow) / 2.0) + self.level_heads[index](x)
+        out = self.head(torch.cat([x, frame], 1))
+        if flow is not None:
+            out = out + upsample_flow(flow) / 2.0
+        return out * self.flow_scale
 
     def forward(self, flow_vox: torch.Tensor, frame: torch.Tensor, features: Sequence[torch.Tensor],
                 generator: Optional[torch.Generator] = None):
