@@ -11,7 +11,7 @@ progress and cancellation. Step ``s`` draws its batch and augmentations from
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -188,9 +188,21 @@ def load_synthesis(path: PathLike, device: DeviceLike = "auto", *,
     """Load a ``synth.pt`` written by :func:`train_cvae` (``weights_only=True``) onto ``device``;
     ``allow_incomplete`` as in :func:`~CardiacMotionAtlasLib.training.checkpoint.rebuild_model`."""
     rebuilt = rebuild_model(path, kind=CVAE_KIND, config_cls=SynthConfig,
-                            build=lambda config, _checkpoint: SynthesisModel(config), device=device,
-                            allow_incomplete=allow_incomplete, check_state=_check_film)
-    return TrainedSynthesis(rebuilt.config, rebuilt.module, rebuilt.device, Path(path), step=rebuilt.checkpoint.step)
+                            build=lambda config, checkpoint: SynthesisModel(_stored_layout(config, checkpoint)),
+                            device=device, allow_incomplete=allow_incomplete, check_state=_check_film)
+    config = _stored_layout(rebuilt.config, rebuilt.checkpoint)
+    return TrainedSynthesis(config, rebuilt.module, rebuilt.device, Path(path), step=rebuilt.checkpoint.step)
+
+
+_LAYOUT_ADDED = ("decoder_frame_skips", "coarse_to_fine_flow")
+"""Decoder options added after checkpoints were written without them: such a checkpoint holds the plain
+decoder, so a missing key means off (not the current default)."""
+
+
+def _stored_layout(config: SynthConfig, checkpoint) -> SynthConfig:
+    stored = checkpoint.config if isinstance(checkpoint.config, dict) else {}
+    missing = {key: False for key in _LAYOUT_ADDED if key not in stored}
+    return replace(config, **missing) if missing else config
 
 def estimate_flow(estimator: FlowEstimator, ed: torch.Tensor, es: torch.Tensor) -> torch.Tensor:
     """Full-resolution voxel flow ``(N, 3, n, n, n)`` for normalised working-grid frames, no gradients."""
