@@ -179,6 +179,11 @@ class FitConfig:
     previous time-invariant warp. ``residual_fit_time``: the residual stage refines ``c_t`` too, with the
     ES timing term at ``residual_timing_weight`` where ES is observed (ED+ES): once ``u1`` can reach the
     observed ES shape, a strong timing term no longer trades shape for timing (see ``timing_weight``).
+    Chosen on held-out training-family hearts (ellipsoidal 6-9, train 0-5, ``--quick`` sizes; never the
+    test family): all frames chamfer 0.452 (previous) / 0.393 (amplitude term) / 0.339 mm (+ timing),
+    ES-phase error 0.034 / 0.034 / 0.018; ED+ES chamfer 0.543 / 0.563 / 0.519 mm, ES-phase error 0.029 /
+    0.029 / 0.0005, LVEF error 2.4 / 4.2 / 4.7 points (these hearts' true LVEFs are 48-53 %, near the
+    template's own amplitude); ``motion_residual_weight`` 0.005 vs 0.02: within 0.01 mm.
 
     ``ed_timing`` (ED alone): ED shows no timing (``D2(0) = 0`` for every ``c_t``), and the cohort-mean
     time code does not put ES at the cohort's mean ES phase (``D2`` is nonlinear in ``c_t``: the quick
@@ -201,7 +206,7 @@ class FitConfig:
     ed_timing: bool = True
     motion_residual: bool = True
     motion_residual_weight: float = 0.02
-    residual_fit_time: bool = False
+    residual_fit_time: bool = True
     residual_timing_weight: float = 3.0
     seed: int = 0
 
