@@ -15,9 +15,10 @@ mm = voxels x working_voxel_mm). Endpoint errors are pooled over voxels (mean +/
 0.56 +/- 0.58 voxels) inside the heart (ED labels > 0) and over the whole working cube.
 
 CVAEs trained on the same pairs with the same steps: the product's (learned prior p(z | frame), free
-bits, motion-scale augmentation, local-volume det J loss, tiled latent) and the baselines it replaced
-(``--baselines``): ``previous`` (the same without the det J term and the tiled latent) and
-``standard-normal`` (KL to N(0, I), none of these);
+bits, motion-scale augmentation, local-volume det J loss, tiled latent, conditional U-Net decoder with
+coarse-to-fine flow heads) and the baselines it replaced (``--baselines``): ``previous`` (the earlier
+defaults: the plain decoder, :func:`previous_config`) and ``standard-normal`` (KL to N(0, I), none of
+these);
 ``--no-baseline-cvae`` skips both. Tables: (1) reconstruction EPE of test flows through each CVAE
 (posterior mean) and its prior mean, against zero flow, the trained estimator and SimpleITK demons; (2)
 the generators (CVAE samples from their priors, random smooth B-spline fields scaled to the training
@@ -75,15 +76,18 @@ def configs(args) -> SynthConfig:
 
 def baseline_config(config: SynthConfig) -> SynthConfig:
     """The CVAE as it was before its conditional prior: KL to N(0, I), no free bits, no hybrid prior
-    reconstruction, no motion-scale augmentation (everything else, steps included, the same)."""
+    reconstruction, no motion-scale augmentation, the plain decoder with a position-specific latent map,
+    the cube-averaged endpoint error alone (as in the earlier runs; steps and networks the same)."""
     return replace(previous_config(config), conditional_prior=False, kl_free_nats=0.0, prior_recon_weight=0.0,
-                   augment=replace(config.augment, motion_scale=0.0))
+                   jacobian_weight=0.0, tiled_latent=False, augment=replace(config.augment, motion_scale=0.0))
 
 
 def previous_config(config: SynthConfig) -> SynthConfig:
-    """The CVAE of the previous version: learned prior, free bits, motion scaling as now, but the
-    cube-averaged endpoint error alone (no det J term) and a position-specific latent map (not tiled)."""
-    return replace(config, jacobian_weight=0.0, motion_balanced=False, tiled_latent=False)
+    """The CVAE of the previous version (the earlier defaults): the plain decoder (no trainable frame skips,
+    one full-size flow head), the cube-averaged endpoint error with the det J term (weight 1), tiled
+    latent, learned prior, free bits and motion scaling by +-20 %."""
+    return replace(config, decoder_frame_skips=False, coarse_to_fine_flow=False, motion_balanced=False,
+                   jacobian_weight=1.0, tiled_latent=True, augment=replace(config.augment, motion_scale=0.2))
 
 
 def main(argv=None) -> int:
@@ -96,7 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=None, help="samples per ES frame (default 8, quick 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--baselines", default="previous,standard-normal",
-                        help="baseline CVAEs trained in the same run: 'previous' (no det J, not tiled), 'standard-normal' "
+                        help="baseline CVAEs trained in the same run: 'previous' (the earlier defaults: plain decoder), 'standard-normal' "
                              "(N(0, I) prior, no free bits, no motion scaling), comma-separated")
     parser.add_argument("--no-baseline-cvae", action="store_true", help="no baseline CVAE")
     add_family_arguments(parser)
