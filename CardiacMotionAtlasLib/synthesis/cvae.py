@@ -11,7 +11,10 @@ sampling maps standard-normal draws ``e`` to ``z = mu_p + exp(logvar_p / 2) * e`
 at zero, so an untrained prior is exactly ``N(0, I)``.
 Decoder (mirror): latent -> coarsest grid, concatenate the pyramid level, transposed convolution up one
 level (its channels scaled and shifted by the latent, FiLM), ... and at full size the frame itself; a
-final convolution gives the flow (working voxels).
+final convolution gives the flow (working voxels). By default (``decoder_frame_skips``) every decoder level
+also sees a trainable encoder of the frame (a conditional U-Net: the frozen pyramid alone left the decoder
+unable to fit the training hearts' motion), and (``coarse_to_fine_flow``) every level below full size
+predicts a flow that the next level refines (the full-size flow = upsampled coarse flows + corrections).
 """
 
 from __future__ import annotations
