@@ -51,12 +51,15 @@ ADAPTED = "CardioMorphNet, chain + given targets + adapted SegNet (30 steps)"
 AMORTISED = "CardioMorphNet, chain, amortised mean (no refinement)"
 TARGETS = "CardioMorphNet, svf trajectory exp(a_t v), amplitudes from intensities (new default)"
 SVF_LABELS = "CardioMorphNet, svf trajectory exp(a_t v), amplitudes from SegNet's labels"
+SVF_LIGHT = "CardioMorphNet, svf trajectory exp(a_t v), intensities, light fit regularisation (opt-in)"
 VARIANTS = {PREVIOUS: dict(trajectory="chain", given_label_targets=False, adapt_steps=0, fold_margin=0.2,
                            fold_weight=None),
             CHAIN: dict(trajectory="chain"), TARGETS: {}, SVF_LABELS: dict(amplitude_source="labels"),
+            SVF_LIGHT: dict(svf_regularisation="light"),
             ADAPTED: dict(trajectory="chain", adapt_steps=30),
             AMORTISED: dict(trajectory="chain", refine_steps=0, adapt_steps=0)}
-SHORT = {"previous": PREVIOUS, "chain": CHAIN, "new": TARGETS, "svf-labels": SVF_LABELS, "adapted": ADAPTED,
+SHORT = {"previous": PREVIOUS, "chain": CHAIN, "new": TARGETS, "svf-labels": SVF_LABELS, "svf-light": SVF_LIGHT,
+         "adapted": ADAPTED,
          "amortised": AMORTISED}
 DEMONS = "SimpleITK diffeomorphic demons"
 DISK_GIVEN, DISK_SEGNET, DISK_ADAPTED = ("disk summation of the given SAX labels", "disk summation of SegNet's labels",

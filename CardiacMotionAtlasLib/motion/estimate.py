@@ -40,7 +40,7 @@ from .gaussian import voxel_entropy
 from .intervals import Z95, combined_sds, intervals, label_volume_sd_ml, sample_sds, segmentation_sds
 from .losses import one_hot
 from .refine import refine_velocities
-from .trajectory import AMPLITUDE_SOURCE, FIT_STEPS, TRAJECTORIES, TRAJECTORY, svf_trajectory
+from .trajectory import AMPLITUDE_SOURCE, FIT_REGULARISATION, FIT_STEPS, TRAJECTORIES, TRAJECTORY, svf_trajectory
 from .model import TrainedMotion, frame_order, sequence_tensors
 
 VOLUME_NAMES = ("LV", "LV myocardium", "RV")  # labels 1, 2, 3
@@ -133,7 +133,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
                     given_label_targets: bool = True, adapt_steps: Optional[int] = None,
                     given_weight: float = GIVEN_WEIGHT, fold_margin: float = FOLD_MARGIN,
                     fold_weight: Optional[float] = FOLD_WEIGHT, trajectory: str = TRAJECTORY,
-                    amplitude_source: str = AMPLITUDE_SOURCE, svf_fit_steps: int = FIT_STEPS) -> MotionEstimate:
+                    amplitude_source: str = AMPLITUDE_SOURCE, svf_fit_steps: int = FIT_STEPS,
+                    svf_regularisation: str = FIT_REGULARISATION) -> MotionEstimate:
     """Estimate the motion of ``sequence`` (posterior mean + ``samples`` posterior samples, default
     ``config.posterior_samples``). ED labels: the sequence's own when given and ``use_given_ed_labels``,
     else SegNet's. ``refine_steps``: refinement steps of the posterior mean on this subject
@@ -152,7 +153,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     falls back to SegNet's labels and says so in
     ``metadata["refine_targets"]`` (:mod:`.adapt`).
     ``trajectory``: ``"svf"`` (default: one stationary velocity, initialised from the network's steps up
-    to ES and fitted to the given ED/ES labels in ``svf_fit_steps`` steps, scaled per frame by an amplitude
+    to ES and fitted to the given ED/ES labels in ``svf_fit_steps`` steps with ``svf_regularisation``
+    (``"network"``, default, or ``"light"``, opt-in: :data:`.trajectory.FIT_LIGHT`), scaled per frame by an amplitude
     from ``amplitude_source`` ``"intensity"`` (default) or ``"labels"`` (SegNet's), :mod:`.trajectory`;
     needs given ED and ES labels, else the chain is used and ``metadata["trajectory"]`` says so; the
     chain refinement is then skipped unless ``refine_steps`` is given) or ``"chain"`` (the previous
@@ -229,7 +231,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         pseudo = segnet_probabilities.argmax(1) if segnet_probabilities is not None else None
         source = amplitude_source if pseudo is not None else "intensity"
         path = svf_trajectory(posterior.mean, ed_label, labels[es_position], es_position, padded, config, n,
-                              source=source, pseudo_labels=pseudo, images=images, fit_steps=svf_fit_steps)
+                              source=source, pseudo_labels=pseudo, images=images, fit_steps=svf_fit_steps,
+                              regularisation=svf_regularisation)
 
     def fields_of(velocities: torch.Tensor) -> Dict[str, torch.Tensor]:
         out = chain_of(velocities)

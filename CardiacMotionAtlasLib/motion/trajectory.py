@@ -42,13 +42,16 @@ AMPLITUDE_MAX = 1.3  # largest amplitude searched (the ES field has amplitude 1)
 AMPLITUDE_GRID = 27  # amplitudes searched in [0, AMPLITUDE_MAX]
 FIT_STEPS = 100  # normalised descent steps of the fit of v to the given ED/ES labels
 FIT_LR = 0.05  # largest move of a control point per step (voxels of DeformNet's grid)
-# the fit's regularisation, lighter than the network's (chosen on the in-family held-out hearts of the quick
-# benchmark, train ellipsoidal: with config.bending_weight 0.3, refine_size_weight 0.05 and a control grid 2x
-# coarser the single field under-contracted ES (LVEF RMSE 4.99, LVESV 6.62 ml, RVEF 13.0 points; all-frame EPE
-# 1.99 / 1.78 mm); with these 1.73, 2.08 ml, 9.5 points; EPE 2.25 / 2.14 mm (zero motion 4.21 / 3.58))
-FIT_BENDING_WEIGHT = 0.03  # weight of the bending energy of v in the fit (None: config.bending_weight)
-FIT_SIZE_WEIGHT = 0.005  # weight of the correction's mean square (None: config.refine_size_weight)
-FIT_COARSENING = 1  # control grid of the correction (1: DeformNet's grid; None: config.refine_coarsening)
+# the fit's regularisation: the network's (config.bending_weight, config.refine_size_weight, a control grid
+# config.refine_coarsening times coarser; the default) or "light" (opt-in, FIT_LIGHT). Light was chosen on the
+# in-family held-out hearts of the quick benchmark (train ellipsoidal: LVEF RMSE 4.99 -> 1.73, LVESV 6.62 ->
+# 2.08 ml, RVEF 13.0 -> 9.5 points; all-frame EPE 1.99 / 1.78 -> 2.25 / 2.14 mm) and gave, cross-family, LVEF
+# RMSE 3.84 -> 0.83 (lofted) but 4.57 -> 7.32 and all-frame EPE 1.74 -> 2.64 mm (ellipsoidal, trained on
+# lofted: a cross-family network's steps can point the wrong way, and a light fit from them stops in a poor
+# minimum; its early frames then lose to demons), so it stays opt-in
+FIT_REGULARISATIONS = ("network", "light")
+FIT_REGULARISATION = "network"
+FIT_LIGHT = {"bending_weight": 0.03, "size_weight": 0.005, "coarsening": 1}
 
 
 def svf_fields(velocity: torch.Tensor, amplitudes: torch.Tensor, shape_zyx, integration_steps: int
@@ -62,19 +65,23 @@ def svf_fields(velocity: torch.Tensor, amplitudes: torch.Tensor, shape_zyx, inte
 
 
 def fit_cycle_velocity(initial: torch.Tensor, ed_labels: torch.Tensor, es_labels: torch.Tensor, shape_zyx,
-                       config: MotionConfig, steps: int = FIT_STEPS, lr: float = FIT_LR) -> torch.Tensor:
+                       config: MotionConfig, steps: int = FIT_STEPS, lr: float = FIT_LR,
+                       regularisation: str = FIT_REGULARISATION) -> torch.Tensor:
     """The ED -> ES stationary velocity ``(1, 3, z, y/2, x/2)``: ``initial`` plus a smooth correction (a
     control grid, see below) descended, as :func:`.refine.refine_velocities`,
     on the shape loss of ``exp(v)`` / ``exp(-v)`` between the integer ``ed_labels`` and ``es_labels``
-    ``(1, z, y, x)`` (both directions), :data:`FIT_BENDING_WEIGHT` x bending energy and
-    :data:`FIT_SIZE_WEIGHT` x the correction's mean square (on a :data:`FIT_COARSENING` control grid).
-    Detached."""
+    ``(1, z, y, x)`` (both directions), a bending energy of ``v`` and the correction's mean square, weighted
+    as ``regularisation`` says (:data:`FIT_REGULARISATIONS`: the network's weights and control grid, or
+    :data:`FIT_LIGHT`). Detached."""
     initial = initial.detach()
     if steps <= 0:
         return initial
-    bending = config.bending_weight if FIT_BENDING_WEIGHT is None else float(FIT_BENDING_WEIGHT)
-    size = config.refine_size_weight if FIT_SIZE_WEIGHT is None else float(FIT_SIZE_WEIGHT)
-    factor = max(int(config.refine_coarsening if FIT_COARSENING is None else FIT_COARSENING), 1)
+    if regularisation not in FIT_REGULARISATIONS:
+        raise ValueError(f"regularisation must be one of {FIT_REGULARISATIONS}, got {regularisation!r}")
+    light = regularisation == "light"
+    bending = FIT_LIGHT["bending_weight"] if light else config.bending_weight
+    size = FIT_LIGHT["size_weight"] if light else config.refine_size_weight
+    factor = max(int(FIT_LIGHT["coarsening"] if light else config.refine_coarsening), 1)
     coarse = tuple(max(-(-int(s) // factor), 2) if s > 1 else 1 for s in initial.shape[2:])
     correction = initial.new_zeros((1, 3, *coarse)).requires_grad_(True)
     momentum = torch.zeros_like(correction)
@@ -160,13 +167,14 @@ def fit_amplitudes(velocity: torch.Tensor, ed_labels: torch.Tensor, shape_zyx, c
 def svf_trajectory(velocities: torch.Tensor, ed_labels: torch.Tensor, es_labels: torch.Tensor, es_position: int,
                    shape_zyx, config: MotionConfig, n: int, source: str = "labels",
                    pseudo_labels: Optional[torch.Tensor] = None, images: Optional[torch.Tensor] = None,
-                   fit_steps: int = FIT_STEPS) -> Dict[str, torch.Tensor]:
+                   fit_steps: int = FIT_STEPS, regularisation: str = FIT_REGULARISATION) -> Dict[str, torch.Tensor]:
     """The full-cycle fields of ``n`` frames from the (refined) step velocities ``(S, 3, ...)``: ``v``
     initialised as the sum of the steps up to ``es_position``, fitted (:func:`fit_cycle_velocity`), then
     ``ed_to_t`` / ``t_to_ed`` ``(n, 3, ...)`` = ``exp(+-a_t v)`` with :func:`fit_amplitudes`. Also returns
     ``velocity`` and ``amplitudes``."""
     initial = velocities[:es_position].sum(0, keepdim=True)
-    velocity = fit_cycle_velocity(initial, ed_labels, es_labels, shape_zyx, config, steps=fit_steps)
+    velocity = fit_cycle_velocity(initial, ed_labels, es_labels, shape_zyx, config, steps=fit_steps,
+                                  regularisation=regularisation)
     amplitudes = fit_amplitudes(velocity, ed_labels, shape_zyx, config, es_position, source,
                                 pseudo_labels=None if pseudo_labels is None else pseudo_labels[:n],
                                 images=None if images is None else images[:n])
@@ -175,4 +183,5 @@ def svf_trajectory(velocities: torch.Tensor, ed_labels: torch.Tensor, es_labels:
     return {**fields, "velocity": velocity, "amplitudes": amplitudes}
 
 
-__all__ = ["AMPLITUDE_SOURCE", "AMPLITUDE_SOURCES", "TRAJECTORIES", "TRAJECTORY", "fit_amplitudes", "fit_cycle_velocity", "svf_fields", "svf_trajectory"]
+__all__ = ["AMPLITUDE_SOURCE", "AMPLITUDE_SOURCES", "FIT_LIGHT", "FIT_REGULARISATION", "FIT_REGULARISATIONS",
+           "TRAJECTORIES", "TRAJECTORY", "fit_amplitudes", "fit_cycle_velocity", "svf_fields", "svf_trajectory"]
