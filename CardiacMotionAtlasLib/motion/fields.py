@@ -86,16 +86,25 @@ def bending_energy(field: torch.Tensor) -> torch.Tensor:
     return torch.stack(terms).sum() if terms else field.new_zeros(())
 
 
-def local_ncc(a: torch.Tensor, b: torch.Tensor, window: Tuple[int, int, int] = (3, 7, 7),
-              eps: float = 1e-5) -> torch.Tensor:
-    """Mean local normalised cross-correlation (squared, as in VoxelMorph) of ``(N, 1, z, y, x)`` volumes."""
+def local_ncc_map(a: torch.Tensor, b: torch.Tensor, window: Tuple[int, int, int] = (3, 7, 7),
+                  eps: float = 1e-5, signed: bool = False) -> torch.Tensor:
+    """Voxel-wise local normalised cross-correlation, squared (as in VoxelMorph), of ``(N, 1, z, y, x)``
+    volumes over ``window`` (voxels, z y x); ``signed``: multiplied by the sign of the local covariance
+    (anti-correlated patches count negative)."""
     pad = tuple(w // 2 for w in window)
     pool = lambda x: F.avg_pool3d(x, window, stride=1, padding=pad, count_include_pad=False)  # noqa: E731
     mu_a, mu_b = pool(a), pool(b)
     cov = pool(a * b) - mu_a * mu_b
     var_a = (pool(a * a) - mu_a ** 2).clamp_min(0)
     var_b = (pool(b * b) - mu_b ** 2).clamp_min(0)
-    return (cov ** 2 / (var_a * var_b + eps)).mean()
+    squared = cov * cov.abs() if signed else cov ** 2
+    return squared / (var_a * var_b + eps)
+
+
+def local_ncc(a: torch.Tensor, b: torch.Tensor, window: Tuple[int, int, int] = (3, 7, 7),
+              eps: float = 1e-5) -> torch.Tensor:
+    """Mean local normalised cross-correlation (squared, as in VoxelMorph) of ``(N, 1, z, y, x)`` volumes."""
+    return local_ncc_map(a, b, window, eps).mean()
 
 
 __all__ = ["bending_energy", "chain_fields", "closed_chain_fields", "invert_displacement", "local_ncc", "upsample_in_plane"]

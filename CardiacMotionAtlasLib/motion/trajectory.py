@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ..geometry.warp import integrate_velocity, warp
 from .config import MotionConfig
-from .fields import bending_energy, upsample_in_plane
+from .fields import bending_energy, local_ncc_map, upsample_in_plane
 from .losses import EPS, one_hot, shape_loss, soft_masks
 
 TRAJECTORIES = ("chain", "svf")  # estimate_motion's ``trajectory``: the refined chain (previous) or exp(a_t v)
@@ -118,13 +118,7 @@ def _per_sample_shape_loss(probabilities: torch.Tensor, target: torch.Tensor, di
 
 def _per_sample_ncc(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, window=(1, 5, 5)) -> torch.Tensor:
     """Mean local NCC (squared, signed by the covariance) of ``(N, 1, ...)`` volumes inside ``mask``, ``(N,)``."""
-    pad = tuple(w // 2 for w in window)
-    pool = lambda x: F.avg_pool3d(x, window, stride=1, padding=pad, count_include_pad=False)  # noqa: E731
-    mu_a, mu_b = pool(a), pool(b)
-    cov = pool(a * b) - mu_a * mu_b
-    var_a = (pool(a * a) - mu_a ** 2).clamp_min(0)
-    var_b = (pool(b * b) - mu_b ** 2).clamp_min(0)
-    ncc = cov * cov.abs() / (var_a * var_b + 1e-5)
+    ncc = local_ncc_map(a, b, window, eps=1e-5, signed=True)
     weight = mask.to(a.dtype)
     return (ncc * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)
 
