@@ -23,7 +23,10 @@ large       GPU sizes                               ``AtlasConfig.large()``, ``N
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # the motion package imports torch; presets stay light
+    from ..motion.preprocessing import GridRule
 
 PRESETS = ("tiny", "demo", "default", "large")
 
@@ -105,29 +108,11 @@ def nisf_preset(name: str):
 
 # --------------------------------------------------------------------------- CardioMorphNet
 
-@dataclass(frozen=True)
-class GridReduction:
-    """How the main job reduces a SAX sequence for CardioMorphNet: in-plane pixels of about
-    ``target_pixel_mm`` (integer averaging factor), a square crop of about ``crop_mm`` around the heart,
-    about ``frames`` evenly spaced frames with ED and ES kept."""
-
-    target_pixel_mm: float
-    crop_mm: float
-    frames: int
-
-    def resolve(self, pixel_mm: float) -> Tuple[int, int, int]:
-        """``(factor, crop pixels, frames)`` for a sequence of ``pixel_mm`` pixels (the main job's rule:
-        crop a multiple of 4 pixels of the downsampled grid)."""
-        factor = max(1, int(round(self.target_pixel_mm / pixel_mm)))
-        crop = int(4 * round(self.crop_mm / (pixel_mm * factor) / 4))
-        return factor, max(crop, 4), self.frames
-
-
 @dataclass
 class MotionPreset:
     name: str
     config: Any  # MotionConfig
-    reduction: Optional[GridReduction]  # None: the full grid
+    reduction: Optional[GridRule]  # the grid rule stored with a model trained at this preset; None: the full grid
 
 
 def motion_preset(name: str) -> MotionPreset:
@@ -135,10 +120,11 @@ def motion_preset(name: str) -> MotionPreset:
 
     check_preset(name)
     if name in ("tiny", "demo"):
-        from ..main_job.demo_motion import CROP_MM, DEMO_CONFIG, FRAMES, TARGET_PIXEL_MM
+        from ..main_job.demo_motion import DEMO_CONFIG
+        from ..motion.preprocessing import PRESET_GRIDS
 
         config = MotionConfig.tiny() if name == "tiny" else replace(DEMO_CONFIG)
-        return MotionPreset(name, config, GridReduction(TARGET_PIXEL_MM, CROP_MM, FRAMES))
+        return MotionPreset(name, config, PRESET_GRIDS[name])
     return MotionPreset(name, MotionConfig.large() if name == "large" else MotionConfig(), None)
 
 
@@ -156,5 +142,5 @@ def synth_preset(name: str, seed: int = 0):
     return replace(SynthConfig.large() if name == "large" else SynthConfig(), seed=seed)
 
 
-__all__ = ["ATLAS_DEMO_FIT", "ATLAS_DEMO_MESH", "AtlasPreset", "GridReduction", "MotionPreset", "PRESETS",
+__all__ = ["ATLAS_DEMO_FIT", "ATLAS_DEMO_MESH", "AtlasPreset", "MotionPreset", "PRESETS",
            "atlas_preset", "check_preset", "motion_preset", "nisf_preset", "recognise_atlas_preset", "synth_preset"]

@@ -55,6 +55,7 @@ def test_demo_atlas_preset_is_what_the_main_job_passes(monkeypatch, tmp_path):
 
 def test_demo_presets_of_the_other_methods_are_the_main_jobs():
     from CardiacMotionAtlasLib.motion import MotionConfig
+    from CardiacMotionAtlasLib.motion.preprocessing import GridRule
     from CardiacMotionAtlasLib.nisf import NISFConfig
     from CardiacMotionAtlasLib.main_job import demo_motion, demo_nisf, demo_synth
     from CardiacMotionAtlasLib.synthesis import SynthConfig
@@ -63,7 +64,8 @@ def test_demo_presets_of_the_other_methods_are_the_main_jobs():
     assert presets.nisf_preset("tiny") == NISFConfig.tiny() and presets.nisf_preset("large") == NISFConfig.paper()
     motion = presets.motion_preset("demo")
     assert motion.config == demo_motion.DEMO_CONFIG
-    assert motion.reduction == presets.GridReduction(demo_motion.TARGET_PIXEL_MM, demo_motion.CROP_MM, demo_motion.FRAMES)
+    assert motion.reduction == GridRule(demo_motion.TARGET_PIXEL_MM, demo_motion.CROP_MM, demo_motion.FRAMES)
+    assert motion.reduction.resolve(1.8) == (2, 36, 8)  # 3.6 mm pixels, a 129.6 mm crop, 8 frames
     assert presets.motion_preset("tiny").config == MotionConfig.tiny()
     assert presets.motion_preset("default").reduction is None
     assert presets.synth_preset("demo", 3) == demo_synth.demo_config(3)
