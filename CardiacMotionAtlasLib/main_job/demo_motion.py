@@ -78,6 +78,7 @@ def _estimate_held_out(trained, folder: Path, out: Path, train_families) -> Dict
         "mean_uncertainty_nats_myocardium_es": float(estimate.entropy[estimate.es_frame][estimate.ed_labels == 2].mean()),
         "estimate_s": run.estimate_s, "refine_steps": estimate.metadata.get("refine_steps", 0),
         "refine_targets": estimate.metadata.get("refine_targets", "SegNet's labels"),
+        "trajectory": estimate.metadata.get("trajectory", "chain"),
     }
     atomic_write_text(subject_out / "summary.json", json.dumps(summary, indent=1, default=float) + "\n")
     paths = {name: str(path) for name, path in run.paths.items()}
@@ -122,6 +123,14 @@ def run_motion_demo(cohort_folders: List[Path], out: Path, progress=None, device
 MOTION_INDICES = ("LVEDV", "LVESV", "LVEF", "RVEDV", "RVESV", "RVEF", "LVM")
 
 
+def _trajectory_words(held: dict) -> str:
+    """How the full-cycle motion of a held-out subject was obtained, for the report."""
+    if held.get("trajectory") == "svf":
+        return "full cycle as one velocity field fitted to the given ED/ES labels, scaled per frame"
+    return (f"frame-to-frame chain, posterior mean refined on the subject in {held.get('refine_steps', 0)} steps "
+            f"against {held.get('refine_targets', 'SegNet' + chr(39) + 's labels')}")
+
+
 def motion_report_lines(result: dict) -> List[str]:
     """Markdown lines for the main job's report: every held-out subject's indices (with the posterior
     interval) next to the disk-summation baseline and the truth (in-family and cross-family side by side)."""
@@ -130,8 +139,7 @@ def motion_report_lines(result: dict) -> List[str]:
     lines = ["## CardioMorphNet: motion of held-out subjects", "",
              f"Trained on {len(result['train_subjects'])} subjects ({', '.join(result['train_families'])}; ED/ES "
              f"labels; {result['train_s']:.0f} s), estimated for each held-out subject on a reduced grid "
-             f"({first['pixel_mm']:.1f} mm pixels, {first['frames']} frames; posterior mean refined on the subject "
-             f"in {first.get('refine_steps', 0)} steps against {first.get('refine_targets', 'SegNet' + chr(39) + 's labels')}; "
+             f"({first['pixel_mm']:.1f} mm pixels, {first['frames']} frames; {_trajectory_words(first)}; "
              + ", ".join(f"{h['subject_id']} {h['estimate_s']:.1f} s" for h in held)
              + "). A short demo training on a coarse grid: the accuracy is measured by the motion benchmark. "
              "Baseline: disk summation of the subject's given SAX labels at ED and ES (full grid).", "",
