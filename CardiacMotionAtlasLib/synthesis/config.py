@@ -64,6 +64,10 @@ class SynthConfig:
     of ``det(I + grad w)`` (local ES/ED volume ratio) between generated and training flow over the moving
     voxels, which teaches the blood pool's contraction and the myocardium's constant volume
     (:mod:`.flow_loss`; both apply to the posterior and the prior reconstruction terms).
+    ``index_weight``: weight of the squared relative error of the ES LV blood pool's and myocardium's
+    volumes pulled by the generated flow against the same masks pulled by the training flow (the implied
+    LVEF and myocardial volume change, :func:`.flow_loss.index_error`; needs ES labels with the
+    training pairs, ignored without them; 0: off).
     ``tiled_latent``: the decoder broadcasts the latent over its coarsest grid (where the heart moves
     comes from the frame's features); off: a linear map from the latent to a position-specific coarse
     grid (the earlier decoder, which learned where the training hearts sit).
@@ -106,6 +110,7 @@ class SynthConfig:
     motion_balanced: bool = False
     motion_threshold_vox: float = 0.25
     jacobian_weight: float = 1.0
+    index_weight: float = 0.0
     tiled_latent: bool = True
     decoder_frame_skips: bool = True
     coarse_to_fine_flow: bool = True
@@ -163,8 +168,8 @@ class SynthConfig:
             raise SynthesisError(f"kl_free_nats must be >= 0, got {self.kl_free_nats}")
         if not 0.0 <= self.kl_warmup_fraction <= 1.0:
             raise SynthesisError(f"kl_warmup_fraction must lie in [0, 1], got {self.kl_warmup_fraction}")
-        if self.motion_threshold_vox < 0 or self.jacobian_weight < 0:
-            raise SynthesisError("motion_threshold_vox and jacobian_weight must be >= 0")
+        if self.motion_threshold_vox < 0 or self.jacobian_weight < 0 or self.index_weight < 0:
+            raise SynthesisError("motion_threshold_vox, jacobian_weight and index_weight must be >= 0")
         if self.grad_clip <= 0 or self.recon_weight < 0 or self.kl_weight < 0 or self.prior_recon_weight < 0:
             raise SynthesisError("grad_clip must be > 0 and loss weights >= 0")
         return self

@@ -211,13 +211,15 @@ class ConditionalFlowVAE(nn.Module):
 
 def cvae_loss(predicted: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
               config: SynthConfig, kl_scale: float = 1.0, prior_mu: Optional[torch.Tensor] = None,
-              prior_logvar: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              prior_logvar: Optional[torch.Tensor] = None,
+              masks_es: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(total, mse, kl)``: ``recon_weight * R + kl_scale * kl_weight * KL``. ``R`` is
     :func:`.flow_loss.reconstruction_loss` (squared endpoint error ``|w - w_true|^2`` in working voxels^2,
     balanced between moving and static voxels, plus the weighted local-volume (det J) error); ``mse`` the
     endpoint part alone; the KL is to the prior ``(prior_mu, prior_logvar)`` (``N(0, I)`` when not given);
-    ``kl_scale`` in [0, 1] is the KL annealing factor."""
-    recon, mse = reconstruction_loss(predicted, target, config)
+    ``kl_scale`` in [0, 1] is the KL annealing factor; ``masks_es`` (ES LV masks) enable the implied-volume
+    term (``config.index_weight``)."""
+    recon, mse = reconstruction_loss(predicted, target, config, masks_es)
     kl = kl_divergence(mu, logvar, prior_mu, prior_logvar)
     if prior_mu is None and prior_logvar is None:
         fit_prior = torch.zeros((), device=mu.device, dtype=mu.dtype)

@@ -140,11 +140,14 @@ def random_bspline_flow(shape: Sequence[int], amplitude_vox: float, rng: np.rand
 
 @dataclass
 class PairTensors:
-    """Stacked pairs on a device: normalised frames ``(N, 1, n, n, n)``, voxel flows ``(N, 3, ...)``."""
+    """Stacked pairs on a device: normalised frames ``(N, 1, n, n, n)``, voxel flows ``(N, 3, ...)`` and,
+    where every pair has ES labels, ``masks_es`` ``(N, 2, ...)``: the ES frame's LV blood pool (label 1)
+    and LV myocardium (label 2) as 0/1 floats (for the implied-volume term of :mod:`.flow_loss`)."""
 
     es: torch.Tensor
     ed: torch.Tensor
     flow: torch.Tensor
+    masks_es: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return int(self.es.shape[0])
@@ -168,15 +171,26 @@ def stack_pairs(pairs: Sequence[FlowPair], config: SynthConfig, device: Union[st
     es = normalise_hu(torch.as_tensor(np.stack([p.es for p in pairs]), device=device)[:, None], config)
     ed = normalise_hu(torch.as_tensor(np.stack([p.ed for p in pairs]), device=device)[:, None], config)
     flow = clip_flow_vox(torch.as_tensor(np.stack([p.flow_vox for p in pairs]), device=device), config)
-    return PairTensors(es.float(), ed.float(), flow.float())
+    masks = None
+    if all(p.labels_es is not None and np.shape(p.labels_es) == (n, n, n) for p in pairs):
+        masks = lv_masks(torch.as_tensor(np.stack([np.asarray(p.labels_es) for p in pairs]), device=device)[:, None])
+    return PairTensors(es.float(), ed.float(), flow.float(), masks)
+
+
+def lv_masks(labels: torch.Tensor) -> torch.Tensor:
+    """``(N, 2, z, y, x)`` float masks of the LV blood pool (label 1) and LV myocardium (label 2) of label
+    maps ``(N, 1, z, y, x)``."""
+    return torch.cat([labels == 1, labels == 2], 1).float()
 
 
 def augment(es: torch.Tensor, ed: torch.Tensor, flow: torch.Tensor, options: AugmentConfig, hu_scale: float,
-            generator: torch.Generator):
+            generator: torch.Generator, masks: Optional[torch.Tensor] = None):
     """Random zoom + shift ``A p = c + s (p - c) + t`` applied to both frames and the flow (then
-    ``w'(p) = w(A p) / s`` keeps ``ED' = ES' o (id + w')``), and independent Gaussian HU noise."""
+    ``w'(p) = w(A p) / s`` keeps ``ED' = ES' o (id + w')``), and independent Gaussian HU noise. ES-frame
+    ``masks`` (optional, ``(N, C, ...)``) move with the ES frame (trilinear, no noise) and are returned
+    as a fourth element; the random draws are the same with or without them."""
     if not options.enabled:
-        return es, ed, flow
+        return (es, ed, flow) if masks is None else (es, ed, flow, masks)
     n, device, dtype = es.shape[0], es.device, es.dtype
     u = lambda *shape: torch.rand(shape, generator=generator, device=generator.device).to(device, dtype)  # noqa: E731
     scale = 1.0 + options.zoom * (2 * u(n) - 1)
@@ -194,7 +208,10 @@ def augment(es: torch.Tensor, ed: torch.Tensor, flow: torch.Tensor, options: Aug
     noise = options.noise_hu / hu_scale
     es = es + noise * torch.randn(es.shape, generator=generator, device=generator.device).to(device, dtype)
     ed = ed + noise * torch.randn(ed.shape, generator=generator, device=generator.device).to(device, dtype)
-    return es, ed, flow
+    if masks is None:
+        return es, ed, flow
+    return es, ed, flow, torch.nn.functional.grid_sample(masks.to(dtype), grid, mode="bilinear", padding_mode="zeros",
+                                                         align_corners=True)
 
 
 def generated_pair_tensors(es_tensor: torch.Tensor, flows_vox: torch.Tensor, config: SynthConfig, noise_hu: float,
@@ -209,8 +226,10 @@ def generated_pair_tensors(es_tensor: torch.Tensor, flows_vox: torch.Tensor, con
 
 
 def concat_pairs(*parts: PairTensors) -> PairTensors:
-    """One :class:`PairTensors` of several, in order."""
-    return PairTensors(torch.cat([p.es for p in parts]), torch.cat([p.ed for p in parts]), torch.cat([p.flow for p in parts]))
+    """One :class:`PairTensors` of several, in order (ES masks kept only when every part has them)."""
+    masks = (torch.cat([p.masks_es for p in parts]) if all(p.masks_es is not None for p in parts) else None)
+    return PairTensors(torch.cat([p.es for p in parts]), torch.cat([p.ed for p in parts]), torch.cat([p.flow for p in parts]),
+                       masks)
 
 
 def acquired_pair(heart, index: int, protocol, config: SynthConfig, seed: int = 0) -> FlowPair:
@@ -229,6 +248,6 @@ def acquired_pair(heart, index: int, protocol, config: SynthConfig, seed: int = 
                     ct.image.ijk_to_ras, ct.labels.array[1], ct.labels.array[0], float(heart.es_phase))
 
 
-__all__ = ["acquired_pair", "concat_pairs", "generated_pair_tensors", "CINE_HU_SCALE", "CINE_PERCENTILE", "FlowPair", "PairTensors", "annotate_flow_demons", "annotated_pair",
+__all__ = ["acquired_pair", "concat_pairs", "generated_pair_tensors", "CINE_HU_SCALE", "CINE_PERCENTILE", "FlowPair", "PairTensors", "annotate_flow_demons", "annotated_pair", "lv_masks",
            "augment", "cine_to_hu", "phantom_pair",
            "pair_from_frames", "phantom_pairs", "random_bspline_flow", "stack_pairs", "working_ct_config"]

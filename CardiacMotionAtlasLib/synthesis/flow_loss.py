@@ -11,18 +11,25 @@ The CVAE's old loss was the squared endpoint error averaged over the whole worki
   separately and weights the two equally (the split comes from the training flow itself: no labels).
   Off by default: on the phantom the prior then stopped telling subjects apart.
 
+* the implied indices themselves: the benchmark (and a user) reads a sample's LV ejection fraction and
+  myocardial volume change from the ES labels pulled by the flow, and a small endpoint error that is
+  biased (every flow a little too short) shifts them systematically. ``index_weight`` adds the squared
+  relative error of the pulled ES masks' volumes (LV blood pool: the generated ED volume, hence the
+  implied EF; LV myocardium: its volume change) against the same masks pulled by the training flow
+  (:func:`index_error`; needs the training pairs' ES labels, skipped without them).
+
 Flows are working-grid voxel pull flows ``(N, 3, z, y, x)`` (``ED(p) = ES(p + w(p))``), so
 ``det(I + grad w)`` at an ED voxel is the ES/ED volume ratio of the material there.
 """
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from ..geometry.warp import jacobian_determinant_voxels
+from ..geometry.warp import jacobian_determinant_voxels, warp
 from .config import SynthConfig
 
 
@@ -62,11 +69,32 @@ def flow_error(predicted: torch.Tensor, target: torch.Tensor, config: SynthConfi
     return endpoint, _masked_mean(det_error[:, None], moving)
 
 
-def reconstruction_loss(predicted: torch.Tensor, target: torch.Tensor, config: SynthConfig) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(endpoint + jacobian_weight * jacobian, endpoint)`` of :func:`flow_error`: the term the CVAE
-    minimises for its posterior and for its prior draws, and the endpoint part alone for logging."""
+def index_error(predicted: torch.Tensor, target: torch.Tensor, masks_es: torch.Tensor) -> torch.Tensor:
+    """Mean over batch and mask channels of the squared relative volume error
+    ``((V(predicted) - V(target)) / V(target))^2`` (dimensionless), ``V(w)`` the volume (voxels) of the ES
+    masks ``(N, C, z, y, x)`` (e.g. LV blood pool, LV myocardium; :func:`.data.lv_masks`) pulled by the
+    voxel flow ``w`` (trilinear): the generated ED volumes, which set the implied LVEF and the myocardial
+    volume change. Channels empty under the target flow count 0."""
+    masks_es = masks_es.to(predicted.dtype)
+    volume = warp(masks_es, predicted).flatten(2).sum(2)
+    with torch.no_grad():
+        reference = warp(masks_es, target).flatten(2).sum(2)
+    valid = (reference > 0.5).to(predicted.dtype)
+    relative = (volume - reference) / reference.clamp_min(1.0)
+    return (relative.pow(2) * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+def reconstruction_loss(predicted: torch.Tensor, target: torch.Tensor, config: SynthConfig,
+                        masks_es: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(endpoint + jacobian_weight * jacobian [+ index_weight * index], endpoint)`` of :func:`flow_error`
+    and :func:`index_error` (the latter only with ``masks_es`` and ``config.index_weight`` > 0): the term
+    the CVAE minimises for its posterior and for its prior draws, and the endpoint part alone for logging."""
     endpoint, jacobian = flow_error(predicted, target, config)
-    return endpoint + config.jacobian_weight * jacobian, endpoint
+    total = endpoint + config.jacobian_weight * jacobian
+    weight = float(getattr(config, "index_weight", 0.0))
+    if masks_es is not None and weight > 0:
+        total = total + weight * index_error(predicted, target, masks_es)
+    return total, endpoint
 
 
-__all__ = ["flow_error", "motion_mask", "reconstruction_loss"]
+__all__ = ["flow_error", "index_error", "motion_mask", "reconstruction_loss"]

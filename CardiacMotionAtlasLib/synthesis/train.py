@@ -24,7 +24,7 @@ from ..training.schedules import cosine_factor
 from .config import SynthConfig
 from .cvae import SynthesisModel, cvae_loss
 from .data import FlowPair, PairTensors, augment, stack_pairs
-from .flow_loss import reconstruction_loss
+from .flow_loss import index_error, reconstruction_loss
 from .grid import clip_flow_vox
 from .pyramid import FlowEstimator, estimator_loss
 
@@ -36,14 +36,23 @@ DeviceLike = Union[str, torch.device, None]
 
 def _as_tensors(pairs: Union[Sequence[FlowPair], PairTensors], config: SynthConfig, device: torch.device) -> PairTensors:
     if isinstance(pairs, PairTensors):
-        return PairTensors(pairs.es.to(device), pairs.ed.to(device), pairs.flow.to(device))
+        return PairTensors(pairs.es.to(device), pairs.ed.to(device), pairs.flow.to(device),
+                           None if pairs.masks_es is None else pairs.masks_es.to(device))
     return stack_pairs(pairs, config, device)
 
 
-def _batch(data: PairTensors, config: SynthConfig, step: int):
+def _batch(data: PairTensors, config: SynthConfig, step: int, masks: bool = False):
+    """An augmented batch ``(es, ed, flow)`` (``masks``: and the ES LV masks, None where the data has none)
+    and the step's generator."""
     generator = make_generator(config.seed, stream=step)
     index = torch.randint(len(data), (config.batch_size,), generator=generator).to(data.es.device)
-    return augment(data.es[index], data.ed[index], data.flow[index], config.augment, config.hu_scale, generator), generator
+    if not masks:
+        return augment(data.es[index], data.ed[index], data.flow[index], config.augment, config.hu_scale, generator), generator
+    if data.masks_es is None:
+        batch = augment(data.es[index], data.ed[index], data.flow[index], config.augment, config.hu_scale, generator)
+        return (*batch, None), generator
+    return augment(data.es[index], data.ed[index], data.flow[index], config.augment, config.hu_scale, generator,
+                   data.masks_es[index]), generator
 
 
 def model_fingerprint(module: torch.nn.Module) -> str:
@@ -128,7 +137,9 @@ def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEst
             raise CheckpointError(checkpoint.path, "was trained with another flow estimator; cannot resume")
 
     def step_fn(step: int):
-        (es, _, flow), generator = _batch(data, config, step)
+        (es, _, flow, masks), generator = _batch(data, config, step, masks=True)
+        if config.index_weight <= 0:
+            masks = None
         if config.augment.enabled and config.augment.motion_scale > 0:  # stronger / weaker contraction
             draw = torch.rand((flow.shape[0],), generator=generator, device=generator.device)
             scale = 1.0 + config.augment.motion_scale * (2 * draw - 1)
@@ -138,12 +149,15 @@ def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEst
         prior_mu, prior_logvar = model.cvae.prior(es, features) if model.cvae.conditional_prior else (None, None)
         warmup = config.kl_warmup_fraction * config.cvae_steps
         loss, mse, kl = cvae_loss(predicted, flow, mu, logvar, config, min(1.0, (step + 1) / warmup) if warmup else 1.0,
-                                  prior_mu, prior_logvar)
+                                  prior_mu, prior_logvar, masks)
         metrics = {}
+        if masks is not None:  # the implied-volume error of the posterior reconstruction, for the log
+            with torch.no_grad():
+                metrics["index"] = index_error(predicted, flow, masks)
         if prior_mu is not None and config.prior_recon_weight > 0:  # Sohn et al.'s hybrid (GSNN) term
             noise = torch.randn(prior_mu.shape, generator=generator, device=generator.device).to(prior_mu)
             from_prior = model.cvae.decode(prior_mu + noise * (0.5 * prior_logvar).exp(), es, features)
-            prior_loss, prior_mse = reconstruction_loss(from_prior, flow, config)  # same error as the posterior's
+            prior_loss, prior_mse = reconstruction_loss(from_prior, flow, config, masks)  # same error as the posterior's
             loss = loss + config.prior_recon_weight * prior_loss
             metrics["prior_mse"] = prior_mse.detach()
         optimizer.zero_grad(set_to_none=True)
