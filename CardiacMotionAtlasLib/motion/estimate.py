@@ -37,13 +37,16 @@ from .data import MotionSequence, crop_volume
 from .errors import MotionInputError
 from .adapt import ADAPT_STEPS, FOLD_MARGIN, FOLD_WEIGHT, GIVEN_WEIGHT, adapt_segnet, refinement_targets
 from .gaussian import voxel_entropy
-from .intervals import Z95, combined_sds, intervals, label_volume_sd_ml, sample_sds, segmentation_sds
+from .intervals import (Z95, combined_sds, intervals, label_volume_sd_ml, misfit_sds, reference_indices, sample_sds,
+                        segmentation_sds)
 from .losses import one_hot
 from .refine import refine_velocities
-from .trajectory import AMPLITUDE_SOURCE, FIT_REGULARISATION, FIT_STEPS, TRAJECTORIES, TRAJECTORY, svf_trajectory
+from .trajectory import (AMPLITUDE_SOURCE, FIT_REGULARISATION, FIT_STEPS, FIT_VOLUME_WEIGHT, TRAJECTORIES, TRAJECTORY,
+                         svf_trajectory)
 from .model import TrainedMotion, frame_order, sequence_tensors
 
 VOLUME_NAMES = ("LV", "LV myocardium", "RV")  # labels 1, 2, 3
+MISFIT_SD = True  # svf trajectory: the indices' sd includes the fit's misfit to the given ED/ES labels' indices
 
 
 @dataclass
@@ -134,7 +137,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
                     given_weight: float = GIVEN_WEIGHT, fold_margin: float = FOLD_MARGIN,
                     fold_weight: Optional[float] = FOLD_WEIGHT, trajectory: str = TRAJECTORY,
                     amplitude_source: str = AMPLITUDE_SOURCE, svf_fit_steps: int = FIT_STEPS,
-                    svf_regularisation: str = FIT_REGULARISATION) -> MotionEstimate:
+                    svf_regularisation: str = FIT_REGULARISATION, svf_volume_weight: float = FIT_VOLUME_WEIGHT,
+                    misfit_sd: bool = MISFIT_SD) -> MotionEstimate:
     """Estimate the motion of ``sequence`` (posterior mean + ``samples`` posterior samples, default
     ``config.posterior_samples``). ED labels: the sequence's own when given and ``use_given_ed_labels``,
     else SegNet's. ``refine_steps``: refinement steps of the posterior mean on this subject
@@ -232,7 +236,7 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         source = amplitude_source if pseudo is not None else "intensity"
         path = svf_trajectory(posterior.mean, ed_label, labels[es_position], es_position, padded, config, n,
                               source=source, pseudo_labels=pseudo, images=images, fit_steps=svf_fit_steps,
-                              regularisation=svf_regularisation)
+                              regularisation=svf_regularisation, volume_weight=svf_volume_weight)
 
     def fields_of(velocities: torch.Tensor) -> Dict[str, torch.Tensor]:
         out = chain_of(velocities)
@@ -315,8 +319,13 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     else:
         target_note = "SegNet's labels at every frame" + ("" if labels else " (the study gives no labels)")
     segmentation = segmentation_sds(ed_np, labels_t[es_position], sequence.ijk_to_ras, volumes, 0, es_position)
-    raw_sd = combined_sds(sample_sds(sampled), segmentation)
-    index_sd = combined_sds(sample_sds(sampled), segmentation, calibration)
+    motion_sd = sample_sds(sampled)
+    if misfit_sd and path is not None:  # the svf's own residual against the labels it was fitted to
+        given = {0: ed_np, 1: crop_volume(labels[es_position], shape)[0].cpu().numpy()}
+        misfit = misfit_sds(indices, reference_indices(given, 0, 1, sequence.ijk_to_ras))
+        motion_sd = {k: float(np.hypot(motion_sd[k], misfit[k])) for k in motion_sd}
+    raw_sd = combined_sds(motion_sd, segmentation)
+    index_sd = combined_sds(motion_sd, segmentation, calibration)
     index_bounds = intervals(indices, index_sd)
     if es_index is None:
         es_index = order[es_position]

@@ -5,6 +5,9 @@ Each index gets a standard deviation from two sources, combined in quadrature an
 per-index calibration scale ``c_k`` (>= 1, fitted on training subjects, stored in the checkpoint):
 
 - **motion**: the spread (sample std) of the index over the posterior samples of the DVFs;
+- **misfit** (trajectories fitted to the study's own ED/ES labels, :func:`misfit_sds`): the difference
+  between the estimate's index and that of the given labels, the fit's own residual (the posterior samples
+  spread around the network's chain and do not see it), added to the motion term in quadrature;
 - **segmentation** (partial volume; present at ED too): a label-count volume (ml) of a structure is
   uncertain by a fraction of a voxel at every boundary voxel (independent, uniform: variance ``v^2/12``
   per in-plane boundary face, ``v`` the voxel volume) and by a fraction of a whole slice at its first and
@@ -69,6 +72,16 @@ def sample_sds(sampled: Sequence[Mapping[str, float]]) -> Dict[str, float]:
     return {k: float(np.nanstd([s[k] for s in sampled], ddof=1)) if len(sampled) > 1 else 0.0 for k in INDEX_KEYS}
 
 
+def misfit_sds(indices: Mapping[str, float], reference: Mapping[str, float]) -> Dict[str, float]:
+    """Per-index standard deviation of a motion fitted to given labels: ``|index - reference|``, the
+    estimate's own misfit to the indices of the labels it was fitted to (0 where either is not finite)."""
+    out = {}
+    for k in INDEX_KEYS:
+        d = float(indices.get(k, np.nan)) - float(reference.get(k, np.nan))
+        out[k] = abs(d) if np.isfinite(d) else 0.0
+    return out
+
+
 def combined_sds(motion: Mapping[str, float], segmentation: Mapping[str, float],
                  calibration: Optional[Mapping[str, float]] = None) -> Dict[str, float]:
     """``c_k sqrt(motion_k^2 + segmentation_k^2)`` per index (``c_k`` = 1 without a calibration)."""
@@ -113,4 +126,4 @@ def fit_calibration(residuals: Sequence[Mapping[str, float]], sds: Sequence[Mapp
 
 
 __all__ = ["INDEX_KEYS", "Z95", "combined_sds", "fit_calibration", "intervals",
-           "label_volume_sd_ml", "reference_indices", "sample_sds", "segmentation_sds"]
+           "label_volume_sd_ml", "misfit_sds", "reference_indices", "sample_sds", "segmentation_sds"]

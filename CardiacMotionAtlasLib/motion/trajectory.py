@@ -52,6 +52,11 @@ FIT_LR = 0.05  # largest move of a control point per step (voxels of DeformNet's
 FIT_REGULARISATIONS = ("network", "light")
 FIT_REGULARISATION = "network"
 FIT_LIGHT = {"bending_weight": 0.03, "size_weight": 0.005, "coarsening": 1}
+# weight of the fit's volume term: per structure (LV, myocardium, RV) the squared relative error of the warped
+# ED structure's volume against the given ES labels' (and back), so each structure counts alike whatever its
+# size (the voxel-averaged cross-entropy is dominated by the large LV and background; the thin-walled RV's
+# large systolic motion costs bending energy and gives up volume first). 0 = the previous fit.
+FIT_VOLUME_WEIGHT = 0.0
 
 
 def svf_fields(velocity: torch.Tensor, amplitudes: torch.Tensor, shape_zyx, integration_steps: int
@@ -66,13 +71,14 @@ def svf_fields(velocity: torch.Tensor, amplitudes: torch.Tensor, shape_zyx, inte
 
 def fit_cycle_velocity(initial: torch.Tensor, ed_labels: torch.Tensor, es_labels: torch.Tensor, shape_zyx,
                        config: MotionConfig, steps: int = FIT_STEPS, lr: float = FIT_LR,
-                       regularisation: str = FIT_REGULARISATION) -> torch.Tensor:
+                       regularisation: str = FIT_REGULARISATION, volume_weight: float = FIT_VOLUME_WEIGHT
+                       ) -> torch.Tensor:
     """The ED -> ES stationary velocity ``(1, 3, z, y/2, x/2)``: ``initial`` plus a smooth correction (a
     control grid, see below) descended, as :func:`.refine.refine_velocities`,
     on the shape loss of ``exp(v)`` / ``exp(-v)`` between the integer ``ed_labels`` and ``es_labels``
     ``(1, z, y, x)`` (both directions), a bending energy of ``v`` and the correction's mean square, weighted
     as ``regularisation`` says (:data:`FIT_REGULARISATIONS`: the network's weights and control grid, or
-    :data:`FIT_LIGHT`). Detached."""
+    :data:`FIT_LIGHT`), plus ``volume_weight`` x :func:`volume_mismatch` (both directions). Detached."""
     initial = initial.detach()
     if steps <= 0:
         return initial
@@ -86,6 +92,7 @@ def fit_cycle_velocity(initial: torch.Tensor, ed_labels: torch.Tensor, es_labels
     correction = initial.new_zeros((1, 3, *coarse)).requires_grad_(True)
     momentum = torch.zeros_like(correction)
     ed_soft, es_soft = soft_masks(ed_labels, config.label_blur), soft_masks(es_labels, config.label_blur)
+    ed_hot, es_hot = one_hot(ed_labels).to(initial), one_hot(es_labels).to(initial)
     one = initial.new_ones(1)
 
     def velocity_of(control: torch.Tensor) -> torch.Tensor:
@@ -98,11 +105,26 @@ def fit_cycle_velocity(initial: torch.Tensor, ed_labels: torch.Tensor, es_labels
             loss = (shape_loss(warp(ed_soft, fields["t_to_ed"]), es_labels, config.dice_weight)
                     + shape_loss(warp(es_soft, fields["ed_to_t"]), ed_labels, config.dice_weight)
                     + bending * bending_energy(velocity) + size * (correction ** 2).mean())
+            if volume_weight > 0:
+                loss = loss + volume_weight * (volume_mismatch(warp(ed_hot, fields["t_to_ed"]), es_hot)
+                                               + volume_mismatch(warp(es_hot, fields["ed_to_t"]), ed_hot))
             gradient, = torch.autograd.grad(loss, correction)
             with torch.no_grad():
                 momentum.mul_(0.8).add_(gradient / gradient.abs().amax().clamp_min(1e-12))
                 correction.sub_(lr * momentum)
     return velocity_of(correction).detach()
+
+
+def volume_mismatch(probabilities: torch.Tensor, target_hot: torch.Tensor) -> torch.Tensor:
+    """Mean over the foreground structures of the squared relative volume error, ``((V_k - W_k) / W_k)^2``,
+    of warped class probabilities ``(1, 4, ...)`` against a one-hot target ``(1, 4, ...)`` (absent structures
+    skipped; 0 when none is present)."""
+    estimate = probabilities.sum((0, 2, 3, 4))[1:]
+    target = target_hot.sum((0, 2, 3, 4))[1:]
+    present = target > 0
+    if not bool(present.any()):
+        return probabilities.sum() * 0.0
+    return (((estimate - target) / target.clamp_min(1.0)) ** 2)[present].mean()
 
 
 def _per_sample_shape_loss(probabilities: torch.Tensor, target: torch.Tensor, dice_weight: float) -> torch.Tensor:
@@ -161,14 +183,15 @@ def fit_amplitudes(velocity: torch.Tensor, ed_labels: torch.Tensor, shape_zyx, c
 def svf_trajectory(velocities: torch.Tensor, ed_labels: torch.Tensor, es_labels: torch.Tensor, es_position: int,
                    shape_zyx, config: MotionConfig, n: int, source: str = "labels",
                    pseudo_labels: Optional[torch.Tensor] = None, images: Optional[torch.Tensor] = None,
-                   fit_steps: int = FIT_STEPS, regularisation: str = FIT_REGULARISATION) -> Dict[str, torch.Tensor]:
+                   fit_steps: int = FIT_STEPS, regularisation: str = FIT_REGULARISATION,
+                   volume_weight: float = FIT_VOLUME_WEIGHT) -> Dict[str, torch.Tensor]:
     """The full-cycle fields of ``n`` frames from the (refined) step velocities ``(S, 3, ...)``: ``v``
     initialised as the sum of the steps up to ``es_position``, fitted (:func:`fit_cycle_velocity`), then
     ``ed_to_t`` / ``t_to_ed`` ``(n, 3, ...)`` = ``exp(+-a_t v)`` with :func:`fit_amplitudes`. Also returns
     ``velocity`` and ``amplitudes``."""
     initial = velocities[:es_position].sum(0, keepdim=True)
     velocity = fit_cycle_velocity(initial, ed_labels, es_labels, shape_zyx, config, steps=fit_steps,
-                                  regularisation=regularisation)
+                                  regularisation=regularisation, volume_weight=volume_weight)
     amplitudes = fit_amplitudes(velocity, ed_labels, shape_zyx, config, es_position, source,
                                 pseudo_labels=None if pseudo_labels is None else pseudo_labels[:n],
                                 images=None if images is None else images[:n])
@@ -178,4 +201,5 @@ def svf_trajectory(velocities: torch.Tensor, ed_labels: torch.Tensor, es_labels:
 
 
 __all__ = ["AMPLITUDE_SOURCE", "AMPLITUDE_SOURCES", "FIT_LIGHT", "FIT_REGULARISATION", "FIT_REGULARISATIONS",
-           "TRAJECTORIES", "TRAJECTORY", "fit_amplitudes", "fit_cycle_velocity", "svf_fields", "svf_trajectory"]
+           "FIT_VOLUME_WEIGHT", "TRAJECTORIES", "TRAJECTORY", "fit_amplitudes", "fit_cycle_velocity", "svf_fields",
+           "svf_trajectory", "volume_mismatch"]

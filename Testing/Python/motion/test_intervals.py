@@ -110,3 +110,19 @@ def test_intervals_stay_in_the_physical_range_and_contain_the_estimate():
     # an estimate outside the range (ESV > EDV: negative EF) is still inside its own interval
     low, high = intervals({"LVEF": -3.0}, {"LVEF": 2.0})["LVEF"]
     assert low < -3.0 < high <= 100.0
+
+
+def test_misfit_sd_widens_the_svf_intervals_by_the_fit_residual(tiny_trained, small_sequence):
+    from CardiacMotionAtlasLib.motion import estimate_motion
+    from CardiacMotionAtlasLib.motion.intervals import misfit_sds
+
+    assert misfit_sds({"LVEF": 50.0, "LVESV": float("nan")}, {"LVEF": 47.0, "LVESV": 10.0})["LVEF"] == 3.0
+    assert misfit_sds({"LVEF": 50.0, "LVESV": float("nan")}, {"LVEF": 47.0, "LVESV": 10.0})["LVESV"] == 0.0
+    plain = estimate_motion(tiny_trained, small_sequence, samples=2, calibrated=False, misfit_sd=False)
+    widened = estimate_motion(tiny_trained, small_sequence, samples=2, calibrated=False, misfit_sd=True)
+    sequence = small_sequence
+    reference = reference_indices(sequence.labels, sequence.ed_frame, sequence.es_frame, sequence.ijk_to_ras)
+    assert widened.indices == plain.indices  # same estimate, wider intervals
+    for k in ("LVESV", "LVEF", "RVESV"):
+        assert widened.metadata["index_sd"][k] >= plain.metadata["index_sd"][k]
+        assert widened.metadata["index_sd"][k] >= abs(widened.indices[k] - reference[k]) - 1e-9

@@ -107,3 +107,40 @@ def test_svf_falls_back_to_the_chain_without_given_es_labels(small_sequence, tin
     ed_only = replace(small_sequence, labels={small_sequence.ed_frame: small_sequence.labels[small_sequence.ed_frame]})
     estimate = estimate_motion(tiny_trained, ed_only, samples=2)
     assert estimate.metadata["trajectory"] == "chain" and estimate.metadata["amplitudes"] is None
+
+
+def test_volume_mismatch_weighs_each_structure_by_its_own_size():
+    from CardiacMotionAtlasLib.motion.trajectory import volume_mismatch
+
+    target = torch.zeros(1, 4, 2, 10, 10)
+    target[:, 1, :, :8, :] = 1.0  # a large LV (160 voxels)
+    target[:, 3, :, 8:, :2] = 1.0  # a small RV (8 voxels)
+    target[:, 0] = 1.0 - target[:, 1:].sum(1)
+    assert float(volume_mismatch(target, target)) == 0.0
+    shrunk = target.clone()
+    shrunk[:, 3, :, 8:, 1] = 0.0  # the RV loses half its volume (4 voxels)
+    lv_shrunk = target.clone()
+    lv_shrunk[:, 1, :, :2, :] = 0.0  # the LV loses 40 voxels (a quarter)
+    # the myocardium is absent: the mean is over the LV and the RV
+    assert float(volume_mismatch(shrunk, target)) == pytest.approx(0.5 ** 2 / 2)
+    assert float(volume_mismatch(lv_shrunk, target)) == pytest.approx(0.25 ** 2 / 2)
+
+
+def test_volume_term_brings_the_fitted_rv_to_the_given_es_volume(small_sequence):
+    from scipy.ndimage import binary_erosion
+
+    config = MotionConfig.tiny()
+    ed, _ = _labels(small_sequence, config)
+    shape = ed.shape[1:]
+    es = ed.clone()
+    rv = (ed[0] == 3).numpy()
+    eroded = np.stack([binary_erosion(s) for s in rv])
+    es[0][torch.as_tensor(rv & ~eroded)] = 0  # ES: the RV cavity shrunk by one pixel all round
+    target = float((es == 3).sum())
+    initial = torch.zeros(1, 3, shape[0], shape[1] // 2, shape[2] // 2)
+    errors = {}
+    for weight in (0.0, 20.0):
+        velocity = fit_cycle_velocity(initial, ed, es, shape, config, steps=60, volume_weight=weight)
+        carried = warp(one_hot(ed), svf_fields(velocity, torch.tensor([1.0]), shape, 3)["t_to_ed"])
+        errors[weight] = abs(float(carried[:, 3].sum()) - target) / target
+    assert errors[20.0] < errors[0.0], errors
