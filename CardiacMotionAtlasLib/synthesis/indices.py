@@ -43,7 +43,8 @@ def conditioning_summary(true_ef: Sequence[float], sample_ef: Sequence[Sequence[
                          cohort_range: Sequence[float]) -> Dict[str, float]:
     """How far samples follow their conditioning subjects: for subjects with true LVEF ``true_ef`` (%) and
     the implied LVEFs of each one's samples ``sample_ef`` (%), the Pearson correlation (over subjects) and
-    mean absolute error of the samples' mean against the truth, the mean spread (max - min) of implied
+    mean absolute error of the samples' mean against the truth, the mean signed error (``bias_pct``,
+    negative: the samples under-contract), the mean spread (max - min) of implied
     LVEF over one subject's samples and, for ``cohort_range = (lo, hi)`` (the training cohort's LVEF range,
     %), that spread as a fraction of the cohort's and the share of samples inside the range (%)."""
     true_ef = np.asarray(true_ef, float)
@@ -54,6 +55,7 @@ def conditioning_summary(true_ef: Sequence[float], sample_ef: Sequence[Sequence[
     lo, hi = float(cohort_range[0]), float(cohort_range[1])
     pooled = np.concatenate([np.asarray(s, float) for s in sample_ef])
     return {"pearson": pearson(means, true_ef), "mae_pct": float(np.mean(np.abs(means - true_ef))),
+            "bias_pct": float(np.mean(means - true_ef)),
             "spread_pct": float(spread.mean()), "spread_of_cohort": float(spread.mean() / max(hi - lo, 1e-9)),
             "in_cohort_range_pct": float(100.0 * np.mean((pooled >= lo) & (pooled <= hi)))}
 

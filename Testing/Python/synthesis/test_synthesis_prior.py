@@ -112,6 +112,7 @@ def test_conditioning_summary_against_scipy():
     means = [np.mean(s) for s in samples]
     assert summary["pearson"] == pytest.approx(pearsonr(means, truth)[0])
     assert summary["mae_pct"] == pytest.approx(np.mean(np.abs(np.subtract(means, truth))))
+    assert summary["bias_pct"] == pytest.approx(np.mean(np.subtract(means, truth)))
     assert summary["spread_pct"] == pytest.approx(np.mean([6.0, 9.0, 4.0, 50.0]))
     assert summary["spread_of_cohort"] == pytest.approx(summary["spread_pct"] / 35.0)
     assert summary["in_cohort_range_pct"] == pytest.approx(100.0 * 8 / 10)  # 20 and 70 lie outside
