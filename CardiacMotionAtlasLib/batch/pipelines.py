@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from ..cli.presets import PRESETS
 from ..errors import CineStudyError, InputFileError
 from ..io.atomic import atomic_write_text
 from .completion import BatchError
@@ -142,8 +143,12 @@ def _require_model(path: Optional[Path], what: str) -> Path:
     return path
 
 
-def _mtime(path: Path) -> float:
-    return path.stat().st_mtime
+def _model_key(path: Path, device: str) -> Tuple[str, float, str, bool]:
+    """Cache key of a loaded model: path, modification time, device and whether half-trained checkpoints
+    are accepted now (a model accepted under ``--allow-incomplete`` is not reused by a run that refuses it)."""
+    from ..training.completeness import incomplete_allowed
+
+    return os.fspath(path), path.stat().st_mtime, device, incomplete_allowed()
 
 
 def _finite(indices: Mapping[str, float]) -> Dict[str, float]:
@@ -176,7 +181,7 @@ def run_indices(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, An
 # and returns the key results: a subject gives the same files whether it came through the CLI, the batch,
 # the Slicer Logic or the main job.
 @functools.lru_cache(maxsize=4)
-def _nisf_model(path: str, mtime: float, device: str):
+def _nisf_model(path: str, mtime: float, device: str, allow: bool):
     from ..nisf import load_nisf
 
     return load_nisf(path, device)
@@ -189,7 +194,7 @@ def run_nisf(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
     from ..nisf.runner import reconstruct_subject
 
     model = _require_model(options.get("model"), "NISF++")
-    trained = _nisf_model(os.fspath(model), _mtime(model), options["device"])
+    trained = _nisf_model(*_model_key(model, options["device"]))
     run = reconstruct_subject(trained, study, out, steps=options.get("steps"), seed=options.get("seed"),
                               use_labels=bool(options.get("use_labels")), spacing_mm=float(options["spacing"]),
                               phases=options.get("phases"))
@@ -197,41 +202,46 @@ def run_nisf(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def _atlas_model(path: str, mtime: float, device: str):
+def _atlas_model(path: str, mtime: float, device: str, allow: bool):
     from ..atlas.model import load_atlas
 
     return load_atlas(path, device)
 
 
 @functools.lru_cache(maxsize=4)
-def _template_motion(path: str, mtime: float, device: str, mesh_key: Tuple[Any, ...]):
+def _template_motion(path: str, mtime: float, device: str, allow: bool, mesh_key: Tuple[Any, ...]):
     from ..atlas.config import MeshConfig
     from ..atlas.meshing import track_template
 
-    return track_template(_atlas_model(path, mtime, device), MeshConfig(*mesh_key))
+    return track_template(_atlas_model(path, mtime, device, allow), MeshConfig(*mesh_key))
 
 
 def run_atlas_fit(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, Any]:
     """Atlas codes of a new subject (networks frozen) and its LV myocardium meshes over the cycle (shared
     faces) by :func:`~CardiacMotionAtlasLib.atlas.runner.run_atlas_fit` (``<subject>_codes.pt``, ``meshes/``,
     ``template/``, ``volume_curve.png/.json``); key results: SDF error (mm), fit time (s), EDV/ESV (ml) and
-    EF (%) of the meshed cavity. The template motion is computed once per worker and model."""
-    from ..atlas.config import MeshConfig
+    EF (%) of the meshed cavity. Fitting and meshing sizes come from ``preset`` (default: the preset the
+    atlas was trained with, as ``atlas fit`` does), then ``steps``, ``resolution``, ``tracking_steps``.
+    The template motion is computed once per worker and model."""
     from ..atlas.runner import run_atlas_fit as fit_and_publish
+    from ..cli.presets import applied_atlas_preset
 
     model = _require_model(options.get("model"), "atlas")
-    key = (os.fspath(model), _mtime(model), options["device"])
+    key = _model_key(model, options["device"])
+    atlas = _atlas_model(*key)
+    preset, _ = applied_atlas_preset(atlas.config, options.get("preset"))
     overrides = {name: options[name] for name in ("resolution", "tracking_steps") if options.get(name) is not None}
-    mesh_config = replace(MeshConfig(), **overrides)
+    mesh_config = replace(preset.mesh, **overrides)
     motion = _template_motion(*key, tuple(getattr(mesh_config, f) for f in mesh_config.__dataclass_fields__))
-    run = fit_and_publish(_atlas_model(*key), study, out, setting=options["setting"], phases=int(options["phases"]),
-                          steps=options.get("steps"), seed=int(options["seed"]), mesh_config=mesh_config,
-                          motion=motion, labels=options["labels"])
+    run = fit_and_publish(atlas, study, out, setting=options["setting"], phases=int(options["phases"]),
+                          fit_config=preset.fit, steps=options.get("steps"), seed=int(options["seed"]),
+                          mesh_config=mesh_config, motion=motion, labels=options["labels"],
+                          record={"preset": preset.name})
     return {name: round(float(value), 4) for name, value in run.key_results().items()}
 
 
 @functools.lru_cache(maxsize=4)
-def _motion_model(path: str, mtime: float, device: str):
+def _motion_model(path: str, mtime: float, device: str, allow: bool):
     from ..motion import load_motion
 
     return load_motion(path, device)
@@ -244,14 +254,14 @@ def run_motion(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, Any
     from ..motion.runner import run_motion as estimate_and_publish
 
     model = _require_model(options.get("model"), "CardioMorphNet")
-    trained = _motion_model(os.fspath(model), _mtime(model), options["device"])
+    trained = _motion_model(*_model_key(model, options["device"]))
     run = estimate_and_publish(trained, study, out, samples=options.get("samples"), seed=int(options["seed"]),
                                dvfs=bool(options["dvfs"]))
     return run.key_results()
 
 
 @functools.lru_cache(maxsize=4)
-def _synth_model(path: str, mtime: float, device: str):
+def _synth_model(path: str, mtime: float, device: str, allow: bool):
     from ..synthesis import load_synthesis
 
     return load_synthesis(path, device)
@@ -265,7 +275,7 @@ def run_synth(study: Path, out: Path, options: Dict[str, Any]) -> Dict[str, Any]
     from ..synthesis.runner import run_synthesis
 
     model = _require_model(options.get("model"), "CT flow CVAE")
-    trained = _synth_model(os.fspath(model), _mtime(model), options["device"])
+    trained = _synth_model(*_model_key(model, options["device"]))
     run = run_synthesis(trained, study, out, frame_name=options["frame"], labels_beside=True, n=int(options["n"]),
                         seed=int(options["seed"]), subject_id=Path(study).name)
     return _finite(run.key_results())
@@ -285,10 +295,12 @@ register_pipeline(Pipeline("atlas-fit", run_atlas_fit, (
     OptionSpec("setting", "str", "all", choices=("all", "ed_es", "ed"), help="frames the fit observes"),
     OptionSpec("labels", "str", "sax", choices=("sax", "ground_truth"),
                help="SAX segmentation, or a phantom folder's isotropic ground-truth labels"),
-    OptionSpec("steps", "int", help="fitting steps (default: FitConfig)"),
+    OptionSpec("preset", "str", choices=PRESETS,
+               help="fitting and meshing sizes (default: the preset the atlas was trained with)"),
+    OptionSpec("steps", "int", help="fitting steps (default: the preset's)"),
     OptionSpec("phases", "int", 25, help="output meshes per cycle"),
-    OptionSpec("resolution", "int", help="template marching-cubes grid (default 72)"),
-    OptionSpec("tracking_steps", "int", help="template tracking steps per cycle (default 48)"),
+    OptionSpec("resolution", "int", help="template marching-cubes grid (default: the preset's)"),
+    OptionSpec("tracking_steps", "int", help="template tracking steps per cycle (default: the preset's)"),
     OptionSpec("seed", "int", 0, help="sampling and fitting seed"),
     DEVICE), "atlas codes, meshes and volume curve of each subject"))
 register_pipeline(Pipeline("motion", run_motion, (

@@ -28,6 +28,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from ..errors import CardiacMotionAtlasError, InputFileError, write_crash_log
 from ..io.atomic import atomic_write_text
+from ..training.completeness import allow_incomplete_checkpoints, incomplete_allowed
 from ..training.progress import NullProgress, ProgressReporter
 from .completion import (
     BatchError,
@@ -104,10 +105,12 @@ def _failure_text(error: BaseException, out: Union[str, os.PathLike], subject: s
 
 
 def process_subject(subject: str, study: str, out: str, pipeline: Pipeline, options: Dict[str, Any],
-                    torch_threads: int = 1) -> Dict[str, Any]:
+                    torch_threads: int = 1, allow_incomplete: Optional[bool] = None) -> Dict[str, Any]:
     """Run ``pipeline`` for one subject on a worker (idempotent). Returns a plain dict with ``subject``,
     ``status`` (``done``/``skipped``/``failed``), ``duration_s`` (s), ``error`` and ``results``. Errors of
-    the subject are caught and returned; only the death of the worker escapes (Dask retries the task)."""
+    the subject are caught and returned; only the death of the worker escapes (Dask retries the task).
+    ``allow_incomplete``: the submitting process' consent to half-trained checkpoints, carried with the
+    task because a remote worker has neither its context nor its environment (None: the worker's own)."""
     record = read_record(out, subject)
     if record is not None:
         return {"subject": subject, "status": "skipped", "duration_s": record.get("duration_s", float("nan")),
@@ -122,7 +125,9 @@ def process_subject(subject: str, study: str, out: str, pipeline: Pipeline, opti
         study_path = Path(study)
         if not study_path.exists():
             raise InputFileError(study_path, "no such study (listed in the manifest)")
-        results = pipeline.function(study_path, staging, dict(options))
+        with allow_incomplete_checkpoints(allow_incomplete) if allow_incomplete is not None \
+                else contextlib.nullcontext():
+            results = pipeline.function(study_path, staging, dict(options))
         results = {str(name): _scalar(value) for name, value in dict(results or {}).items()}
         duration = time.perf_counter() - start
         commit(out, subject, staging, {"pipeline": pipeline.name, "study": os.fspath(study),
@@ -187,7 +192,7 @@ def run_batch(manifest: Union[PathLike, Sequence[ManifestEntry]], pipeline: Unio
               options: Optional[Mapping[str, Any]] = None, scheduler: Optional[str] = None, client: Any = None,
               n_workers: int = 2, threads_per_worker: int = 1, processes: bool = True, torch_threads: int = 1,
               retries: int = 0, progress: Optional[ProgressReporter] = None,
-              check_paths: bool = False) -> BatchResult:
+              check_paths: bool = False, allow_incomplete: Optional[bool] = None) -> BatchResult:
     """Process every subject of ``manifest`` (a CSV path or entries) with ``pipeline`` into ``out``.
 
     ``options``: pipeline options for every subject (manifest columns override them per subject).
@@ -195,6 +200,9 @@ def run_batch(manifest: Union[PathLike, Sequence[ManifestEntry]], pipeline: Unio
     ``LocalCluster`` of ``n_workers`` x ``threads_per_worker`` (``processes=False``: threads in this
     process). ``torch_threads``: ``torch.set_num_threads`` in each task (0 leaves it). ``retries``: extra
     attempts Dask makes when a task raises (subject errors are caught, so this is about infrastructure).
+    ``allow_incomplete``: accept half-trained checkpoints (None: whatever this process allows, see
+    :func:`~CardiacMotionAtlasLib.training.completeness.incomplete_allowed`); decided here and sent with
+    every task, so workers of a remote cluster follow the caller's ``--allow-incomplete``.
     Returns a :class:`BatchResult`; ``out/summary.csv`` is written atomically.
     """
     started = time.perf_counter()
@@ -240,7 +248,8 @@ def run_batch(manifest: Union[PathLike, Sequence[ManifestEntry]], pipeline: Unio
                     client = stack.enter_context(dask_client(scheduler, n_workers=n_workers,
                                                              threads_per_worker=threads_per_worker,
                                                              processes=processes))
-                _run_tasks(client, todo, pipe, out, torch_threads, retries, outcomes, progress, len(entries))
+                _run_tasks(client, todo, pipe, out, torch_threads, incomplete_allowed(allow_incomplete), retries,
+                           outcomes, progress, len(entries))
     finally:
         progress.close()
     clean_staging(out)
@@ -250,15 +259,16 @@ def run_batch(manifest: Union[PathLike, Sequence[ManifestEntry]], pipeline: Unio
     return BatchResult(ordered, summary, time.perf_counter() - started)
 
 
-def _run_tasks(client: Any, todo: Sequence[tuple], pipe: Pipeline, out: Path, torch_threads: int, retries: int,
-               outcomes: Dict[str, SubjectOutcome], progress: ProgressReporter, total: int) -> None:
+def _run_tasks(client: Any, todo: Sequence[tuple], pipe: Pipeline, out: Path, torch_threads: int,
+               allow_incomplete: bool, retries: int, outcomes: Dict[str, SubjectOutcome], progress: ProgressReporter,
+               total: int) -> None:
     from dask.distributed import as_completed
 
     run_id = uuid.uuid4().hex[:8]
     futures = {}
     for entry, values in todo:
         future = client.submit(process_subject, entry.subject, os.fspath(entry.study), os.fspath(out), pipe, values,
-                               torch_threads, key=f"cma-{pipe.name}-{entry.subject}-{run_id}", pure=False,
+                               torch_threads, allow_incomplete, key=f"cma-{pipe.name}-{entry.subject}-{run_id}", pure=False,
                                retries=retries)
         futures[future] = entry
     failed = sum(o.status == "failed" for o in outcomes.values())

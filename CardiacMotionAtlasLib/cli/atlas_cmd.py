@@ -131,12 +131,9 @@ def _atlas_config(args: argparse.Namespace):
 
 def _applied_preset(args: argparse.Namespace, atlas):
     """The preset ``fit``/``mesh`` use: ``--preset``, else the one the atlas was trained with."""
-    from .presets import atlas_preset, recognise_atlas_preset
+    from .presets import applied_atlas_preset
 
-    name = args.preset or recognise_atlas_preset(atlas.config) or "default"
-    source = "--preset" if args.preset else "the atlas' configuration" if recognise_atlas_preset(atlas.config) \
-        else "no preset matches the atlas' configuration"
-    return atlas_preset(name), source
+    return applied_atlas_preset(atlas.config, args.preset)
 
 
 def _mesh_config(args: argparse.Namespace, preset):

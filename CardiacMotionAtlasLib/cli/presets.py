@@ -90,6 +90,18 @@ def recognise_atlas_preset(config) -> Optional[str]:
     return None
 
 
+def applied_atlas_preset(config, name: Optional[str] = None) -> "tuple[AtlasPreset, str]":
+    """The preset a fit/mesh of an atlas trained with ``config`` uses, and where it came from: ``name``
+    when given (``--preset`` / the batch's ``preset`` option), else the preset the atlas was trained
+    with, else ``default``. Shared by ``atlas fit``/``atlas mesh`` and the batch's ``atlas-fit``."""
+    if name:
+        return atlas_preset(name), "--preset"
+    recognised = recognise_atlas_preset(config)
+    if recognised:
+        return atlas_preset(recognised), "the atlas' configuration"
+    return atlas_preset("default"), "no preset matches the atlas' configuration"
+
+
 # --------------------------------------------------------------------------- NISF++
 
 def nisf_preset(name: str):
@@ -143,4 +155,5 @@ def synth_preset(name: str, seed: int = 0):
 
 
 __all__ = ["ATLAS_DEMO_FIT", "ATLAS_DEMO_MESH", "AtlasPreset", "MotionPreset", "PRESETS",
-           "atlas_preset", "check_preset", "motion_preset", "nisf_preset", "recognise_atlas_preset", "synth_preset"]
+           "applied_atlas_preset", "atlas_preset", "check_preset", "motion_preset", "nisf_preset",
+           "recognise_atlas_preset", "synth_preset"]

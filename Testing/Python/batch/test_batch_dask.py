@@ -177,8 +177,8 @@ def tiny_models(cohort8, tmp_path_factory):
 
 
 def test_atlas_fit_and_nisf_pipelines(cohort8, tiny_models, tmp_path):
-    entries = [ManifestEntry(f"phantom00{i}", cohort8 / f"phantom00{i}", {"setting": s}) for i, s in
-               ((3, "all"), (4, "ed"))]
+    entries = [ManifestEntry("phantom003", cohort8 / "phantom003", {"setting": "all", "preset": "tiny"}),
+               ManifestEntry("phantom004", cohort8 / "phantom004", {"setting": "ed"})]
     result = run_batch(entries, "atlas-fit", tmp_path / "atlas", processes=False,
                        options={"model": str(tiny_models / "atlas.pt"), "steps": "3", "resolution": "16",
                                 "tracking_steps": "4", "phases": "4"})
@@ -188,8 +188,12 @@ def test_atlas_fit_and_nisf_pipelines(cohort8, tiny_models, tmp_path):
     assert (folder / "volume_curve.json").is_file() and len(list((folder / "template").glob("*.vtp"))) == 4
     assert json.loads((folder / "_complete.json").read_text())["options"]["setting"] == "ed"
     assert all(o.results["sdf_error_mm"] > 0 for o in result.outcomes)
+    # sizes: the manifest's preset, else the atlas' own (this atlas' sampling matches none: the default's)
+    presets = {s: json.loads((tmp_path / "atlas" / SUBJECTS_DIR / s / "volume_curve.json").read_text())["preset"]
+               for s in ("phantom003", "phantom004")}
+    assert presets == {"phantom003": "tiny", "phantom004": "default"}
 
-    with pytest.raises(BatchError, match="column\\(s\\) \\['setting'\\] are not options of pipeline 'nisf'"):
+    with pytest.raises(BatchError, match="column\\(s\\) \\['preset', 'setting'\\] are not options of pipeline 'nisf'"):
         run_batch(entries, "nisf", tmp_path / "nisf", options={"model": str(tiny_models / "nisf.pt")})
     entries = [ManifestEntry("phantom003", cohort8 / "phantom003")]
     result = run_batch(entries, "nisf", tmp_path / "nisf", processes=False,
@@ -198,3 +202,31 @@ def test_atlas_fit_and_nisf_pipelines(cohort8, tiny_models, tmp_path):
     folder = tmp_path / "nisf" / SUBJECTS_DIR / "phantom003"
     assert {"labels.nii.gz", "intensity.nii.gz", "slices.json", "subject_fit.pt"} <= {p.name for p in folder.iterdir()}
     assert "fit_loss" in result.outcomes[0].results
+
+
+def _half_trained_copy(model: Path, folder: Path) -> Path:
+    """The tiny atlas re-saved as a training's in-progress file (step 2 of 4, marked incomplete)."""
+    from CardiacMotionAtlasLib.training.checkpoint import load_checkpoint, save_checkpoint
+
+    done = load_checkpoint(model, expected_kind="atlas")
+    return save_checkpoint(folder / "atlas.partial.pt", model_state=done.model_state, config=done.config, step=2,
+                           total_steps=4, extra=done.extra, kind="atlas", complete=False)
+
+
+def test_allow_incomplete_reaches_remote_workers(cohort8, tiny_models, tmp_path, cluster, monkeypatch):
+    """The caller's consent to a half-trained model travels with each task: worker processes started
+    before it was given (a remote cluster: neither the caller's context nor its environment) follow it."""
+    from CardiacMotionAtlasLib.training.completeness import ALLOW_INCOMPLETE_ENV
+
+    monkeypatch.delenv(ALLOW_INCOMPLETE_ENV, raising=False)
+    partial = _half_trained_copy(tiny_models / "atlas.pt", tmp_path)
+    entries = [ManifestEntry("phantom005", cohort8 / "phantom005")]
+    options = {"model": str(partial), "steps": "2", "resolution": "16", "tracking_steps": "4", "phases": "2",
+               "preset": "tiny"}
+    refused = run_batch(entries, "atlas-fit", tmp_path / "refused", client=cluster, options=options)
+    assert refused.count("failed") == 1 and "incomplete model" in refused.outcomes[0].error
+    allowed = run_batch(entries, "atlas-fit", tmp_path / "allowed", client=cluster, options=options,
+                        allow_incomplete=True)
+    assert allowed.count("done") == 1, [o.error for o in allowed.failed]
+    curve = json.loads((tmp_path / "allowed" / SUBJECTS_DIR / "phantom005" / "volume_curve.json").read_text())
+    assert curve["preset"] == "tiny"
