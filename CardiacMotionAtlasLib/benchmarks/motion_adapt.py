@@ -14,7 +14,8 @@ each with its own interval calibration fitted on the training subjects the same 
   fine-tuned on those labels (30 steps, opt-in), and the amortised mean (no refinement);
 - the full-cycle trajectory as one stationary velocity fitted to the given ED/ES labels and scaled per
   frame, ``exp(a_t v)`` (:mod:`..motion.trajectory`, the new default), the amplitudes ``a_t`` from the
-  intensities (default) or from SegNet's labels;
+  intensities (default) or from SegNet's labels; the default fit has the per-structure volume term and
+  its intervals the fit's misfit sd, the session 7 default (neither) in its own row (``svf-previous``);
 
 and the baselines on the same hearts: SimpleITK diffeomorphic demons (the motion benchmark's settings),
 zero motion, and the index baselines without motion: disk summation of the given SAX labels at ED and
@@ -49,16 +50,18 @@ PREVIOUS = "CardioMorphNet, chain, SegNet targets, old fold penalty"
 CHAIN = "CardioMorphNet, chain, given ED/ES targets, new fold penalty (previous default)"
 ADAPTED = "CardioMorphNet, chain + given targets + adapted SegNet (30 steps)"
 AMORTISED = "CardioMorphNet, chain, amortised mean (no refinement)"
-TARGETS = "CardioMorphNet, svf trajectory exp(a_t v), amplitudes from intensities (new default)"
+TARGETS = "CardioMorphNet, svf trajectory exp(a_t v), volume term, misfit sd (new default)"
+SVF_PREVIOUS = "CardioMorphNet, svf trajectory exp(a_t v), no volume term, no misfit sd (session 7 default)"
 SVF_LABELS = "CardioMorphNet, svf trajectory exp(a_t v), amplitudes from SegNet's labels"
 SVF_LIGHT = "CardioMorphNet, svf trajectory exp(a_t v), intensities, light fit regularisation (opt-in)"
 VARIANTS = {PREVIOUS: dict(trajectory="chain", given_label_targets=False, adapt_steps=0, fold_margin=0.2,
                            fold_weight=None),
-            CHAIN: dict(trajectory="chain"), TARGETS: {}, SVF_LABELS: dict(amplitude_source="labels"),
+            CHAIN: dict(trajectory="chain"), TARGETS: {}, SVF_PREVIOUS: dict(svf_volume_weight=0.0, misfit_sd=False),
+            SVF_LABELS: dict(amplitude_source="labels"),
             SVF_LIGHT: dict(svf_regularisation="light"),
             ADAPTED: dict(trajectory="chain", adapt_steps=30),
             AMORTISED: dict(trajectory="chain", refine_steps=0, adapt_steps=0)}
-SHORT = {"previous": PREVIOUS, "chain": CHAIN, "new": TARGETS, "svf-labels": SVF_LABELS, "svf-light": SVF_LIGHT,
+SHORT = {"previous": PREVIOUS, "chain": CHAIN, "new": TARGETS, "svf-previous": SVF_PREVIOUS, "svf-labels": SVF_LABELS, "svf-light": SVF_LIGHT,
          "adapted": ADAPTED,
          "amortised": AMORTISED}
 DEMONS = "SimpleITK diffeomorphic demons"
@@ -81,12 +84,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--variants", default=",".join(SHORT),
-                        help=f"comma-separated subset of {','.join(SHORT)} (previous, chain and new are always kept)")
+                        help=f"comma-separated subset of {','.join(SHORT)} (previous, chain, new and svf-previous are always kept)")
     parser.add_argument("--no-demons", action="store_true", help="skip the demons baseline")
     parser.add_argument("--cross-family-only", action="store_true", help="skip the in-family test set")
     add_family_arguments(parser)
     args = parser.parse_args(argv)
-    picked = {SHORT[v.strip()] for v in args.variants.split(",")} | {PREVIOUS, CHAIN, TARGETS}
+    picked = {SHORT[v.strip()] for v in args.variants.split(",")} | {PREVIOUS, CHAIN, TARGETS, SVF_PREVIOUS}
     variants = {name: options for name, options in VARIANTS.items() if name in picked}
     args.large = False
     torch.set_num_threads(max(args.threads, 1))
