@@ -72,7 +72,10 @@ def configs(args, device: torch.device):
         cmr = CMRConfig(n_frames=25, matrix=96, lax_views=(), misalignment_mm=0.0, misalignment_deg=0.0)
         config = MotionConfig.large()
     else:
-        cmr = CMRConfig(n_frames=10, matrix=32, pixel_mm=4.0, lax_views=(), misalignment_mm=0.0,
+        pixel_mm = float(getattr(args, "pixel_mm", None) or 4.0)
+        frames = int(getattr(args, "frames", None) or 10)
+        matrix = int(getattr(args, "matrix", None) or round(32 * 4.0 / pixel_mm))  # the same field of view
+        cmr = CMRConfig(n_frames=frames, matrix=matrix, pixel_mm=pixel_mm, lax_views=(), misalignment_mm=0.0,
                         misalignment_deg=0.0)
         config = MotionConfig()
         if args.quick:
@@ -80,6 +83,14 @@ def configs(args, device: torch.device):
     if args.steps:
         config = config.with_changes(steps=args.steps)
     return cmr, config
+
+
+def add_grid_arguments(parser) -> None:
+    """``--pixel-mm`` / ``--frames`` / ``--matrix``: the SAX grid of a (non ``--large``) run; default 4 mm,
+    10 frames, and the 128 mm field of view (32 pixels at 4 mm; ``--pixel-mm 2.5`` gives 51x51)."""
+    parser.add_argument("--pixel-mm", type=float, default=None, help="in-plane pixel size (mm; default 4)")
+    parser.add_argument("--frames", type=int, default=None, help="cine frames (default 10)")
+    parser.add_argument("--matrix", type=int, default=None, help="in-plane matrix (default: 128 mm / pixel size)")
 
 
 def acquisition_ranges(cmr: CMRConfig):
@@ -200,6 +211,7 @@ def main(argv=None) -> int:
     parser.add_argument("--large", action="store_true", help="GPU sizes (MotionConfig.large, 25 frames, 96x96)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1 on a shared CPU)")
+    add_grid_arguments(parser)
     add_family_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads:

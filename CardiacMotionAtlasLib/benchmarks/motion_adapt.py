@@ -3,6 +3,7 @@ on the motion benchmark's protocol (cross-family first, then in-family held-out 
 
     python -m CardiacMotionAtlasLib.benchmarks.motion_adapt [--quick] [--json PATH] [--model PATH]
         [--train N] [--test M] [--threads 1] [--train-family ellipsoidal] [--test-family lofted]
+        [--pixel-mm 4] [--frames 10] [--matrix N]
 
 One CardioMorphNet is trained (the motion benchmark's configuration and subjects; ``--model PATH``
 keeps the trained network and reuses it on a rerun) and applied to the same test hearts several ways,
@@ -44,7 +45,7 @@ from ..motion.evaluation import endpoint_errors, evaluate_fields
 from ..motion.calibration import calibrate_motion
 from ..training import describe_device, select_device
 from .common import add_family_arguments, benchmark_parser, format_table, machine_description, write_json
-from .motion import _row, _text, configs, disk_summation_errors, held_out_subject, interval_scores, simulate_protocol
+from .motion import _row, _text, add_grid_arguments, configs, disk_summation_errors, held_out_subject, interval_scores, simulate_protocol
 
 PREVIOUS = "CardioMorphNet, chain, SegNet targets, old fold penalty"
 CHAIN = "CardioMorphNet, chain, given ED/ES targets, new fold penalty (previous default)"
@@ -87,6 +88,7 @@ def main(argv=None) -> int:
                         help=f"comma-separated subset of {','.join(SHORT)} (previous, chain, new and svf-previous are always kept)")
     parser.add_argument("--no-demons", action="store_true", help="skip the demons baseline")
     parser.add_argument("--cross-family-only", action="store_true", help="skip the in-family test set")
+    add_grid_arguments(parser)
     add_family_arguments(parser)
     args = parser.parse_args(argv)
     picked = {SHORT[v.strip()] for v in args.variants.split(",")} | {PREVIOUS, CHAIN, TARGETS, SVF_PREVIOUS}
