@@ -61,7 +61,7 @@ from ..training.seeding import make_generator
 from .config import FitConfig
 from .frame import CanonicalFrame
 from .model import Atlas, clamped_l1, frozen
-from .residual import apply_motion_residual, contraction_profile, residual_penalty
+from .residual import apply_motion_residual, contraction_profile, residual_penalty, scalar_offset
 from .sampling import SubjectData
 from .shape_prior import ShapeMotionPrior, regress_shape_motion_prior
 
@@ -84,6 +84,8 @@ class FittedSubject:
     es_phase: Optional[float] = None
     residual: Optional[torch.Tensor] = None  # (G, G, G, 3) control displacements of the residual warp
     motion_residual: Optional[torch.Tensor] = None  # (G, G, G, 3) C1: displacement at the template's ES (m = 1)
+    offset: Optional[torch.Tensor] = None  # (G, G, G) w0: transmural offset (canonical units), :mod:`.residual`
+    motion_offset: Optional[torch.Tensor] = None  # (G, G, G) w1: its change at the template's ES (m = 1)
     prior: Optional["CodePrior"] = field(default=None, repr=False, compare=False)  # the last stage's (not saved)
 
     def save(self, path: PathLike, config: Optional[FitConfig] = None) -> Path:
@@ -93,6 +95,9 @@ class FittedSubject:
             state["residual"] = self.residual.detach().cpu()
         if self.motion_residual is not None:
             state["motion_residual"] = self.motion_residual.detach().cpu()
+        for name in ("offset", "motion_offset"):
+            if getattr(self, name) is not None:
+                state[name] = getattr(self, name).detach().cpu()
         return save_checkpoint(path, model_state=state,
                                config=config or FitConfig(), step=0, kind=SUBJECT_KIND,
                                extra={"subject_id": self.subject_id, "frame": self.frame.to_dict(),
@@ -109,7 +114,8 @@ class FittedSubject:
                        checkpoint.model_state["shape_code"], checkpoint.model_state["time_code"],
                        str(extra.get("setting", "all")), float(extra.get("sdf_error_mm", float("nan"))),
                        float(extra.get("seconds", 0.0)), extra.get("es_phase"), checkpoint.model_state.get("residual"),
-                       checkpoint.model_state.get("motion_residual"))
+                       checkpoint.model_state.get("motion_residual"), checkpoint.model_state.get("offset"),
+                       checkpoint.model_state.get("motion_offset"))
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(path, f"not a valid fitted subject ({error})") from error
 
@@ -129,12 +135,12 @@ def fit_cohort_residuals(atlas: Atlas, subjects: Sequence[SubjectData], steps: i
                          seed: int = 0) -> List[Tuple[torch.Tensor, torch.Tensor]]:
     """Each training subject's ``(C0, C1)`` (:mod:`.residual`) fitted on all its frames (``subjects`` in the
     atlas' training order) with its learned codes and the networks frozen."""
-    config = FitConfig(residual_steps=steps, points_per_frame=points_per_frame, seed=seed)
+    config = FitConfig(residual_steps=steps, points_per_frame=points_per_frame, seed=seed, transmural_offset=False)
     out = []
     with frozen(atlas.module):
         for index, subject in enumerate(subjects):
             shape_code, time_code = atlas.subject_codes(index)
-            c0, c1, _ = _optimise_residual(atlas, subject, atlas.frames[index].scale_mm, shape_code, time_code,
+            c0, c1, _, _, _ = _optimise_residual(atlas, subject, atlas.frames[index].scale_mm, shape_code, time_code,
                                            config, NullProgress(), motion=observes_motion(subject))
             out.append((c0, c1 if c1 is not None else torch.zeros_like(c0)))
     return out
@@ -153,6 +159,12 @@ def subject_residuals(subject: FittedSubject, device: torch.device
     return tuple(None if c is None else c.to(device) for c in (subject.residual, subject.motion_residual))
 
 
+def subject_offsets(subject: FittedSubject, device: torch.device
+                    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """``(w0, w1)`` of the subject's transmural offset on ``device`` (None where absent)."""
+    return tuple(None if c is None else c.to(device) for c in (subject.offset, subject.motion_offset))
+
+
 def profile_of(atlas: Atlas, phases: torch.Tensor, time_code: torch.Tensor) -> torch.Tensor:
     """``m(D2(t, c_t))`` ``(N,)``: the template's contraction profile at the subject's phases ``(N,)`` (one
     time code ``(1, Lt)``); differentiable in ``c_t``."""
@@ -169,9 +181,11 @@ def sdf_error_mm(atlas: Atlas, subject: FittedSubject, data: SubjectData, max_po
             target = torch.from_numpy(data.sdf_mm[index, :max_points] / scale).to(atlas.device)
             phases = torch.full((len(points),), float(data.phases[index]), device=atlas.device)
             time_code = subject.time_code[None].to(atlas.device)
-            points = apply_motion_residual(points, *subject_residuals(subject, atlas.device),
-                                           profile_of(atlas, phases, time_code))
+            profile = profile_of(atlas, phases, time_code)
+            offset = scalar_offset(points, *subject_offsets(subject, atlas.device), profile)
+            points = apply_motion_residual(points, *subject_residuals(subject, atlas.device), profile)
             predicted, _ = atlas.module(points, phases, subject.shape_code[None].to(atlas.device), time_code)
+            predicted = predicted - offset
             band = target.abs() < atlas.config.clamp
             errors.append(((predicted - target).abs()[band] * scale).cpu().numpy())
     return float(np.concatenate(errors).mean())
@@ -255,14 +269,16 @@ def _observed_tensors(atlas: Atlas, observed: SubjectData, scale_mm: float):
 def _optimise_residual(atlas: Atlas, observed: SubjectData, scale_mm: float, shape_code: torch.Tensor,
                        time_code: torch.Tensor, config: FitConfig, progress: ProgressReporter, done: int = 0,
                        motion: bool = False, prior: Optional[CodePrior] = None, es_phase: Optional[float] = None
-                       ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+                       ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor, Optional[torch.Tensor],
+                                  Optional[torch.Tensor]]:
     """``config.residual_steps`` Adam steps on the residual warp's control displacements
     (:mod:`.residual`) with the shape code and networks frozen: clamped L1 SDF on the observed frames plus
     ``residual_weight`` times :func:`~.residual.residual_penalty` of ``C0`` (and, with ``motion``,
     ``motion_residual_weight`` times that of ``C1``). With ``motion`` and ``config.residual_fit_time`` the
     time code moves too (``prior``'s Gaussian term and, given ``es_phase``, the timing term at
-    ``residual_timing_weight``).
-    Returns ``(C0, C1 or None, c_t)``, each ``(G, G, G, 3)`` / ``(Lt,)``."""
+    ``residual_timing_weight``). With ``config.transmural_offset`` the scalar offset ``w0`` (and, with
+    ``motion``, ``w1``) is fitted too (:func:`~.residual.scalar_offset`, penalty ``offset_weight``).
+    Returns ``(C0, C1 or None, c_t, w0 or None, w1 or None)``: ``(G, G, G, 3)`` / ``(Lt,)`` / ``(G, G, G)``."""
     module, device = atlas.module, atlas.device
     points, sdf, phases = _observed_tensors(atlas, observed, scale_mm)
     grid = config.residual_grid
@@ -270,7 +286,11 @@ def _optimise_residual(atlas: Atlas, observed: SubjectData, scale_mm: float, sha
     motion_coefficients = torch.zeros(grid, grid, grid, 3, device=device, requires_grad=True) if motion else None
     fit_time = bool(motion and config.residual_fit_time and prior is not None)
     time_code = time_code[None].to(device).clone().requires_grad_(fit_time)
-    parameters = [coefficients] + ([motion_coefficients] if motion else [])
+    offset = motion_offset = None
+    if config.transmural_offset:
+        offset = torch.zeros(grid, grid, grid, device=device, requires_grad=True)
+        motion_offset = torch.zeros(grid, grid, grid, device=device, requires_grad=True) if motion else None
+    parameters = [c for c in (coefficients, motion_coefficients, offset, motion_offset) if c is not None]
     optimizer = torch.optim.Adam([{"params": parameters, "lr": config.residual_learning_rate}]
                                  + ([{"params": [time_code], "lr": config.learning_rate}] if fit_time else []))
     base_lr = [group["lr"] for group in optimizer.param_groups]
@@ -286,13 +306,18 @@ def _optimise_residual(atlas: Atlas, observed: SubjectData, scale_mm: float, sha
         frame_index = torch.arange(n_frames, device=device)[:, None].expand_as(choice)
         batch_phases = phases[frame_index].reshape(-1)
         profile = profile_of(atlas, phases, time_code)[frame_index].reshape(-1) if motion else None
-        batch_points = apply_motion_residual(points[frame_index, choice].reshape(-1, 3), coefficients,
-                                             motion_coefficients, profile)
+        query = points[frame_index, choice].reshape(-1, 3)
+        batch_points = apply_motion_residual(query, coefficients, motion_coefficients, profile)
         predicted, _ = module(batch_points, batch_phases, shape, time_code)
+        if offset is not None:
+            predicted = predicted - scalar_offset(query, offset, motion_offset, profile)
         loss = clamped_l1(predicted, sdf[frame_index, choice].reshape(-1), atlas.config.clamp)
         loss = loss + config.residual_weight * residual_penalty(coefficients)
         if motion:
             loss = loss + config.motion_residual_weight * residual_penalty(motion_coefficients)
+        for field_ in (offset, motion_offset):
+            if field_ is not None:
+                loss = loss + config.offset_weight * residual_penalty(field_)
         if fit_time:
             loss = loss + config.prior_weight * ((time_code[0] - prior.time_mean) ** 2 / prior.time_var).sum()
             if es is not None:
@@ -302,7 +327,8 @@ def _optimise_residual(atlas: Atlas, observed: SubjectData, scale_mm: float, sha
         optimizer.step()
         progress.update(done + step + 1, loss=float(loss.detach()))
     return (coefficients.detach(), None if motion_coefficients is None else motion_coefficients.detach(),
-            time_code.detach()[0])
+            time_code.detach()[0], None if offset is None else offset.detach(),
+            None if motion_offset is None else motion_offset.detach())
 
 
 def observes_motion(observed: SubjectData) -> bool:
@@ -343,15 +369,16 @@ def fit_subject(atlas: Atlas, data: SubjectData, setting: str = "all", config: O
         shape_code, time_code = _optimise_codes(atlas, observed, frame.scale_mm, prior,
                                                 setting != "ed" or timing_target is not None, timing_target,
                                                 config, progress, done=config.steps * (stages - 1))
-        residual = motion_residual = None
+        residual = motion_residual = offset = motion_offset = None
         if residual_steps > 0:
             motion = bool(config.motion_residual and observes_motion(observed))
-            residual, motion_residual, time_code = _optimise_residual(
+            residual, motion_residual, time_code, offset, motion_offset = _optimise_residual(
                 atlas, observed, frame.scale_mm, shape_code, time_code, config, progress, done=config.steps * stages,
                 motion=motion, prior=prior, es_phase=timing_target if setting != "all" else None)
     progress.close()
     fitted = FittedSubject(data.subject_id, frame, shape_code, time_code, setting, es_phase=data.es_phase,
-                           residual=residual, motion_residual=motion_residual, prior=prior)
+                           residual=residual, motion_residual=motion_residual, offset=offset,
+                           motion_offset=motion_offset, prior=prior)
     fitted.seconds = time.perf_counter() - start_time
     fitted.sdf_error_mm = sdf_error_mm(atlas, fitted, observed)
     return fitted
@@ -373,4 +400,4 @@ def fit_shape_motion_prior(atlas: Atlas, subjects: Sequence[SubjectData], config
 
 
 __all__ = ["SUBJECT_KIND", "FittedSubject", "subject_residuals", "profile_of", "observes_motion", "CodePrior", "cohort_prior", "cohort_es_phase", "shape_motion_prior_of", "fit_subject",
-           "fit_shape_motion_prior", "fit_cohort_residuals", "prior_subject", "training_subject", "sdf_error_mm"]
+           "subject_offsets", "fit_shape_motion_prior", "fit_cohort_residuals", "prior_subject", "training_subject", "sdf_error_mm"]

@@ -43,7 +43,7 @@ from .errors import AtlasError
 from .fit import FittedSubject
 from .frame import mesh_volume_moments
 from .model import Atlas
-from .residual import coefficients_at, contraction_profile, invert_residual
+from .residual import coefficients_at, contraction_profile, invert_residual, offset_along_normals
 
 
 def _template_values(atlas: Atlas, points: np.ndarray, phase: float, batch: int) -> np.ndarray:
@@ -244,7 +244,9 @@ def subject_mesh_sequence(atlas: Atlas, subject: FittedSubject, phases: Iterable
     fitted (lofted all 0.75 -> 0.81 mm, ED+ES 0.88 -> 1.00 mm) and mixed from ED alone. A subject's
     contraction-amplitude term (``FittedSubject.motion_residual``, :mod:`.residual`) enters at each frame
     as the warp ``C0 + m(t') C1`` at its template phase ``t'`` (in ``"material"`` as the spatial difference
-    ``R^-1(., t) - R^-1(., 0)`` added to the carried ED correction)."""
+    ``R^-1(., t) - R^-1(., 0)`` added to the carried ED correction). A subject's transmural offset
+    (``FittedSubject.offset`` / ``motion_offset``, :mod:`.residual`) then moves each vertex by
+    ``w0 + m(t') w1`` along the mesh's outward normal (canonical frame)."""
     if residual_transport not in RESIDUAL_TRANSPORTS:
         raise AtlasError(f"unknown residual_transport {residual_transport!r}; expected one of {RESIDUAL_TRANSPORTS}")
     config = config or MeshConfig()
@@ -256,6 +258,8 @@ def subject_mesh_sequence(atlas: Atlas, subject: FittedSubject, phases: Iterable
     code = subject.shape_code[None].to(atlas.device)
     residual = None if subject.residual is None else subject.residual.to(atlas.device)
     motion_residual = None if subject.motion_residual is None else subject.motion_residual.to(atlas.device)
+    offset, motion_offset = (None if w is None else w.to(atlas.device) for w in (subject.offset, subject.motion_offset))
+    faces = torch.as_tensor(np.asarray(motion.faces), dtype=torch.long, device=atlas.device)
     profiles = contraction_profile(torch.as_tensor(template_phases, dtype=torch.float64),
                                    atlas.template_es_phase).numpy()
     out = np.empty((n_frames, n_vertices, 3))
@@ -274,6 +278,7 @@ def subject_mesh_sequence(atlas: Atlas, subject: FittedSubject, phases: Iterable
                         - invert_residual(flowed, residual)
             else:
                 canonical = invert_residual(flowed, coefficients_at(residual, motion_residual, profiles[index]))
+            canonical = offset_along_normals(canonical, faces, offset, motion_offset, float(profiles[index]))
             out[index] = subject.frame.to_ras(canonical.cpu().numpy().astype(float))
     if not np.all(np.isfinite(out)):
         raise AtlasError(f"{subject.subject_id}: the inverse flow produced non-finite vertices")

@@ -24,6 +24,17 @@ ES ``t'_ES``, back to 0 at the end of the cycle). ``u1`` is a second B-spline fi
 fitted from the frames beyond ED: how much more or less than the template this heart moves, at the
 subject's own timing. Both fields are linear in their control displacements, so at each phase ``R`` is
 one B-spline warp with coefficients ``C0 + m C1`` (:func:`coefficients_at`) and inverts as above.
+
+Transmural offset (issue 16): any smooth warp moves the endocardium and the epicardium of a ~10 mm wall
+the same way (the lattice spacing is ~25 mm), so the wall keeps the template's thickness and thickening;
+the fitted ES cavity then stays too small (over-contraction, LVEF too high) although the surfaces fit on
+average. The subject's field therefore also subtracts a smooth scalar offset,
+``F_subject(p, t) = F(R(p, t), t) - w(p, t)`` with ``w(p, t) = w0(p) + m(t') w1(p)`` (canonical units,
+B-spline on the same lattice, :func:`scalar_offset`): the zero level set moves by ``w`` along its outward
+normal on both sides of the wall at once (``w > 0`` thickens the wall, ``w < 0`` thins it), the
+transmural degree of freedom a displacement field lacks. Meshes get it as each vertex moved by ``w``
+along the mesh's outward vertex normal (:func:`offset_along_normals`), which keeps the template's faces
+(closed, manifold, genus 0) while ``|w|`` stays well below half the wall thickness.
 """
 
 from __future__ import annotations
@@ -153,6 +164,46 @@ def motion_residual_jacobian_determinant(coefficients: Optional[torch.Tensor],
                                                           resolution, extent) for m in profiles]), axis=0)
 
 
+def scalar_offset(points: torch.Tensor, coefficients: Optional[torch.Tensor],
+                  motion_coefficients: Optional[torch.Tensor] = None, profile: Optional[torch.Tensor] = None,
+                  extent: float = DEFAULT_EXTENT) -> torch.Tensor:
+    """``w(p) = w0(p) + m w1(p)``: ``(N,)`` transmural offset (canonical units; > 0 thickens the wall) at
+    ``points`` ``(N, 3)`` from scalar control values ``(G, G, G)`` (either may be None; ``profile`` ``(N,)``
+    the values of ``m``, needed with ``motion_coefficients``)."""
+    out = torch.zeros(len(points), dtype=points.dtype, device=points.device)
+    if coefficients is not None:
+        out = out + residual_displacement(points, coefficients[..., None], extent)[:, 0]
+    if motion_coefficients is not None:
+        if profile is None:
+            raise AtlasError("a time-varying offset needs the profile values m")
+        out = out + profile.to(points.dtype) * residual_displacement(points, motion_coefficients[..., None], extent)[:, 0]
+    return out
+
+
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """``(V, 3)`` unit area-weighted vertex normals of a closed triangle mesh, oriented outward (flipped when
+    the faces wind inward, i.e. the signed enclosed volume is negative)."""
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    face_normals = torch.linalg.cross(b - a, c - a)  # twice the area times the unit normal
+    normals = torch.zeros_like(vertices).index_add_(0, faces.reshape(-1),
+                                                    face_normals.repeat_interleave(3, dim=0))
+    if float((a * torch.linalg.cross(b, c)).sum()) < 0:  # six times the signed volume
+        normals = -normals
+    return normals / normals.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def offset_along_normals(vertices: torch.Tensor, faces: torch.Tensor, coefficients: Optional[torch.Tensor],
+                         motion_coefficients: Optional[torch.Tensor], profile: float,
+                         extent: float = DEFAULT_EXTENT) -> torch.Tensor:
+    """Mesh vertices ``(V, 3)`` (subject canonical frame) moved by ``w(x) n(x)`` (:func:`scalar_offset` at one
+    profile value ``m``, ``n`` the outward vertex normal): the mesh of ``F(R(p, t), t) - w(p, t)``."""
+    if coefficients is None and motion_coefficients is None:
+        return vertices
+    profile_values = torch.full((len(vertices),), float(profile), dtype=vertices.dtype, device=vertices.device)
+    offset = scalar_offset(vertices, coefficients, motion_coefficients, profile_values, extent)
+    return vertices + offset[:, None] * vertex_normals(vertices, faces)
+
+
 def residual_penalty(coefficients: torch.Tensor) -> torch.Tensor:
     """Mean squared control displacement plus mean squared lattice difference along each axis
     (canonical units squared): small and smooth."""
@@ -179,4 +230,4 @@ def residual_jacobian_determinant(coefficients: torch.Tensor, resolution: int = 
 
 __all__ = ["DEFAULT_EXTENT", "residual_displacement", "apply_residual", "invert_residual", "residual_penalty",
            "residual_jacobian_determinant", "contraction_profile", "coefficients_at", "apply_motion_residual",
-           "motion_residual_jacobian_determinant"]
+           "motion_residual_jacobian_determinant", "scalar_offset", "vertex_normals", "offset_along_normals"]
