@@ -67,7 +67,10 @@ class SynthConfig:
     ``index_weight``: weight of the squared relative error of the ES LV blood pool's and myocardium's
     volumes pulled by the generated flow against the same masks pulled by the training flow (the implied
     LVEF and myocardial volume change, :func:`.flow_loss.index_error`; needs ES labels with the
-    training pairs, ignored without them; 0: off).
+    training pairs, ignored without them; 0: off). Default 20, chosen on six held-out ellipsoidal
+    (training-family) hearts, quick training (300 steps): implied-LVEF MAE 14.7 -> 12.7 points (constant
+    cohort mean 14.8), bias -6.5 -> -4.8, Pearson 0.07 -> 0.67, myocardial volume change +13.5 -> +2.5 %,
+    diversity 1.15 -> 0.57 mm (weight 5: MAE 13.1, Pearson 0.32, myo +6.3 %, diversity 0.35 mm).
     ``tiled_latent``: the decoder broadcasts the latent over its coarsest grid (where the heart moves
     comes from the frame's features); off: a linear map from the latent to a position-specific coarse
     grid (the earlier decoder, which learned where the training hearts sit).
@@ -110,7 +113,7 @@ class SynthConfig:
     motion_balanced: bool = False
     motion_threshold_vox: float = 0.25
     jacobian_weight: float = 1.0
-    index_weight: float = 0.0
+    index_weight: float = 20.0
     tiled_latent: bool = True
     decoder_frame_skips: bool = True
     coarse_to_fine_flow: bool = True
