@@ -19,8 +19,8 @@ ED and ES (plus more phases without --quick) and the known per-slice misalignmen
 Tables: (0) the standardised frame's x (towards the RV) and z (base -> apex) against the heart's true
 axes (intensity-only fits choose the RV side by probe fits; with labels it comes from them); (1) 3D
 segmentation, Dice per class and HD95 (mm), against SimpleITK nearest/linear resampling of the given SAX
-labels (no motion correction), the previous method (network frozen at inference) fitted in the same
-run, NISF++ on its own training subjects, and NISF++ on the SAX stack alone (ACDC/M&Ms-style study, no
+labels (no motion correction), the previous methods (network frozen at inference; session 6's slower
+slice-offset schedule) fitted in the same run, NISF++ on its own training subjects, and NISF++ on the SAX stack alone (ACDC/M&Ms-style study, no
 LAX view); (2) per slice type in-plane Dice and NCC/PSNR/SSIM of the model's
 slices against the given ones; (3) motion correction:
 residual misalignment (common offset removed), NCC and label Dice along slice intersections, before
@@ -41,7 +41,8 @@ import torch
 
 from ..metrics import ncc
 from ..nisf import FitConfig, NISFConfig, fit_subject, train_nisf
-from ..nisf.evaluation import frame_errors_deg, inplane_scores, resample_sax_stack
+from ..nisf.config import PREVIOUS_MOTION_SETTINGS
+from ..nisf.evaluation import CLASS_NAMES, LEVELS, frame_errors_deg, inplane_scores, resample_sax_stack
 from ..phantom.cmr import CMRConfig, simulate_cine
 from ..training import describe_device, load_config_json, select_device
 from .nisf_scores import SEG_METRICS, held_out_view, merge_scores, motion_scores, segmentation
@@ -171,6 +172,8 @@ def main(argv=None) -> int:
     held: List[Dict] = []
     speed = {"fit_s": [], "fit_frozen_s": [], "sample_frame_s": []}
     motion_frozen: List[Dict] = []
+    levels: List[Dict] = []  # where the wrong voxels lie along the long axis, per method/frame/class
+    motion_slow: List[Dict] = []  # session 6's slice-offset schedule (previous motion correction)
     inplane_frozen: List[Dict] = []
     n_ablate = 1 if args.quick else args.test
     encoding = None
@@ -204,12 +207,17 @@ def main(argv=None) -> int:
             for method, interpolation in (("SAX labels, nearest (SimpleITK)", "nearest"),
                                           ("SAX labels, linear (SimpleITK)", "linear")):
                 labels = resample_sax_stack(sim.study, *grid, frames, labels=True, interpolation=interpolation)
-                merge_scores(seg.setdefault((label, method), {}), segmentation(None, heart, sim, frames, grid, truth, labels))
+                where = [] if interpolation == "linear" else None
+                merge_scores(seg.setdefault((label, method), {}), segmentation(None, heart, sim, frames, grid, truth, labels,
+                                                                               levels=where))
+                levels.extend({"test_set": label, "method": method, **row} for row in where or [])
             t0 = time.perf_counter()
             fit = fit_subject(trained, sim.study)
             speed["fit_s"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            fit_scores = segmentation(fit, heart, sim, frames, grid, truth)
+            where = []
+            fit_scores = segmentation(fit, heart, sim, frames, grid, truth, levels=where)
+            levels.extend({"test_set": label, "method": "NISF++ (intensities only)", **row} for row in where)
             speed["sample_frame_s"].append((time.perf_counter() - t0) / len(frames))
             merge_scores(seg.setdefault((label, "NISF++ (intensities only)"), {}), fit_scores)
             frozen = replace(config.fit, lr_network=0.0)  # the previous method, same run: network frozen
@@ -219,6 +227,10 @@ def main(argv=None) -> int:
             merge_scores(seg.setdefault((label, "NISF++ (intensities only), network frozen (previous)"), {}),
                          segmentation(previous, heart, sim, frames, grid, truth))
             motion_frozen.append({"test_set": label, "subject": heart.subject_id, **motion_scores(previous, sim)})
+            slow = fit_subject(trained, sim.study, replace(config.fit, **PREVIOUS_MOTION_SETTINGS))
+            merge_scores(seg.setdefault((label, "NISF++ (intensities only), session-6 slice schedule (previous)"),
+                                        {}), segmentation(slow, heart, sim, frames, grid, truth))
+            motion_slow.append({"test_set": label, "subject": heart.subject_id, **motion_scores(slow, sim)})
             inplane_frozen.extend({"test_set": label, **row} for row in inplane_scores(previous, sim.study))
             merge_scores(seg.setdefault((label, "NISF++ (+ test labels), network frozen (previous)"), {}),
                          segmentation(fit_subject(trained, sim.study, frozen, use_labels=True), heart, sim, frames,
@@ -229,8 +241,10 @@ def main(argv=None) -> int:
                                 **frame_errors_deg(fit.subject.frame.axes_ras, heart.local_to_ras)})
             inplane.extend({"test_set": label, **row} for row in inplane_scores(fit, sim.study))
             with_labels = fit_subject(trained, sim.study, use_labels=True)
+            where = []
             merge_scores(seg.setdefault((label, "NISF++ (+ test labels: SAX all frames, LAX ED/ES)"), {}),
-                   segmentation(with_labels, heart, sim, frames, grid, truth))
+                   segmentation(with_labels, heart, sim, frames, grid, truth, levels=where))
+            levels.extend({"test_set": label, "method": "NISF++ (+ test labels)", **row} for row in where)
             frames_rows.append({"test_set": label, "subject": heart.subject_id, "frame": "with labels",
                                 **frame_errors_deg(with_labels.subject.frame.axes_ras, heart.local_to_ras)})
             sax_only = replace(sim.study, slices=list(sim.study.sax))  # an ACDC/M&Ms-style study: no LAX
@@ -302,7 +316,8 @@ def main(argv=None) -> int:
     motion_keys = [k for k in motion[0] if k not in ("subject", "test_set")]
     motion_rows = [_summary(name, {k: [m[k] for m in rows if m["test_set"] == label] for k in motion_keys},
                             test_set=label) for label in order
-                   for name, rows in (("NISF++", motion), ("NISF++, network frozen (previous)", motion_frozen))]
+                   for name, rows in (("NISF++", motion), ("NISF++, session-6 slice schedule (previous)", motion_slow),
+                                      ("NISF++, network frozen (previous)", motion_frozen))]
     print()
     print(format_table(_text_rows(motion_rows, motion_keys), ["test_set", "method"] + motion_keys,
                        title="(3) motion correction: residual misalignment (mm at slice centre, deg; common offset "
@@ -322,6 +337,17 @@ def main(argv=None) -> int:
     print(format_table(_text_rows(ablation_rows, ablation_keys), ["test_set", "method"] + ablation_keys,
                        title=f"(5) ablation ({n_ablate} test subject(s) per test set): switches at inference, and a "
                              "model trained with the paper's 7x7x7 spatial bands; Dice and residual misalignment (mm)"))
+    level_keys = [f"{level}_ml" for level in LEVELS] + ["base_shift_mm"]
+    level_rows = [_summary(f"{method}: {name}", {k: [r[k] for r in levels if r["test_set"] == label and r["method"] == method
+                                                  and r["class"] == name and np.isfinite(r[k])] for k in level_keys},
+                           test_set=label)
+                  for label in order for method in dict.fromkeys(r["method"] for r in levels)
+                  for name in CLASS_NAMES.values()]
+    print()
+    print(format_table(_text_rows(level_rows, level_keys), ["test_set", "method"] + level_keys,
+                       title="(7) where the wrong voxels lie along the true long axis: volume (ml) of false positives + "
+                             "negatives beyond the true base, in the basal / mid / apical third of the class, beyond the "
+                             "apex; base_shift_mm = predicted minus true basal-most height (negative: past the base)"))
     grid_voxels = int(np.prod(test_sets[0][1][-1].bounding_grid(1.25)[1]))
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     speed_row = {"method": "NISF++", "train_s": train_s, "train_s_per_step": train_s / max(config.steps, 1),
@@ -341,7 +367,7 @@ def main(argv=None) -> int:
                    slice_types=type_rows, slices=inplane, motion=motion_rows, motion_subjects=motion,
                    frames=frame_summary, frame_subjects=frames_rows,
                    held_out_view=held_rows,
-                   ablation=ablation_rows, speed=[speed_row])
+                   ablation=ablation_rows, speed=[speed_row], levels=level_rows)
     return 0
 
 

@@ -4,7 +4,7 @@ predicted on its plane, each next to its baseline."""
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -12,13 +12,16 @@ from ..geometry.affine import apply_affine
 from ..metrics import dice_per_label, ncc, ncc_along_slice_intersections
 from ..nisf import fit_subject
 from ..nisf.sampling import sample_grid, sample_points
-from ..nisf.evaluation import (CLASS_NAMES, dice_along_intersections, resample_sax_onto_slice, residual_misalignment,
+from ..nisf.evaluation import (CLASS_NAMES, dice_along_intersections, errors_by_level, resample_sax_onto_slice, residual_misalignment,
                                segmentation_scores, study_geometries, with_geometries)
 
 SEG_METRICS = [f"dice_{n}" for n in CLASS_NAMES.values()] + [f"hd95_{n}" for n in CLASS_NAMES.values()]
 
 
-def segmentation(fit_or_none, heart, sim, frames, grid, truth, baseline=None) -> Dict[str, List[float]]:
+def segmentation(fit_or_none, heart, sim, frames, grid, truth, baseline=None,
+                 levels: Optional[List[Dict]] = None) -> Dict[str, List[float]]:
+    """Dice and HD95 per class and frame; with ``levels`` (a list) also appends, per frame and class,
+    where the wrong voxels lie along the heart's true long axis (:func:`~..nisf.evaluation.errors_by_level`)."""
     matrix, shape = grid
     phases = [f / sim.study.n_frames for f in frames]
     if fit_or_none is not None:
@@ -29,6 +32,10 @@ def segmentation(fit_or_none, heart, sim, frames, grid, truth, baseline=None) ->
     for f in range(len(frames)):
         for key, value in segmentation_scores(labels[f], truth[f], matrix).items():
             scores[key].append(value)
+        if levels is not None:
+            for label, name in CLASS_NAMES.items():
+                levels.append({"class": name, **errors_by_level(labels[f], truth[f], matrix, heart.local_to_ras[:3, 3],
+                                                                heart.local_to_ras[:3, 2], label)})
     return scores
 
 
@@ -48,6 +55,7 @@ def motion_scores(fit, sim) -> Dict[str, float]:
     moved = with_geometries(study, corrected)
     return {"mm_before": before["mm"].mean(), "mm_after": after["mm"].mean(),
             "deg_before": before["deg"].mean(), "deg_after": after["deg"].mean(),
+            "in_plane_mm_after": after["in_plane_mm"].mean(), "through_plane_mm_after": after["through_plane_mm"].mean(),
             "ncc_before": ncc_along_slice_intersections(study).mean,
             "ncc_after": ncc_along_slice_intersections(moved).mean,
             "dice_x_before": dice_along_intersections(study), "dice_x_after": dice_along_intersections(moved)}

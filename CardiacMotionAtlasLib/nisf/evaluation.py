@@ -198,6 +198,40 @@ def segmentation_scores(predicted: np.ndarray, truth: np.ndarray, ijk_to_ras: np
     return out
 
 
+LEVELS = ("beyond_base", "basal", "mid", "apical", "beyond_apex")
+
+
+def errors_by_level(predicted: np.ndarray, truth: np.ndarray, ijk_to_ras: np.ndarray, origin_ras: np.ndarray,
+                    axis_ras: np.ndarray, label: int) -> Dict[str, float]:
+    """Where one class's errors lie along the long axis: the volume (ml) of wrong voxels (false
+    positives and false negatives of ``label``) in each level of ``(z, y, x)`` label maps on the grid
+    ``ijk_to_ras`` (RAS mm). Levels are thirds of the true class's extent along ``axis_ras`` (unit-free
+    direction base -> apex, through ``origin_ras``), plus what lies beyond its base and its apex.
+    Keys ``{level}_ml`` for :data:`LEVELS` and ``base_shift_mm`` (the prediction's basal-most height
+    minus the truth's, mm; negative = the label reaches past the true base). NaN when the class is
+    absent from either map."""
+    wrong = (predicted == label) != (truth == label)
+    out = {f"{level}_ml": float("nan") for level in LEVELS}
+    out["base_shift_mm"] = float("nan")
+    if not (truth == label).any() or not (predicted == label).any():
+        return out
+    matrix = np.asarray(ijk_to_ras, float)
+    axis = np.asarray(axis_ras, float) / np.linalg.norm(axis_ras)
+    k, j, i = np.nonzero(wrong | (truth == label) | (predicted == label))
+    heights = (apply_affine(matrix, np.stack([i, j, k], 1).astype(float)) - np.asarray(origin_ras, float)) @ axis
+    in_truth, in_pred, bad = truth[k, j, i] == label, predicted[k, j, i] == label, wrong[k, j, i]
+    low, high = heights[in_truth].min(), heights[in_truth].max()
+    edges = [low, low + (high - low) / 3.0, low + 2.0 * (high - low) / 3.0, high]
+    level = np.digitize(heights[bad], edges, right=False)  # 0 beyond base, 1-3 thirds, 4 beyond apex
+    level[heights[bad] == high] = 3
+    voxel_ml = abs(np.linalg.det(matrix[:3, :3])) / 1000.0
+    counts = np.bincount(level, minlength=5)
+    for name, count in zip(LEVELS, counts):
+        out[f"{name}_ml"] = float(count * voxel_ml)
+    out["base_shift_mm"] = float(heights[in_pred].min() - low)
+    return out
+
+
 def study_geometries(study: CineStudy, fit: SubjectFit) -> List[np.ndarray]:
     """IJK->RAS of every slice of ``study``: corrected where ``fit`` modelled the slice, else the header's."""
     geometries = [np.asarray(s.image.ijk_to_ras, float) for s in study.slices]
@@ -239,6 +273,6 @@ def inplane_scores(fit: SubjectFit, study: CineStudy, psf_samples: Optional[int]
     return rows
 
 
-__all__ = ["frame_errors_deg", "segmentation_scores", "study_geometries", "inplane_scores", "CLASS_NAMES", "resample_sax_stack",
+__all__ = ["LEVELS", "errors_by_level", "frame_errors_deg", "segmentation_scores", "study_geometries", "inplane_scores", "CLASS_NAMES", "resample_sax_stack",
            "resample_sax_onto_slice", "rigid_alignment", "residual_misalignment",
            "dice_along_intersections", "with_geometries"]
