@@ -48,7 +48,7 @@ def test_the_index_term_enters_the_loss_only_with_masks_and_a_weight():
     masks = _masks()
     target = 0.15 * _points()
     predicted = 0.5 * target
-    config = replace(SynthConfig.tiny(), jacobian_weight=0.0)
+    config = replace(SynthConfig.tiny(), jacobian_weight=0.0, index_weight=0.0)
     off, endpoint = reconstruction_loss(predicted, target, config, masks)
     assert off.item() == pytest.approx(endpoint.item())
     on, _ = reconstruction_loss(predicted, target, replace(config, index_weight=10.0), masks)
@@ -103,3 +103,14 @@ def test_a_tiny_cvae_trains_with_the_index_term(synth_pairs, synth_config):
     assert trained.config.index_weight == 5.0
     plain = train_cvae(synth_pairs, estimator, replace(config, index_weight=0.0), device="cpu")
     assert "index" not in plain.result.metrics
+
+
+def test_the_implied_volume_term_is_on_by_default_and_travels_in_the_checkpoint(trained_synth):
+    """The default CVAE trains with the term (chosen on held-out training-family hearts); a loaded model
+    keeps the value it was trained with."""
+    from CardiacMotionAtlasLib.synthesis.train import load_synthesis
+
+    assert SynthConfig().index_weight > 0
+    loaded = load_synthesis(trained_synth.checkpoint_path, device="cpu")
+    assert loaded.config.index_weight == trained_synth.config.index_weight > 0
+    assert "index" in trained_synth.result.metrics if trained_synth.result is not None else True

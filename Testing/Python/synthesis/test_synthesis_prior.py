@@ -58,17 +58,17 @@ def _amplitude_subjects(pairs):
             for p, s in zip(pairs[:2], (0.5, 1.5))]
 
 
-def test_prior_means_follow_the_subject_and_latents_change_the_samples(synth_pairs):
+def _prior_check(synth_pairs, index_weight: float):
+    """Train the tiny CVAE on the two amplitude subjects; ``(prior mean separation, prior-mean flow
+    amplitudes, true amplitudes)``, asserting on the way that the latent changes every subject's samples."""
     subjects = _amplitude_subjects(synth_pairs)
     augment = replace(SynthConfig.tiny().augment, shift_vox=0.0, zoom=0.0, noise_hu=0.0, motion_scale=0.2)
-    config = replace(SynthConfig.tiny(), cvae_steps=200, augment=augment)
+    config = replace(SynthConfig.tiny(), cvae_steps=200, augment=augment, index_weight=index_weight)
     estimator = train_flow_estimator(subjects, config, steps=30, device="cpu")
     trained = train_cvae(subjects, estimator, config, device="cpu")
     data = stack_pairs(subjects, config)
     with torch.no_grad():
         prior_mu, _ = trained.model.cvae.prior(data.es, trained.model.condition(data.es))
-    # untrained, both means are exactly 0 (the test above): training separated them by subject
-    assert float((prior_mu[0] - prior_mu[1]).norm()) > 1.0
     noise = torch.randn(6, config.latent_dim, generator=torch.Generator().manual_seed(0))
     amplitude = []
     for subject in subjects:
@@ -78,10 +78,28 @@ def test_prior_means_follow_the_subject_and_latents_change_the_samples(synth_pai
         flows = sample_flows(trained, torch.as_tensor(subject.es), noise)
         pairwise = [float((flows[i] - flows[j]).norm(dim=0)[heart].mean()) for i in range(6) for j in range(i + 1, 6)]
         assert np.mean(pairwise) > 0.03  # voxels: the latent changes the decoded flow
-    # the prior mean's flow moves the strongly contracting heart more than the weak one, by about the truth
     truth = [float(np.linalg.norm(s.flow_vox, axis=0)[s.labels_ed > 0].mean()) for s in subjects]
+    return float((prior_mu[0] - prior_mu[1]).norm()), amplitude, truth
+
+
+def test_prior_means_follow_the_subject_and_latents_change_the_samples(synth_pairs):
+    """Without the implied-volume term the subject's amplitude is carried by the prior mean."""
+    separation, amplitude, truth = _prior_check(synth_pairs, index_weight=0.0)
+    # untrained, both means are exactly 0 (the test above): training separated them by subject
+    assert separation > 1.0
+    # the prior mean's flow moves the strongly contracting heart more than the weak one, by about the truth
     assert amplitude[1] > 2.0 * amplitude[0]
     assert amplitude == pytest.approx(truth, rel=0.5)
+
+
+def test_with_the_implied_volume_term_the_prior_mean_flow_follows_the_subject(synth_pairs):
+    """The default (index_weight > 0): the decoder reads the amplitude from the frame (the prior means
+    separate less, 0.15 here), the prior-mean flow still moves each heart by about its truth, and the
+    latent still changes the samples."""
+    assert SynthConfig().index_weight > 0
+    _, amplitude, truth = _prior_check(synth_pairs, index_weight=SynthConfig().index_weight)
+    assert amplitude[1] > 2.0 * amplitude[0]
+    assert amplitude == pytest.approx(truth, rel=0.25)
 
 
 def test_a_checkpoint_of_the_earlier_model_is_refused_by_name(trained_synth, tmp_path):
