@@ -155,8 +155,12 @@ def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEst
             with torch.no_grad():
                 metrics["index"] = index_error(predicted, flow, masks)
         if prior_mu is not None and config.prior_recon_weight > 0:  # Sohn et al.'s hybrid (GSNN) term
-            noise = torch.randn(prior_mu.shape, generator=generator, device=generator.device).to(prior_mu)
-            from_prior = model.cvae.decode(prior_mu + noise * (0.5 * prior_logvar).exp(), es, features)
+            if config.prior_recon_at_mean:  # the prior mean carries the conditioning; the spread stays free
+                latent = prior_mu
+            else:
+                noise = torch.randn(prior_mu.shape, generator=generator, device=generator.device).to(prior_mu)
+                latent = prior_mu + noise * (0.5 * prior_logvar).exp()
+            from_prior = model.cvae.decode(latent, es, features)
             prior_loss, prior_mse = reconstruction_loss(from_prior, flow, config, masks)  # same error as the posterior's
             loss = loss + config.prior_recon_weight * prior_loss
             metrics["prior_mse"] = prior_mse.detach()
