@@ -48,7 +48,7 @@ def test_the_index_term_enters_the_loss_only_with_masks_and_a_weight():
     masks = _masks()
     target = 0.15 * _points()
     predicted = 0.5 * target
-    config = replace(SynthConfig.tiny(), jacobian_weight=0.0, index_weight=0.0)
+    config = replace(SynthConfig.tiny(), jacobian_weight=0.0, index_weight=0.0, index_log_ratio=False)
     off, endpoint = reconstruction_loss(predicted, target, config, masks)
     assert off.item() == pytest.approx(endpoint.item())
     on, _ = reconstruction_loss(predicted, target, replace(config, index_weight=10.0), masks)
