@@ -217,9 +217,14 @@ _LAYOUT_ADDED = ("decoder_frame_skips", "coarse_to_fine_flow")
 decoder, so a missing key means off (not the current default)."""
 
 
+_LOSS_ADDED = ("index_log_ratio", "prior_recon_at_mean")
+"""Training-loss options added after checkpoints were written without them (they change no layout): a
+checkpoint without them was trained with both off, which its loaded config then states."""
+
+
 def _stored_layout(config: SynthConfig, checkpoint) -> SynthConfig:
     stored = checkpoint.config if isinstance(checkpoint.config, dict) else {}
-    missing = {key: False for key in _LAYOUT_ADDED if key not in stored}
+    missing = {key: False for key in _LAYOUT_ADDED + _LOSS_ADDED if key not in stored}
     return replace(config, **missing) if missing else config
 
 def estimate_flow(estimator: FlowEstimator, ed: torch.Tensor, es: torch.Tensor) -> torch.Tensor:

@@ -52,7 +52,7 @@ def test_log_ratio_equals_relative_error_to_first_order_and_is_zero_at_the_targe
     near = 0.97 * target
     rel, log = index_error(near, target, mask).item(), index_error(near, target, mask, log_ratio=True).item()
     assert log == pytest.approx(rel, rel=0.15)
-    config = replace(SynthConfig.tiny(), jacobian_weight=0.0, index_weight=10.0)
+    config = replace(SynthConfig.tiny(), jacobian_weight=0.0, index_weight=10.0, index_log_ratio=False)
     plain, _ = reconstruction_loss(0.5 * target, target, config, mask)
     logged, _ = reconstruction_loss(0.5 * target, target, replace(config, index_log_ratio=True), mask)
     assert logged.item() != pytest.approx(plain.item(), rel=1e-3)  # the switch reaches the loss
@@ -89,3 +89,25 @@ def test_the_prior_term_at_the_mean_trains_and_leaves_the_latent_to_the_decoder(
     assert not torch.allclose(a, b)
     flows = sample_flows(at_mean, torch.as_tensor(synth_pairs[0].es), torch.randn(3, synth_config.latent_dim))
     assert torch.isfinite(flows).all() and flows.shape[0] == 3
+
+
+def test_a_checkpoint_written_before_the_two_options_loads_stating_them_off(synth_pairs, tmp_path):
+    """A checkpoint whose stored config lacks ``index_log_ratio`` / ``prior_recon_at_mean`` was trained with
+    both off: its loaded config says so (not the current defaults) and it samples as before."""
+    from CardiacMotionAtlasLib.synthesis import load_synthesis
+    from CardiacMotionAtlasLib.synthesis.sample import sample_flows
+    from CardiacMotionAtlasLib.synthesis.train import train_cvae, train_flow_estimator
+
+    config = replace(SynthConfig.tiny(), cvae_steps=2, checkpoint_every=0)
+    estimator = train_flow_estimator(synth_pairs, config, steps=1, device="cpu")
+    trained = train_cvae(synth_pairs, estimator, config, checkpoint_path=tmp_path / "synth.pt", device="cpu")
+    assert load_synthesis(tmp_path / "synth.pt", device="cpu").config.prior_recon_at_mean
+    raw = torch.load(tmp_path / "synth.pt", weights_only=True)
+    for key in ("index_log_ratio", "prior_recon_at_mean"):
+        del raw["config"][key]
+    torch.save(raw, tmp_path / "old.pt")
+    loaded = load_synthesis(tmp_path / "old.pt", device="cpu")
+    assert not loaded.config.index_log_ratio and not loaded.config.prior_recon_at_mean
+    latents = torch.randn(2, config.latent_dim, generator=torch.Generator().manual_seed(0))
+    es = torch.as_tensor(synth_pairs[0].es)
+    assert torch.equal(sample_flows(loaded, es, latents), sample_flows(trained, es, latents))
