@@ -58,12 +58,12 @@ def _amplitude_subjects(pairs):
             for p, s in zip(pairs[:2], (0.5, 1.5))]
 
 
-def _prior_check(synth_pairs, index_weight: float):
+def _prior_check(synth_pairs, index_weight: float, **overrides):
     """Train the tiny CVAE on the two amplitude subjects; ``(prior mean separation, prior-mean flow
     amplitudes, true amplitudes)``, asserting on the way that the latent changes every subject's samples."""
     subjects = _amplitude_subjects(synth_pairs)
     augment = replace(SynthConfig.tiny().augment, shift_vox=0.0, zoom=0.0, noise_hu=0.0, motion_scale=0.2)
-    config = replace(SynthConfig.tiny(), cvae_steps=200, augment=augment, index_weight=index_weight)
+    config = replace(SynthConfig.tiny(), cvae_steps=200, augment=augment, index_weight=index_weight, **overrides)
     estimator = train_flow_estimator(subjects, config, steps=30, device="cpu")
     trained = train_cvae(subjects, estimator, config, device="cpu")
     data = stack_pairs(subjects, config)
@@ -83,8 +83,11 @@ def _prior_check(synth_pairs, index_weight: float):
 
 
 def test_prior_means_follow_the_subject_and_latents_change_the_samples(synth_pairs):
-    """Without the implied-volume term the subject's amplitude is carried by the prior mean."""
-    separation, amplitude, truth = _prior_check(synth_pairs, index_weight=0.0)
+    """Without the implied-volume term and with the hybrid prior term on random prior draws (the session 7
+    model) the subject's amplitude is carried by the prior mean. (With the hybrid term at the prior mean,
+    the default, the decoder reads it from the frame and the prior means need not separate: 0.05 here;
+    the test below checks that the prior-mean flow follows the subject then.)"""
+    separation, amplitude, truth = _prior_check(synth_pairs, index_weight=0.0, prior_recon_at_mean=False)
     # untrained, both means are exactly 0 (the test above): training separated them by subject
     assert separation > 1.0
     # the prior mean's flow moves the strongly contracting heart more than the weak one, by about the truth
