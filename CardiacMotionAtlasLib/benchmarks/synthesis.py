@@ -17,7 +17,7 @@ mm = voxels x working_voxel_mm). Endpoint errors are pooled over voxels (mean +/
 CVAEs trained on the same pairs with the same steps: the product's (learned prior p(z | frame), free
 bits, motion-scale augmentation, local-volume det J loss, tiled latent, conditional U-Net decoder with
 coarse-to-fine flow heads, implied-volume term ``index_weight``) and the baselines it replaced
-(``--baselines``): ``previous`` (the earlier defaults: relative implied-volume error, hybrid prior term on random draws, :func:`previous_config`)
+(``--baselines``): ``previous`` (the earlier defaults: no implied-volume term, :func:`previous_config`)
 and ``standard-normal`` (KL to N(0, I), the plain decoder, none of these);
 ``--no-baseline-cvae`` skips both. Tables: (1) reconstruction EPE of test flows through each CVAE
 (posterior mean) and its prior mean, against zero flow, the trained estimator and SimpleITK demons; (2)
@@ -84,10 +84,9 @@ def baseline_config(config: SynthConfig) -> SynthConfig:
 
 
 def previous_config(config: SynthConfig) -> SynthConfig:
-    """The CVAE of the previous version (session 8's defaults): the implied-volume term (index_weight 20)
-    as a squared relative error and the hybrid prior term on random prior draws (``index_log_ratio``
-    and ``prior_recon_at_mean`` off)."""
-    return replace(config, index_log_ratio=False, prior_recon_at_mean=False)
+    """The CVAE of the previous version (session 7's defaults): the conditional U-Net decoder with
+    coarse-to-fine flow heads, motion scaling +-40 %, without the implied-volume term (index_weight 0)."""
+    return replace(config, index_weight=0.0)
 
 
 def main(argv=None) -> int:
@@ -100,7 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=None, help="samples per ES frame (default 8, quick 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--baselines", default="previous,standard-normal",
-                        help="baseline CVAEs trained in the same run: 'previous' (the earlier defaults: relative implied-volume error, prior term on random draws), 'standard-normal' "
+                        help="baseline CVAEs trained in the same run: 'previous' (the earlier defaults: no implied-volume term), 'standard-normal' "
                              "(N(0, I) prior, no free bits, no motion scaling), comma-separated")
     parser.add_argument("--no-baseline-cvae", action="store_true", help="no baseline CVAE")
     add_family_arguments(parser)

@@ -83,10 +83,9 @@ def _prior_check(synth_pairs, index_weight: float, **overrides):
 
 
 def test_prior_means_follow_the_subject_and_latents_change_the_samples(synth_pairs):
-    """Without the implied-volume term and with the hybrid prior term on random prior draws (the session 7
-    model) the subject's amplitude is carried by the prior mean. (With the hybrid term at the prior mean,
-    the default, the decoder reads it from the frame and the prior means need not separate: 0.05 here;
-    the test below checks that the prior-mean flow follows the subject then.)"""
+    """Without the implied-volume term and with the hybrid prior term on random prior draws (the default)
+    the subject's amplitude is carried by the prior mean. (With the opt-in ``prior_recon_at_mean`` the
+    decoder reads it from the frame and the prior means need not separate: 0.05 here.)"""
     separation, amplitude, truth = _prior_check(synth_pairs, index_weight=0.0, prior_recon_at_mean=False)
     # untrained, both means are exactly 0 (the test above): training separated them by subject
     assert separation > 1.0
