@@ -85,7 +85,8 @@ class SynthConfig:
     Chosen together on the six held-out ellipsoidal dev hearts (indices 30-35, 300 steps) against
     index_weight 20 without them: implied-LVEF MAE 12.7 -> 11.8 points, bias -4.8 -> -1.1 (training
     hearts' own samples -2.1; the prior term at the mean alone: MAE 13.9, bias -5.0, training hearts
-    -5.4), diversity 0.57 -> 1.22 mm, Pearson 0.67 -> 0.59, myocardial volume change +2.5 -> +7.6 %.
+    -5.4, Pearson 0.22; the log ratio alone: MAE 13.3, bias -2.2, training hearts -3.4, Pearson 0.27,
+    diversity 0.99 mm), diversity 0.57 -> 1.22 mm, Pearson 0.67 -> 0.59, myocardial volume change +2.5 -> +7.6 %.
     Benchmark (quick, at 9207507, the session 8 default trained in the same run): lofted (unseen) bias
     -10.8 -> -8.5, MAE 13.0 -> 13.3, diversity 0.57 -> 1.28 mm, but Pearson 0.84 -> -0.11 (the one
     reduced-EF heart, 28 %, now sampled at 47 %) and myocardial change +10.9 -> +17.3 %; clean reverse
