@@ -118,24 +118,8 @@ def test_decoder_layouts_travel_in_the_checkpoint(synth_pairs, tmp_path, skips, 
     assert torch.equal(sample_flows(loaded, es, latents), sample_flows(trained, es, latents))
 
 
-def test_a_checkpoint_written_before_the_decoder_options_loads_with_the_plain_decoder(synth_pairs, tmp_path):
+def test_a_checkpoint_written_before_the_decoder_options_loads_with_the_plain_decoder(loads_as_before_options):
     """A checkpoint whose stored config has no ``decoder_frame_skips`` / ``coarse_to_fine_flow`` holds the
     plain decoder: it loads as such whatever the current defaults, and samples as before."""
-    from CardiacMotionAtlasLib.synthesis import load_synthesis
-    from CardiacMotionAtlasLib.synthesis.sample import sample_flows
-    from CardiacMotionAtlasLib.synthesis.train import train_cvae, train_flow_estimator
-
     config = replace(SynthConfig.tiny(), cvae_steps=2, checkpoint_every=0, decoder_frame_skips=False, coarse_to_fine_flow=False)
-    estimator = train_flow_estimator(synth_pairs, config, steps=1, device="cpu")
-    trained = train_cvae(synth_pairs, estimator, config, checkpoint_path=tmp_path / "synth.pt", device="cpu")
-    raw = torch.load(tmp_path / "synth.pt", weights_only=True)
-    stored = raw["config"] if "config" in raw else None
-    assert isinstance(stored, dict) and "decoder_frame_skips" in stored
-    for key in ("decoder_frame_skips", "coarse_to_fine_flow"):
-        del stored[key]
-    torch.save(raw, tmp_path / "old.pt")
-    loaded = load_synthesis(tmp_path / "old.pt", device="cpu")
-    assert not loaded.config.decoder_frame_skips and not loaded.config.coarse_to_fine_flow
-    latents = torch.randn(2, config.latent_dim, generator=torch.Generator().manual_seed(0))
-    es = torch.as_tensor(synth_pairs[0].es)
-    assert torch.equal(sample_flows(loaded, es, latents), sample_flows(trained, es, latents))
+    loads_as_before_options(config, ("decoder_frame_skips", "coarse_to_fine_flow"))

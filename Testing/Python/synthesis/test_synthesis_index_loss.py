@@ -9,31 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from CardiacMotionAtlasLib.geometry.warp import warp
 from CardiacMotionAtlasLib.synthesis import SynthConfig
 from CardiacMotionAtlasLib.synthesis.config import AugmentConfig
-from CardiacMotionAtlasLib.synthesis.data import augment, concat_pairs, lv_masks, stack_pairs
+from CardiacMotionAtlasLib.synthesis.data import augment, concat_pairs, stack_pairs
 from CardiacMotionAtlasLib.synthesis.flow_loss import index_error, reconstruction_loss
 from CardiacMotionAtlasLib.synthesis.errors import SynthesisError
 
-N = 16
-
-
-def _points() -> torch.Tensor:
-    k, j, i = torch.meshgrid(*(torch.arange(N, dtype=torch.float32),) * 3, indexing="ij")
-    return torch.stack([i, j, k])[None] - (N - 1) / 2
-
-
-def _masks() -> torch.Tensor:
-    """An ES LV: a blood ball of radius 3 voxels in a myocardial shell out to 5 voxels."""
-    r = _points().pow(2).sum(1, keepdim=True).sqrt()
-    labels = torch.where(r <= 3.0, 1, torch.where(r <= 5.0, 2, 0))
-    return lv_masks(labels)
-
-
-def test_the_index_term_is_zero_for_the_training_flow_and_sees_a_too_weak_contraction():
-    masks = _masks()
-    true_flow = 0.15 * _points()  # pull from farther out: the ED (generated) LV is larger than the ES one
+def test_the_index_term_is_zero_for_the_training_flow_and_sees_a_too_weak_contraction(ball_points, ball_lv_masks):
+    masks = ball_lv_masks
+    true_flow = 0.15 * ball_points  # pull from farther out: the ED (generated) LV is larger than the ES one
     assert index_error(true_flow, true_flow, masks).item() == pytest.approx(0.0, abs=1e-7)
     half = index_error(0.5 * true_flow, true_flow, masks).item()
     assert half > 0.01
@@ -44,9 +28,9 @@ def test_the_index_term_is_zero_for_the_training_flow_and_sees_a_too_weak_contra
     assert index_error(shift, torch.zeros_like(true_flow), masks).item() < 1e-3
 
 
-def test_the_index_term_enters_the_loss_only_with_masks_and_a_weight():
-    masks = _masks()
-    target = 0.15 * _points()
+def test_the_index_term_enters_the_loss_only_with_masks_and_a_weight(ball_points, ball_lv_masks):
+    masks = ball_lv_masks
+    target = 0.15 * ball_points
     predicted = 0.5 * target
     config = replace(SynthConfig.tiny(), jacobian_weight=0.0, index_weight=0.0, index_log_ratio=False)
     off, endpoint = reconstruction_loss(predicted, target, config, masks)
@@ -59,9 +43,9 @@ def test_the_index_term_enters_the_loss_only_with_masks_and_a_weight():
         replace(config, index_weight=-1.0).validate()
 
 
-def test_gradient_descent_on_the_index_term_restores_the_contraction():
-    masks = _masks()
-    target = 0.15 * _points()
+def test_gradient_descent_on_the_index_term_restores_the_contraction(ball_points, ball_lv_masks):
+    masks = ball_lv_masks
+    target = 0.15 * ball_points
     scale = torch.tensor(0.4, requires_grad=True)
     optimizer = torch.optim.SGD([scale], lr=2.0)
     for _ in range(60):
