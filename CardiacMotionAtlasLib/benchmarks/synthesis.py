@@ -256,8 +256,8 @@ def main(argv=None) -> int:
                                      noise_hu, args.seed + 2)
     useful_rows = []
     runs = [("real pairs only", None, n_train),
-            ("real + CVAE-generated pairs", concat_pairs(train_data, generated), n_train + len(generated)),
-            ("real + random B-spline pairs", concat_pairs(train_data, bspline_pairs), n_train + len(bspline_pairs)),
+            ("real + CVAE-generated pairs", concat_pairs(train_data, generated, masks_optional=True), n_train + len(generated)),
+            ("real + random B-spline pairs", concat_pairs(train_data, bspline_pairs, masks_optional=True), n_train + len(bspline_pairs)),
             ("CVAE-generated pairs only", generated, len(generated)),
             ("random B-spline pairs only", bspline_pairs, len(bspline_pairs))]
     for name, data, n_pairs in runs:

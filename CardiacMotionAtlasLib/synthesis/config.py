@@ -92,6 +92,13 @@ class SynthConfig:
     reduced-EF heart, 28 %, now sampled at 47 %) and myocardial change +10.9 -> +17.3 %; clean reverse
     (train lofted, seed 1) Pearson 0.42 -> 0.30, MAE 22.5 -> 20.5, diversity 0.29 -> 0.27 mm. Worse on
     the conditioning across families, hence off.
+    ``amplitude_latent``: latent dimension 0 is the motion-scale augmentation's known factor ``s``,
+    standardised to ``(s - 1) / (motion_scale / sqrt(3))`` (:func:`.cvae.amplitude_coordinate`): the
+    decoder is given it in training (posterior and prior-draw terms alike, so neither has to hedge between
+    the +-40 % targets of one frame), the posterior's ``mu_0`` is regressed onto it (weight
+    ``amplitude_weight``; its estimate for a given flow, used for reconstruction) and it leaves the KL; its
+    prior is ``N(0, 1)`` for every frame (the augmentation is independent of the frame), so ``z_0 = 0``
+    decodes the frame's own motion and sampling along ``z_0`` spans the contraction.
     ``tiled_latent``: the decoder broadcasts the latent over its coarsest grid (where the heart moves
     comes from the frame's features); off: a linear map from the latent to a position-specific coarse
     grid (the earlier decoder, which learned where the training hearts sit).
@@ -137,6 +144,8 @@ class SynthConfig:
     index_weight: float = 20.0
     index_log_ratio: bool = False
     prior_recon_at_mean: bool = False
+    amplitude_latent: bool = False
+    amplitude_weight: float = 1.0
     tiled_latent: bool = True
     decoder_frame_skips: bool = True
     coarse_to_fine_flow: bool = True
@@ -196,6 +205,8 @@ class SynthConfig:
             raise SynthesisError(f"kl_warmup_fraction must lie in [0, 1], got {self.kl_warmup_fraction}")
         if self.motion_threshold_vox < 0 or self.jacobian_weight < 0 or self.index_weight < 0:
             raise SynthesisError("motion_threshold_vox, jacobian_weight and index_weight must be >= 0")
+        if self.amplitude_weight < 0:
+            raise SynthesisError(f"amplitude_weight must be >= 0, got {self.amplitude_weight}")
         if self.grad_clip <= 0 or self.recon_weight < 0 or self.kl_weight < 0 or self.prior_recon_weight < 0:
             raise SynthesisError("grad_clip must be > 0 and loss weights >= 0")
         return self

@@ -15,6 +15,12 @@ final convolution gives the flow (working voxels). By default (``decoder_frame_s
 also sees a trainable encoder of the frame (a conditional U-Net: the frozen pyramid alone left the decoder
 unable to fit the training hearts' motion), and (``coarse_to_fine_flow``) every level below full size
 predicts a flow that the next level refines (the full-size flow = upsampled coarse flows + corrections).
+Amplitude coordinate (``SynthConfig.amplitude_latent``): latent dimension 0 is the motion-scale
+augmentation's known factor, standardised (:func:`amplitude_coordinate`); in training the decoder receives
+it in place of the posterior draw, the posterior's ``mu[:, 0]`` is regressed onto it (its estimate for a
+given flow) and it leaves the KL; its prior is the augmentation's standardised law ``N(0, 1)`` whatever
+the frame, so ``z_0 = 0`` decodes the frame's own (unscaled) motion and moving along ``z_0`` scales the
+contraction by ``1 + z_0 * motion_scale / sqrt(3)``.
 """
 
 from __future__ import annotations
@@ -47,6 +53,14 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: Optional[tor
     return kl_per_dimension(mu, logvar, prior_mu, prior_logvar).mean()
 
 
+def amplitude_coordinate(scale: torch.Tensor, motion_scale: float) -> torch.Tensor:
+    """The standardised amplitude coordinate ``(s - 1) / (motion_scale / sqrt(3))`` of motion-scale factors
+    ``s`` (uniform in ``[1 - motion_scale, 1 + motion_scale]``: unit variance); 0 where ``motion_scale`` is 0."""
+    if motion_scale <= 0:
+        return torch.zeros_like(scale)
+    return (scale - 1.0) * (3.0 ** 0.5 / motion_scale)
+
+
 def _act() -> nn.Module:
     return nn.LeakyReLU(0.1)
 
@@ -77,6 +91,7 @@ class ConditionalFlowVAE(nn.Module):
         flat = (ch[-1] + pyr[-1]) * self.coarse ** 3
         self.posterior = nn.Linear(flat, 2 * self.latent_dim)
         self.conditional_prior = bool(config.conditional_prior)
+        self.amplitude_latent = bool(getattr(config, "amplitude_latent", False))
         if self.conditional_prior:
             self.prior_encoder = _strided_encoder(1, ch, pyr)
             pooled = sum(ch) + sum(pyr)  # one global average per channel of every level (volume-like cues)
@@ -138,6 +153,14 @@ class ConditionalFlowVAE(nn.Module):
         if not self.conditional_prior:
             zeros = frame.new_zeros((frame.shape[0], self.latent_dim))
             return zeros, zeros
+        mu, logvar = self._learned_prior(frame, features)
+        if self.amplitude_latent:  # the amplitude coordinate's law is the augmentation's, N(0, 1) for every frame
+            keep = torch.ones_like(mu)
+            keep[:, 0] = 0.0
+            mu, logvar = mu * keep, logvar * keep
+        return mu, logvar
+
+    def _learned_prior(self, frame: torch.Tensor, features: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         x, pooled = frame, []
         for level, block in enumerate(self.prior_encoder):
             if level > 0:
@@ -199,27 +222,50 @@ class ConditionalFlowVAE(nn.Module):
         return out * self.flow_scale
 
     def forward(self, flow_vox: torch.Tensor, frame: torch.Tensor, features: Sequence[torch.Tensor],
-                generator: Optional[torch.Generator] = None):
-        """Reparameterised reconstruction: ``(flow, mu, logvar)``."""
+                generator: Optional[torch.Generator] = None, amplitude: Optional[torch.Tensor] = None):
+        """Reparameterised reconstruction: ``(flow, mu, logvar)``. ``amplitude`` ``(N,)`` (with
+        ``amplitude_latent``): the known amplitude coordinate, decoded in place of the draw of dimension 0."""
         mu, logvar = self.encode(flow_vox, frame, features)
         if generator is None:
             noise = torch.randn_like(mu)
         else:
             noise = torch.randn(mu.shape, generator=generator, device=generator.device).to(mu.device, mu.dtype)
-        return self.decode(mu + noise * (0.5 * logvar).exp(), frame, features), mu, logvar
+        latent = mu + noise * (0.5 * logvar).exp()
+        if self.amplitude_latent and amplitude is not None:
+            latent = with_amplitude(latent, amplitude)
+        return self.decode(latent, frame, features), mu, logvar
+
+
+def with_amplitude(latent: torch.Tensor, amplitude: torch.Tensor) -> torch.Tensor:
+    """``latent`` ``(N, D)`` with dimension 0 replaced by ``amplitude`` ``(N,)`` (differentiable in the rest)."""
+    keep = torch.ones_like(latent)
+    keep[:, 0] = 0.0
+    put = torch.zeros_like(latent)
+    put[:, 0] = amplitude.to(latent)
+    return latent * keep + put
 
 
 def cvae_loss(predicted: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
               config: SynthConfig, kl_scale: float = 1.0, prior_mu: Optional[torch.Tensor] = None,
               prior_logvar: Optional[torch.Tensor] = None,
-              masks_es: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              masks_es: Optional[torch.Tensor] = None,
+              amplitude: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(total, mse, kl)``: ``recon_weight * R + kl_scale * kl_weight * KL``. ``R`` is
     :func:`.flow_loss.reconstruction_loss` (squared endpoint error ``|w - w_true|^2`` in working voxels^2,
     balanced between moving and static voxels, plus the weighted local-volume (det J) error); ``mse`` the
     endpoint part alone; the KL is to the prior ``(prior_mu, prior_logvar)`` (``N(0, I)`` when not given);
     ``kl_scale`` in [0, 1] is the KL annealing factor; ``masks_es`` (ES LV masks) enable the implied-volume
-    term (``config.index_weight``)."""
+    term (``config.index_weight``). ``amplitude`` ``(N,)`` with ``config.amplitude_latent``: latent
+    dimension 0 leaves the KL and ``amplitude_weight * (mu_0 - amplitude)^2`` (batch mean) is added."""
     recon, mse = reconstruction_loss(predicted, target, config, masks_es)
+    extra = torch.zeros((), device=mu.device, dtype=mu.dtype)
+    if getattr(config, "amplitude_latent", False) and amplitude is not None:
+        extra = float(config.amplitude_weight) * (mu[:, 0] - amplitude.to(mu)).pow(2).mean()
+        if mu.shape[1] == 1:  # the whole latent is the supervised amplitude: no KL
+            return config.recon_weight * recon + extra, mse, torch.zeros((), device=mu.device, dtype=mu.dtype)
+        mu, logvar = mu[:, 1:], logvar[:, 1:]
+        prior_mu = None if prior_mu is None else prior_mu[:, 1:]
+        prior_logvar = None if prior_logvar is None else prior_logvar[:, 1:]
     kl = kl_divergence(mu, logvar, prior_mu, prior_logvar)
     if prior_mu is None and prior_logvar is None:
         fit_prior = torch.zeros((), device=mu.device, dtype=mu.dtype)
@@ -233,7 +279,7 @@ def cvae_loss(predicted: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, l
     if config.kl_free_nats > 0:  # free bits: per-dimension batch-mean KL floored at kl_free_nats
         penalty = torch.clamp(to_posterior.mean(0), min=config.kl_free_nats).mean()
     penalty = penalty + fit_prior
-    return config.recon_weight * recon + kl_scale * config.kl_weight * penalty, mse, kl
+    return config.recon_weight * recon + kl_scale * config.kl_weight * penalty + extra, mse, kl
 
 
 class SynthesisModel(nn.Module):
@@ -256,4 +302,5 @@ class SynthesisModel(nn.Module):
             return [f.detach() for f in self.pyramid(frame)]
 
 
-__all__ = ["ConditionalFlowVAE", "SynthesisModel", "cvae_loss", "kl_divergence", "kl_per_dimension"]
+__all__ = ["ConditionalFlowVAE", "SynthesisModel", "amplitude_coordinate", "cvae_loss", "kl_divergence",
+           "kl_per_dimension", "with_amplitude"]

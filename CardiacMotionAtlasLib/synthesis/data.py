@@ -8,6 +8,7 @@ Every flow here follows :mod:`.grid`: working-grid voxels ``(di, dj, dk)`` on th
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Union
 
@@ -225,9 +226,18 @@ def generated_pair_tensors(es_tensor: torch.Tensor, flows_vox: torch.Tensor, con
     return PairTensors(es_tensor, ed, flows_vox)
 
 
-def concat_pairs(*parts: PairTensors) -> PairTensors:
-    """One :class:`PairTensors` of several, in order (ES masks kept only when every part has them)."""
-    masks = (torch.cat([p.masks_es for p in parts]) if all(p.masks_es is not None for p in parts) else None)
+def concat_pairs(*parts: PairTensors, masks_optional: bool = False) -> PairTensors:
+    """One :class:`PairTensors` of several, in order. ES masks are kept only when every part has them;
+    when some parts have them and others not they are dropped (the CVAE's implied-volume term then
+    turns off) with a warning naming the parts without them, unless ``masks_optional`` (e.g. pairs for
+    the flow estimator, which never reads masks)."""
+    has = [p.masks_es is not None for p in parts]
+    masks = torch.cat([p.masks_es for p in parts]) if all(has) else None
+    if any(has) and not all(has) and not masks_optional:
+        missing = [index for index, flag in enumerate(has) if not flag]
+        warnings.warn(f"concat_pairs: parts {missing} of {len(parts)} have no ES labels (masks_es); the ES masks of "
+                      f"the others are dropped and the implied-volume term (index_weight) is off for these pairs",
+                      UserWarning, stacklevel=2)
     return PairTensors(torch.cat([p.es for p in parts]), torch.cat([p.ed for p in parts]), torch.cat([p.flow for p in parts]),
                        masks)
 

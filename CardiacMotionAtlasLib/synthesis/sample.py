@@ -105,7 +105,8 @@ class GeneratedSample:
 def generate(trained: TrainedSynthesis, frame: FrameLike, ijk_to_ras: Optional[np.ndarray] = None,
              labels: Optional[np.ndarray] = None, latents: Optional[torch.Tensor] = None, n: int = 1,
              mode: str = "random", seed: int = 0, es_phase: float = 0.35) -> List[GeneratedSample]:
-    """Samples for one ES ``frame`` (HU, any grid): flows from ``latents`` (or ``n`` of ``mode``), the
+    """Samples for one ES ``frame`` (HU, any grid): flows from ``latents`` (or ``n`` of ``mode``; ``line``
+    runs along the amplitude coordinate when the model has one, from weaker to stronger contraction), the
     frame and ``labels`` pulled by them on the frame's own grid."""
     volume, matrix = as_frame(frame, ijk_to_ras, "conditioning frame")
     if labels is not None:
@@ -114,6 +115,10 @@ def generate(trained: TrainedSynthesis, frame: FrameLike, ijk_to_ras: Optional[n
             raise SynthesisError(f"labels grid {labels.shape} != conditioning frame grid {volume.shape}")
     if latents is None:
         latents = make_latents(mode, n, trained.config.latent_dim, seed)
+        if mode == "line" and getattr(trained.config, "amplitude_latent", False):  # along the amplitude coordinate
+            axis = torch.zeros(trained.config.latent_dim)
+            axis[0] = 1.0
+            latents = line_latents(n, trained.config.latent_dim, direction=axis)
     latents = torch.as_tensor(latents, dtype=torch.float32).cpu()
     if latents.dim() != 2 or latents.shape[1] != trained.config.latent_dim or not torch.isfinite(latents).all():
         raise SynthesisError(f"latents must be finite (N, {trained.config.latent_dim}), got {tuple(latents.shape)}")

@@ -22,7 +22,7 @@ from ..errors import CheckpointError
 from ..training import TrainingResult, make_generator, make_state_fns, rebuild_model, run_training, select_device
 from ..training.schedules import cosine_factor
 from .config import SynthConfig
-from .cvae import SynthesisModel, cvae_loss
+from .cvae import SynthesisModel, amplitude_coordinate, cvae_loss, with_amplitude
 from .data import FlowPair, PairTensors, augment, stack_pairs
 from .flow_loss import index_error, reconstruction_loss
 from .grid import clip_flow_vox
@@ -140,16 +140,19 @@ def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEst
         (es, _, flow, masks), generator = _batch(data, config, step, masks=True)
         if config.index_weight <= 0:
             masks = None
+        scale = torch.ones((flow.shape[0],), device=flow.device, dtype=flow.dtype)
         if config.augment.enabled and config.augment.motion_scale > 0:  # stronger / weaker contraction
             draw = torch.rand((flow.shape[0],), generator=generator, device=generator.device)
-            scale = 1.0 + config.augment.motion_scale * (2 * draw - 1)
-            flow = clip_flow_vox(flow * scale.to(flow.device, flow.dtype).view(-1, 1, 1, 1, 1), config)
+            scale = (1.0 + config.augment.motion_scale * (2 * draw - 1)).to(flow.device, flow.dtype)
+            flow = clip_flow_vox(flow * scale.view(-1, 1, 1, 1, 1), config)
+        # the known scale as latent coordinate 0 (``amplitude_latent``; None: the latent is all free)
+        amplitude = amplitude_coordinate(scale, config.augment.motion_scale) if config.amplitude_latent else None
         features = model.condition(es)
-        predicted, mu, logvar = model.cvae(flow, es, features, generator=generator)
+        predicted, mu, logvar = model.cvae(flow, es, features, generator=generator, amplitude=amplitude)
         prior_mu, prior_logvar = model.cvae.prior(es, features) if model.cvae.conditional_prior else (None, None)
         warmup = config.kl_warmup_fraction * config.cvae_steps
         loss, mse, kl = cvae_loss(predicted, flow, mu, logvar, config, min(1.0, (step + 1) / warmup) if warmup else 1.0,
-                                  prior_mu, prior_logvar, masks)
+                                  prior_mu, prior_logvar, masks, amplitude)
         metrics = {}
         if masks is not None:  # the implied-volume error of the posterior reconstruction, for the log
             with torch.no_grad():
@@ -160,6 +163,8 @@ def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEst
             else:
                 noise = torch.randn(prior_mu.shape, generator=generator, device=generator.device).to(prior_mu)
                 latent = prior_mu + noise * (0.5 * prior_logvar).exp()
+            if amplitude is not None:  # the prior draw at the known scale: one target, nothing to hedge
+                latent = with_amplitude(latent, amplitude)
             from_prior = model.cvae.decode(latent, es, features)
             prior_loss, prior_mse = reconstruction_loss(from_prior, flow, config, masks)  # same error as the posterior's
             loss = loss + config.prior_recon_weight * prior_loss
@@ -217,9 +222,10 @@ _LAYOUT_ADDED = ("decoder_frame_skips", "coarse_to_fine_flow")
 decoder, so a missing key means off (not the current default)."""
 
 
-_LOSS_ADDED = ("index_log_ratio", "prior_recon_at_mean")
-"""Training-loss options added after checkpoints were written without them (they change no layout): a
-checkpoint without them was trained with both off, which its loaded config then states."""
+_LOSS_ADDED = ("index_log_ratio", "prior_recon_at_mean", "amplitude_latent")
+"""Training options added after checkpoints were written without them (they change no layout): a
+checkpoint without them was trained with them off, which its loaded config then states (and
+``amplitude_latent`` off keeps the learned prior on every latent dimension, as it was trained)."""
 
 
 def _stored_layout(config: SynthConfig, checkpoint) -> SynthConfig:
