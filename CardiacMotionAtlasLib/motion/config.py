@@ -88,6 +88,10 @@ class MotionConfig:
     final_lr_fraction: float = 0.2
     intensity_percentile: float = 99.0
     augment: bool = True  # random in-plane flips/transposes of whole training sequences
+    # frames per motion-training step: the labelled positions (ED, ES) plus randomly chosen others, in cycle
+    # order, so a step costs the same whatever the acquisition's frame count and sees varied frame spacings
+    # (0: every frame, the previous behaviour)
+    train_frames: int = 0
     seed: int = 0
     checkpoint_every: int = 50
     # inference
@@ -110,6 +114,8 @@ class MotionConfig:
             raise MotionConfigError(f"guidance must be one of {GUIDANCES}, got {self.guidance!r}")
         if min(self.steps, self.seg_steps, self.checkpoint_every) < 0 or self.seg_batch < 1:
             raise MotionConfigError("steps, seg_steps, checkpoint_every must be >= 0 and seg_batch >= 1")
+        if self.train_frames < 0 or self.train_frames == 1:
+            raise MotionConfigError(f"train_frames must be 0 (every frame) or >= 2, got {self.train_frames}")
         if self.max_velocity <= 0:
             raise MotionConfigError(f"max_velocity must be > 0, got {self.max_velocity}")
         if self.prior_std <= 0:

@@ -23,6 +23,7 @@ times its posterior samples' std (0 at ED: ED is strain's reference by definitio
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
@@ -40,6 +41,7 @@ from .gaussian import voxel_entropy
 from .intervals import (Z95, combined_sds, intervals, label_volume_sd_ml, misfit_sds, reference_indices, sample_sds,
                         segmentation_sds)
 from .losses import one_hot
+from .preprocessing import check_grid as grid_check
 from .refine import refine_velocities
 from .trajectory import (AMPLITUDE_SOURCE, FIT_REGULARISATION, FIT_STEPS, FIT_VOLUME_WEIGHT, TRAJECTORIES, TRAJECTORY,
                          svf_trajectory)
@@ -141,7 +143,7 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
                     fold_weight: Optional[float] = FOLD_WEIGHT, trajectory: str = TRAJECTORY,
                     amplitude_source: str = AMPLITUDE_SOURCE, svf_fit_steps: int = FIT_STEPS,
                     svf_regularisation: str = FIT_REGULARISATION, svf_volume_weight: float = FIT_VOLUME_WEIGHT,
-                    misfit_sd: bool = MISFIT_SD) -> MotionEstimate:
+                    misfit_sd: bool = MISFIT_SD, check_grid: bool = True) -> MotionEstimate:
     """Estimate the motion of ``sequence`` (posterior mean + ``samples`` posterior samples, default
     ``config.posterior_samples``). ED labels: the sequence's own when given and ``use_given_ed_labels``,
     else SegNet's. ``refine_steps``: refinement steps of the posterior mean on this subject
@@ -168,8 +170,14 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     per-structure volume term, :data:`.trajectory.FIT_VOLUME_WEIGHT`, 0 the session 7 fit) or ``"chain"`` (the previous
     behaviour: the refined frame-to-frame chain is the estimate). Posterior samples keep the chain's
     spread around the mean either way; ``misfit_sd`` (svf only): the indices' sd also holds the svf's
-    misfit to the given labels' indices (:func:`.intervals.misfit_sds`)."""
+    misfit to the given labels' indices (:func:`.intervals.misfit_sds`). ``check_grid``: refuse a sequence
+    whose pixel size or frame count is not the model's training grid (:func:`.preprocessing.check_grid`,
+    :class:`~.preprocessing.MotionPreprocessingError`; False: apply anyway)."""
     model, config, device = trained.model, trained.config, trained.device
+    if check_grid:
+        model_name = Path(trained.checkpoint_path).name if trained.checkpoint_path else "the motion model"
+        grid_check(trained.preprocessing, model_name, float(sequence.spacing[0]), sequence.n_frames,
+                   sequence.subject_id)
     samples = config.posterior_samples if samples is None else int(samples)
     if samples < 2:
         raise MotionInputError(sequence.subject_id, f"need >= 2 posterior samples, got {samples}")

@@ -1,6 +1,7 @@
 """What a CardioMorphNet model needs to be applied as it was trained: the record stored in its checkpoint
-(``extra["preprocessing"]``, plus ``extra["reduction"]`` read by the Slicer bridge) and the check that
-refuses a request with other settings; :func:`resolve_reduction` (the grid to apply to one sequence) and
+(``extra["preprocessing"]``, plus ``extra["reduction"]`` read by the Slicer bridge) the check that
+refuses a request with other settings, and :func:`check_grid` (a sequence at another pixel size or frame
+count than the model's training grid is refused); :func:`resolve_reduction` (the grid to apply to one sequence) and
 :func:`reduce_sequence` (apply it) are what the runner (:mod:`.runner`) and the trainers' callers use.
 
 Record (plain builtins)::
@@ -159,6 +160,31 @@ def reduce_sequence(sequence, reduction: Optional[Reduction]):
     return sequence
 
 
+PIXEL_TOLERANCE = 1.25  # largest ratio of in-plane pixel sizes (either way) a model is applied across
+FRAMES_TOLERANCE = 1.5  # largest ratio of frame counts (either way)
+
+
+def check_grid(record: Optional[Mapping[str, Any]], model_name: str, pixel_mm: float, n_frames: int,
+               subject: str = "sequence") -> None:
+    """Refuse to apply a model to a sequence (after its reduction) whose in-plane pixel size (mm) or frame
+    count differs from the training grid stored in ``record`` (``pixel_mm``, ``frames_per_sequence``) by
+    more than :data:`PIXEL_TOLERANCE` / :data:`FRAMES_TOLERANCE` (the networks' velocities are in voxels
+    per frame step: at another grid they mean other motion). A record without them (older checkpoints)
+    is not checked. Raises :class:`MotionPreprocessingError` naming the model, the subject and both grids."""
+    if not record:
+        return
+    trained_pixel, trained_frames = record.get("pixel_mm"), record.get("frames_per_sequence")
+    problems = []
+    if trained_pixel and pixel_mm > 0 and max(pixel_mm / trained_pixel, trained_pixel / pixel_mm) > PIXEL_TOLERANCE:
+        problems.append(f"{pixel_mm:.3g} mm pixels (trained at {float(trained_pixel):.3g} mm)")
+    if trained_frames and n_frames > 0 and max(n_frames / trained_frames, trained_frames / n_frames) > FRAMES_TOLERANCE:
+        problems.append(f"{int(n_frames)} frames (trained with {int(trained_frames)})")
+    if problems:
+        raise MotionPreprocessingError(
+            f"{model_name}: {subject} has {' and '.join(problems)}; a model applied to another grid gives wrong "
+            f"motion: train a model at this grid or reduce the study to the model's grid")
+
+
 def stored_reduction(record: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
     """``extra["reduction"]`` for the Slicer bridge (``mrml.motion_settings``): the recorded reduction, or
     ``{"preset": name}``; None when nothing is recorded."""
@@ -169,5 +195,5 @@ def stored_reduction(record: Optional[Mapping[str, Any]]) -> Optional[Dict[str, 
     return dict(record["reduction"]) if record.get("reduction") else None
 
 
-__all__ = ["DEMO_GRID", "GridRule", "MotionPreprocessingError", "PRESET_GRIDS", "Reduction", "preprocessing_record",
+__all__ = ["DEMO_GRID", "FRAMES_TOLERANCE", "GridRule", "PIXEL_TOLERANCE", "check_grid", "MotionPreprocessingError", "PRESET_GRIDS", "Reduction", "preprocessing_record",
            "reduce_sequence", "resolve_reduction", "resolve_request", "stored_reduction"]

@@ -3,7 +3,8 @@
 Two stages in one resumable run (:func:`~CardiacMotionAtlasLib.training.run_training`, checkpoint kind
 ``"cardiomorphnet"``): ``seg_steps`` steps train SegNet on the ED/ES labels (skipped when
 ``guidance="none"``), then SegNet is frozen and ``steps`` steps train FeatNet, the recurrent VAE and
-DeformNet on whole sequences (one subject per step) with :func:`~.losses.sequence_loss`. Step ``s``
+DeformNet on whole sequences (one subject per step; with ``config.train_frames`` a random subset of its
+frames that keeps ED and ES, :func:`training_frames`) with :func:`~.losses.sequence_loss`. Step ``s``
 draws its randomness from ``make_generator(seed, stream=s)``, so a resumed run equals an uninterrupted one.
 
 After training (``calibrate=True``) the per-index calibration scales of the 95 % intervals are fitted on
@@ -45,6 +46,20 @@ def _flip(images: torch.Tensor, labels: Dict[int, torch.Tensor], generator: torc
     if not dims:
         return images, labels
     return images.flip(dims), {k: v.flip(dims) for k, v in labels.items()}
+
+
+def training_frames(n_frames: int, labelled, count: int, generator: torch.Generator) -> list:
+    """Positions (ED-first order, sorted) of one motion-training step: every labelled position plus
+    randomly chosen others up to ``count`` frames (``count`` 0 or >= ``n_frames``: all frames)."""
+    if count <= 0 or count >= n_frames:
+        return list(range(n_frames))
+    kept = {0, *(int(k) for k in labelled if 0 <= int(k) < n_frames)}
+    others = [k for k in range(n_frames) if k not in kept]
+    extra = max(count - len(kept), 0)
+    if extra and others:
+        picks = torch.randperm(len(others), generator=generator)[:extra].tolist()
+        kept |= {others[i] for i in picks}
+    return sorted(kept)
 
 
 def train_motion(sequences: Sequence[MotionSequence], config: Optional[MotionConfig] = None, *,
@@ -98,6 +113,10 @@ def train_motion(sequences: Sequence[MotionSequence], config: Optional[MotionCon
     def motion_step(generator: torch.Generator, sample_generator: torch.Generator):
         index = int(torch.randint(len(data), (1,), generator=generator))
         images, labels = data[index]
+        if 0 < config.train_frames < images.shape[0]:  # a subset of the frames, labelled ones kept
+            kept = training_frames(images.shape[0], labels, config.train_frames, generator)
+            images = images[kept]
+            labels = {kept.index(k): v for k, v in labels.items() if k in kept}
         if config.augment:
             images, labels = _flip(images, labels, generator)
         pseudo = None
@@ -163,4 +182,5 @@ def load_motion(path: Union[str, Path], device: Union[str, torch.device, None] =
     return TrainedMotion(rebuilt.config, rebuilt.module, rebuilt.device, Path(path), calibration=calibration,
                          preprocessing=extra.get("preprocessing"))
 
-__all__ = ["CHECKPOINT_KIND", "TrainedMotion", "frame_order", "load_motion", "sequence_tensors", "train_motion"]
+__all__ = ["CHECKPOINT_KIND", "TrainedMotion", "frame_order", "load_motion", "sequence_tensors", "train_motion",
+           "training_frames"]

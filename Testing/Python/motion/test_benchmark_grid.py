@@ -1,4 +1,4 @@
-"""The motion benchmarks' SAX grid options (--pixel-mm / --frames / --matrix)."""
+"""The motion benchmarks' SAX grid options (--pixel-mm / --frames / --matrix / --train-frames)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import torch
 
 from CardiacMotionAtlasLib.benchmarks.common import add_family_arguments, benchmark_parser
 from CardiacMotionAtlasLib.benchmarks.motion import acquisition_ranges, add_grid_arguments, configs
+from CardiacMotionAtlasLib.motion import MotionConfig
 
 
 def _args(argv):
@@ -17,12 +18,13 @@ def _args(argv):
     return args
 
 
-def test_default_grid_is_unchanged_and_a_finer_one_keeps_the_field_of_view():
-    cmr, _ = configs(_args(["--quick"]), torch.device("cpu"))
-    assert (cmr.pixel_mm, cmr.n_frames, cmr.matrix) == (4.0, 10, 32)
-    fine, _ = configs(_args(["--quick", "--pixel-mm", "2.5", "--frames", "20"]), torch.device("cpu"))
-    assert (fine.pixel_mm, fine.n_frames, fine.matrix) == (2.5, 20, 51)
-    ranges = acquisition_ranges(fine)
+def test_default_grid_is_the_issues_and_the_session_8_grid_stays_reachable():
+    cmr, config = configs(_args(["--quick"]), torch.device("cpu"))
+    assert (cmr.pixel_mm, cmr.n_frames, cmr.matrix) == (2.5, 20, 51)  # <= 2.5 mm, >= 20 frames, 128 mm
+    assert config.train_frames == MotionConfig().train_frames
+    old, _ = configs(_args(["--quick", "--pixel-mm", "4", "--frames", "10", "--train-frames", "0"]), torch.device("cpu"))
+    assert (old.pixel_mm, old.n_frames, old.matrix) == (4.0, 10, 32)
+    ranges = acquisition_ranges(cmr)
     assert ranges.pixel_mm == (2.5, 2.5) and ranges.max_matrix == 51
-    explicit, _ = configs(_args(["--pixel-mm", "2.0", "--matrix", "48"]), torch.device("cpu"))
-    assert explicit.matrix == 48
+    explicit, subset = configs(_args(["--pixel-mm", "2.0", "--matrix", "48", "--train-frames", "6"]), torch.device("cpu"))
+    assert explicit.matrix == 48 and subset.train_frames == 6
