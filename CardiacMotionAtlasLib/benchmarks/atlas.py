@@ -21,10 +21,12 @@ codes-only fits too). ``ES_phase_err``: the recovered ES phase ``D2^-1(t'_ES)``
 a second table states the prediction's spread: ES phase and LVEF with the training cohort's standard
 deviation (:func:`..atlas.timing.prediction_spread`) next to the truth. ``atlas (ours)`` fits, from
 frames beyond ED, a time-varying residual warp that sets the subject's own contraction amplitude
-(:mod:`..atlas.residual`, ``FitConfig.motion_residual``; the default, unchanged since session 7, so these
-rows are also the previous method's); ``atlas + transmural offset (opt-in)`` (all frames, ED+ES) adds the
-scalar offset across the wall (``FitConfig.transmural_offset=True``, default off: it measured worse on
-held-out training-family hearts) on the same hearts.
+(:mod:`..atlas.residual`, ``FitConfig.motion_residual``), and its meshes follow the template motion with
+the basal rim relaxed onto the template's level set (``MeshConfig.material_relax_iterations``, session 9);
+``atlas, previous template motion (no rim relaxation)`` is the same fit meshed as in session 8 (the
+previous default, measured in the same run). ``--with-offset`` adds ``atlas + transmural offset (opt-in)``
+(all frames, ED+ES: ``FitConfig.transmural_offset=True``, default off: it measured worse on held-out
+training-family hearts in session 8).
 
 1. Surfaces: chamfer and HD95 (mm, mean +/- std over subjects x withheld frames; point-to-surface
    distances from area-uniform samples), the same at ES, LV volume-curve error (ml) and EF error
@@ -64,6 +66,11 @@ from ..training.seeding import seed_everything
 from .atlas_scores import SETTINGS, Scores, cross_subject_rows, frames_of
 from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, mean_std,
                      protocol_from_args, write_json)
+
+PREVIOUS_METHOD = "atlas, previous template motion (no rim relaxation)"
+"""Session 8's default: the same fit meshed with the template motion without its rim relaxation
+(``MeshConfig.material_relax_iterations=0``, :func:`..atlas.material_tracking.relax_on_level_set`)."""
+
 
 def sizes(quick: bool, large: bool) -> Dict:
     if large:
@@ -134,7 +141,7 @@ def speed_rows(atlas, fitted, motion, size, fit_seconds, cycle_seconds, train_s,
 
 
 def evaluate_test_set(test_set, atlas, size, grid, midpoints, train_hearts, motion, sdf_motion, normal_motion,
-                      fit_seconds, checks, cycle_seconds) -> Dict:
+                      fit_seconds, checks, cycle_seconds, previous_motion=None, with_offset: bool = False) -> Dict:
     """Fit and score every held-out heart of one test set (methods and baselines on the same hearts).
     Returns its surface rows, correspondence rows, true LVEFs and the last fit."""
     scores = Scores(size["samples"], test_set.label)
@@ -162,7 +169,11 @@ def evaluate_test_set(test_set, atlas, size, grid, midpoints, train_hearts, moti
             mesh = subject_mesh_sequence(atlas, fitted, phases, motion, size["mesh"])
             es_fitted = recovered_es_phase(atlas, fitted)
             scores.add(setting, "atlas (ours)", frames_of(mesh), subject, es_fitted)
-            if setting != "ed":  # the opt-in transmural offset (FitConfig.transmural_offset; default off, it
+            previous_mesh = None
+            if previous_motion is not None:  # the same fit, meshed with session 8's template motion (no rim relaxation)
+                previous_mesh = subject_mesh_sequence(atlas, fitted, phases, previous_motion, size["mesh"])
+                scores.add(setting, PREVIOUS_METHOD, frames_of(previous_mesh), subject, es_fitted)
+            if with_offset and setting != "ed":  # the opt-in transmural offset (FitConfig.transmural_offset; default off, it
                 # measured worse on held-out training-family hearts), same run, same hearts
                 variant = fit_subject(atlas, observed, setting, replace(size["fit"], transmural_offset=True))
                 fit_seconds[f"{setting} (transmural offset)"].append(variant.seconds)
@@ -219,7 +230,9 @@ def evaluate_test_set(test_set, atlas, size, grid, midpoints, train_hearts, moti
             if setting == "all":
                 normal = subject_mesh_sequence(atlas, fitted, phases, normal_motion, size["mesh"])
                 tracked = subject_mesh_sequence(atlas, fitted, phases, sdf_motion, size["mesh"])
-                for name, sequence in (("atlas, cohort material motion in template space (ours)", mesh),
+                previous_rows = [] if previous_mesh is None else [
+                    ("atlas, cohort material motion, previous (no rim relaxation)", previous_mesh)]
+                for name, sequence in (("atlas, cohort material motion in template space (ours)", mesh), *previous_rows,
                                        ("atlas, SDF tracking: smooth tangential transport", tracked),
                                        ("atlas, SDF tracking: normal motion only (closest point)", normal),
                                        ("cohort mean motion on the true ED mesh", mean_motion),
@@ -245,6 +258,9 @@ def main(argv=None) -> int:
     parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help="GPU-sized networks and cohort")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--with-offset", action="store_true",
+                        help="also fit the opt-in transmural offset (FitConfig.transmural_offset; off by default, "
+                             "measured in session 8)")
     add_family_arguments(parser)
     args = parser.parse_args(argv)
     device, size, wall = select_device(args.device), sizes(args.quick, args.large), time.perf_counter()
@@ -269,6 +285,8 @@ def main(argv=None) -> int:
     template_s, start = time.perf_counter() - start, time.perf_counter()
     motion = material_template_motion(atlas, sdf_motion, [h.positions for h in train_hearts], size["mesh"])
     material_s = time.perf_counter() - start
+    previous_motion = material_template_motion(atlas, sdf_motion, [h.positions for h in train_hearts],
+                                               replace(size["mesh"], material_relax_iterations=0))
     normal_motion = track_template(atlas, replace(size["mesh"], smoothing_iterations=0), template_mesh)
     prior = atlas.shape_motion_prior
     print(f"data {data_s:.0f} s, training {train_s:.0f} s ({atlas.training_seconds_per_step:.3f} s/step, shape-to-motion "
@@ -284,7 +302,8 @@ def main(argv=None) -> int:
     checks = {"jacobian": [], "residual_jacobian": [], "folds": 0, "codes": 0, "offset_mm": []}
     cycle_seconds: List[float] = []
     results = [evaluate_test_set(test_set, atlas, size, grid, midpoints, train_hearts, motion, sdf_motion,
-                                 normal_motion, fit_seconds, checks, cycle_seconds) for test_set in protocol.test_sets]
+                                 normal_motion, fit_seconds, checks, cycle_seconds, previous_motion, args.with_offset)
+               for test_set in protocol.test_sets]
     last_fit = results[-1]["last_fit"]
     rows = sum((r["rows"] for r in results), [])  # cross-family first (the protocol's order)
     columns = ["test_set", "setting", "method", "chamfer_mm", "hd95_mm", "ES_chamfer_mm", "ES_hd95_mm", "volume_err_ml",
