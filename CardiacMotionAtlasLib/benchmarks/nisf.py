@@ -19,9 +19,9 @@ ED and ES (plus more phases without --quick) and the known per-slice misalignmen
 Tables: (0) the standardised frame's x (towards the RV) and z (base -> apex) against the heart's true
 axes (intensity-only fits choose the RV side by probe fits; with labels it comes from them); (1) 3D
 segmentation, Dice per class and HD95 (mm), against SimpleITK nearest/linear resampling of the given SAX
-labels (no motion correction), the previous methods (network frozen at inference; session 6's slower
-slice-offset schedule) fitted in the same run, NISF++ on its own training subjects, and NISF++ on the SAX stack alone (ACDC/M&Ms-style study, no
-LAX view); (2) per slice type in-plane Dice and NCC/PSNR/SSIM of the model's
+labels (no motion correction), the previous method (network frozen at inference) fitted in the same run, NISF++ on its own training subjects, and NISF++ on the SAX stack alone (ACDC/M&Ms-style study, no
+LAX view); with labels also at ED/ES only on every slice (the common clinical annotation; SAX-only too), and
+from intensities with the opt-in label-intensity consistency term (:mod:`..nisf.consistency`); (2) per slice type in-plane Dice and NCC/PSNR/SSIM of the model's
 slices against the given ones; (3) motion correction:
 residual misalignment (common offset removed), NCC and label Dice along slice intersections, before
 and after; (4) held-out 4CH view; (5) ablation (inference switches: motion correction / intensity
@@ -41,13 +41,16 @@ import torch
 
 from ..metrics import ncc
 from ..nisf import FitConfig, NISFConfig, fit_subject, train_nisf
-from ..nisf.config import PREVIOUS_MOTION_SETTINGS
 from ..nisf.evaluation import CLASS_NAMES, LEVELS, frame_errors_deg, inplane_scores, resample_sax_stack
 from ..phantom.cmr import CMRConfig, simulate_cine
 from ..training import describe_device, load_config_json, select_device
 from .nisf_scores import SEG_METRICS, held_out_view, merge_scores, motion_scores, segmentation
 from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
                      cross_family_first, write_json)
+
+CONSISTENCY_WEIGHT = 10.0
+CONSISTENT = f"NISF++ (intensities only), + label-intensity consistency {CONSISTENCY_WEIGHT:g} (opt-in, off)"
+
 
 def _log(message: str) -> None:
     print(f"[nisf benchmark {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -126,6 +129,15 @@ def simulate(protocol, cmr: CMRConfig, hearts, indices):
     return sims
 
 
+def labels_at_ed_es(study):
+    """A copy of ``study`` whose every slice (SAX and LAX) keeps its labels at ED and ES only: the common
+    clinical annotation (ACDC, M&Ms, UK Biobank contours)."""
+    keep = sorted({int(study.ed_frame or 0), int(study.es_frame if study.es_frame is not None else 0)})
+    slices = [replace(s, labelled_frames=[f for f in keep if f in set(s.labelled_frames or [])])
+              if s.labels is not None else s for s in study.slices]
+    return replace(study, slices=slices)
+
+
 def eval_frames(sim, quick: bool) -> List[int]:
     n, es = sim.study.n_frames, sim.study.es_frame
     frames = [0, es] if quick else sorted({0, es, n // 5, (3 * n) // 5, (4 * n) // 5})
@@ -173,7 +185,7 @@ def main(argv=None) -> int:
     speed = {"fit_s": [], "fit_frozen_s": [], "sample_frame_s": []}
     motion_frozen: List[Dict] = []
     levels: List[Dict] = []  # where the wrong voxels lie along the long axis, per method/frame/class
-    motion_slow: List[Dict] = []  # session 6's slice-offset schedule (previous motion correction)
+    motion_consistent: List[Dict] = []  # the opt-in label-intensity consistency term (off by default)
     inplane_frozen: List[Dict] = []
     n_ablate = 1 if args.quick else args.test
     encoding = None
@@ -227,10 +239,12 @@ def main(argv=None) -> int:
             merge_scores(seg.setdefault((label, "NISF++ (intensities only), network frozen (previous)"), {}),
                          segmentation(previous, heart, sim, frames, grid, truth))
             motion_frozen.append({"test_set": label, "subject": heart.subject_id, **motion_scores(previous, sim)})
-            slow = fit_subject(trained, sim.study, replace(config.fit, **PREVIOUS_MOTION_SETTINGS))
-            merge_scores(seg.setdefault((label, "NISF++ (intensities only), session-6 slice schedule (previous)"),
-                                        {}), segmentation(slow, heart, sim, frames, grid, truth))
-            motion_slow.append({"test_set": label, "subject": heart.subject_id, **motion_scores(slow, sim)})
+            consistent = fit_subject(trained, sim.study, replace(config.fit, label_consistency_weight=CONSISTENCY_WEIGHT))
+            where = []
+            merge_scores(seg.setdefault((label, CONSISTENT), {}),
+                         segmentation(consistent, heart, sim, frames, grid, truth, levels=where))
+            levels.extend({"test_set": label, "method": CONSISTENT, **row} for row in where)
+            motion_consistent.append({"test_set": label, "subject": heart.subject_id, **motion_scores(consistent, sim)})
             inplane_frozen.extend({"test_set": label, **row} for row in inplane_scores(previous, sim.study))
             merge_scores(seg.setdefault((label, "NISF++ (+ test labels), network frozen (previous)"), {}),
                          segmentation(fit_subject(trained, sim.study, frozen, use_labels=True), heart, sim, frames,
@@ -245,6 +259,11 @@ def main(argv=None) -> int:
             merge_scores(seg.setdefault((label, "NISF++ (+ test labels: SAX all frames, LAX ED/ES)"), {}),
                    segmentation(with_labels, heart, sim, frames, grid, truth, levels=where))
             levels.extend({"test_set": label, "method": "NISF++ (+ test labels)", **row} for row in where)
+            ed_es = fit_subject(trained, labels_at_ed_es(sim.study), use_labels=True)  # the common annotation
+            where = []
+            merge_scores(seg.setdefault((label, "NISF++ (+ test labels at ED/ES only, every view)"), {}),
+                         segmentation(ed_es, heart, sim, frames, grid, truth, levels=where))
+            levels.extend({"test_set": label, "method": "NISF++ (+ labels at ED/ES)", **row} for row in where)
             frames_rows.append({"test_set": label, "subject": heart.subject_id, "frame": "with labels",
                                 **frame_errors_deg(with_labels.subject.frame.axes_ras, heart.local_to_ras)})
             sax_only = replace(sim.study, slices=list(sim.study.sax))  # an ACDC/M&Ms-style study: no LAX
@@ -257,6 +276,9 @@ def main(argv=None) -> int:
             sax_labels = fit_subject(trained, sax_only, use_labels=True)
             merge_scores(seg.setdefault((label, "NISF++ SAX only (+ SAX labels)"), {}),
                    segmentation(sax_labels, heart, sim, frames, grid, truth))
+            sax_ed_es = fit_subject(trained, labels_at_ed_es(sax_only), use_labels=True)  # ACDC / M&Ms annotation
+            merge_scores(seg.setdefault((label, "NISF++ SAX only (+ SAX labels at ED/ES only)"), {}),
+                         segmentation(sax_ed_es, heart, sim, frames, grid, truth))
             if number < n_ablate:
                 ablation.setdefault((label, "full model"), {k: [] for k in SEG_METRICS + ["mm_after"]})
                 merge_scores(ablation[(label, "full model")], {**fit_scores, "mm_after": [motion[-1]["mm_after"]]})
@@ -316,7 +338,7 @@ def main(argv=None) -> int:
     motion_keys = [k for k in motion[0] if k not in ("subject", "test_set")]
     motion_rows = [_summary(name, {k: [m[k] for m in rows if m["test_set"] == label] for k in motion_keys},
                             test_set=label) for label in order
-                   for name, rows in (("NISF++", motion), ("NISF++, session-6 slice schedule (previous)", motion_slow),
+                   for name, rows in (("NISF++", motion), (CONSISTENT, motion_consistent),
                                       ("NISF++, network frozen (previous)", motion_frozen))]
     print()
     print(format_table(_text_rows(motion_rows, motion_keys), ["test_set", "method"] + motion_keys,

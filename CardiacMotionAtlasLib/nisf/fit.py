@@ -179,10 +179,11 @@ def _run_fit(trained: TrainedNISF, subject: SubjectData, fit: FitConfig, labels:
 
     def step_fn(step: int):
         generator = make_generator(fit.seed, stream=step)
-        batch = sampler.sample(generator, fit.slices_per_step, fit.points_per_slice, choices)
+        batch = sampler.sample(generator, fit.slices_per_step, fit.points_per_slice, choices,
+                               labelled_fraction=fit.labelled_frame_fraction if labels else 0.0)
         loss, parts = batch_loss(network, params, table, batch, config, generator, use_labels=labels,
                                  motion_correction=motion, intensity_scaling=scaling, psf_enabled=psf_enabled,
-                                 regularise_network=False)
+                                 label_consistency=fit.label_consistency_weight, regularise_network=False)
         if crossings is not None and step >= warmup:
             consistency = crossings.loss(params, table, generator, fit.intersection_points, scaling)
             if consistency is not None:

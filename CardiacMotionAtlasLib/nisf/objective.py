@@ -6,7 +6,9 @@ modelled box of each: many points per slice keep the gradients of each slice's o
 
 Loss = ``intensity_weight`` x MSE(PSF-integrated prediction, ``(1 + d) I``) + ``dice_weight`` x soft
 Dice (LV BP, LV myo, RV BP) + ``cross_entropy_weight`` x CE on points with labels (labels are the
-slice-centre labels, so they are predicted at the voxel centre, without PSF) + the L2 regularisers.
+slice-centre labels, so they are predicted at the voxel centre, without PSF) + the L2 regularisers
++ ``label_consistency`` x the label-intensity consistency of unlabelled points (:mod:`.consistency`; fits
+without labels, off in training).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import NISFConfig
+from .consistency import label_intensity_consistency
 from .data import N_CLASSES, SubjectData
 from .network import NISFNetwork
 from .psf import psf_offsets
@@ -51,16 +54,33 @@ class SliceBatchSampler:
                 self.phases.append(torch.as_tensor(slice_.phases, dtype=torch.float32, device=device))
         self.n_slices = len(self.intensities)
 
+    def _labelled_frames(self, slice_id: int) -> Optional[torch.Tensor]:
+        """Frames of ``slice_id`` with labels when only some have them (else None)."""
+        label = self.labels[slice_id]
+        if label is None:
+            return None
+        has = (label >= 0).any(1).cpu()
+        if bool(has.all()) or not bool(has.any()):
+            return None
+        return torch.nonzero(has)[:, 0]
+
     def sample(self, generator: torch.Generator, slices_per_step: int, points_per_slice: int,
-               slice_choices: Optional[torch.Tensor] = None) -> Batch:
-        """A batch drawn with ``generator`` (a CPU generator; draws depend on it only)."""
+               slice_choices: Optional[torch.Tensor] = None, labelled_fraction: float = 0.0) -> Batch:
+        """A batch drawn with ``generator`` (a CPU generator; draws depend on it only). Frames are drawn
+        uniformly; with ``labelled_fraction > 0``, that fraction of the points of a slice whose labels
+        cover only some frames (ED/ES) come from its labelled frames (0: uniform, the previous draw)."""
         pool = slice_choices if slice_choices is not None else torch.arange(self.n_slices)
         picks = pool[torch.randint(len(pool), (slices_per_step,), generator=generator)]
         ids, ijk, phases, intensity, labels = [], [], [], [], []
         for slice_id in picks.tolist():
             values = self.intensities[slice_id]
             n_frames, n_pixels = values.shape
-            frames = torch.randint(n_frames, (points_per_slice,), generator=generator).to(self.device)
+            frames = torch.randint(n_frames, (points_per_slice,), generator=generator)
+            labelled = self._labelled_frames(slice_id) if labelled_fraction > 0 else None
+            if labelled is not None:
+                n_labelled = int(round(labelled_fraction * points_per_slice))
+                frames[:n_labelled] = labelled[torch.randint(len(labelled), (n_labelled,), generator=generator)]
+            frames = frames.to(self.device)
             pixels = torch.randint(n_pixels, (points_per_slice,), generator=generator).to(self.device)
             ids.append(torch.full((points_per_slice,), slice_id, dtype=torch.long, device=self.device))
             ij = self.roi_ij[slice_id][pixels]
@@ -86,7 +106,7 @@ def soft_dice_loss(logits: torch.Tensor, labels: torch.Tensor, classes=(1, 2, 3)
 def batch_loss(network: NISFNetwork, params: SubjectParameters, table: SliceTable, batch: Batch,
                config: NISFConfig, generator: torch.Generator, *, use_labels: bool = True,
                motion_correction: Optional[bool] = None, intensity_scaling: Optional[bool] = None,
-               psf_enabled: Optional[bool] = None,
+               psf_enabled: Optional[bool] = None, label_consistency: float = 0.0,
                regularise_network: bool = True) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """The loss of one batch and its parts (see the module docstring)."""
     motion = config.motion_correction if motion_correction is None else motion_correction
@@ -105,18 +125,28 @@ def batch_loss(network: NISFNetwork, params: SubjectParameters, table: SliceTabl
         repeat = lambda tensor: tensor.repeat_interleave(k, dim=0)  # noqa: E731
         points = params.slice_points(table, repeat(batch.slice_ids), repeat(batch.ijk), offsets.reshape(-1, 3),
                                      motion_correction=motion)
-        predicted = network.intensity(points, repeat(batch.phases), repeat(latents)).reshape(n, k).mean(1)
+        if label_consistency > 0:  # labels too: their PSF average is the class fraction of each voxel
+            values, sample_logits = network(points, repeat(batch.phases), repeat(latents))
+            predicted = values.reshape(n, k).mean(1)
+            fractions = torch.softmax(sample_logits, dim=1).reshape(n, k, -1).mean(1)
+        else:
+            predicted = network.intensity(points, repeat(batch.phases), repeat(latents)).reshape(n, k).mean(1)
         logits = None
         if bool(labelled.any()):
             logits = network(centre_points[labelled], batch.phases[labelled], latents[labelled])[1]
     else:
         predicted, all_logits = network(centre_points, batch.phases, latents)
         logits = all_logits[labelled] if bool(labelled.any()) else None
+        fractions = torch.softmax(all_logits, dim=1) if label_consistency > 0 else None
     target = batch.intensity
     if scaling:
         target = (1.0 + params.slice_intensity[batch.slice_ids]) * target
     parts: Dict[str, torch.Tensor] = {"mse": F.mse_loss(predicted, target)}
     loss = config.intensity_weight * parts["mse"]
+    if label_consistency > 0 and bool((~labelled).any()):
+        free = ~labelled
+        parts["consistency"] = label_intensity_consistency(fractions[free], target[free])
+        loss = loss + label_consistency * parts["consistency"]
     if logits is not None:
         targets = batch.labels[labelled]
         parts["dice"] = soft_dice_loss(logits, targets)
