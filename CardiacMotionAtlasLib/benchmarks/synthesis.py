@@ -1,7 +1,7 @@
 """Generative CT motion (systole-conditioned CVAE) on held-out phantom subjects.
 
     python -m CardiacMotionAtlasLib.benchmarks.synthesis [--quick] [--large | --tiny] [--json PATH] [--device auto]
-        [--train N] [--test M] [--samples K] [--threads T] [--baselines previous,standard-normal | --no-baseline-cvae]
+        [--train N] [--test M] [--samples K] [--threads T] [--baselines previous,standard-normal,amplitude | --no-baseline-cvae]
         [--train-family ellipsoidal] [--test-family lofted] [--acquisition randomised]
 
 Leave-subjects-out across phantom families (:func:`.common.build_protocol`): ``--train`` hearts of the
@@ -18,8 +18,8 @@ CVAEs trained on the same pairs with the same steps: the product's (learned prio
 bits, motion-scale augmentation, local-volume det J loss, tiled latent, conditional U-Net decoder with
 coarse-to-fine flow heads, implied-volume term ``index_weight``) and the baselines it replaced
 (``--baselines``): ``previous`` (the earlier defaults: no implied-volume term, :func:`previous_config`)
-and ``standard-normal`` (KL to N(0, I), the plain decoder, none of these);
-``--no-baseline-cvae`` skips both. Tables: (1) reconstruction EPE of test flows through each CVAE
+and ``standard-normal`` (KL to N(0, I), the plain decoder, none of these); beside them, on request,
+``amplitude`` (the opt-in LVEF latent coordinate, :func:`amplitude_config`); ``--no-baseline-cvae`` skips all. Tables: (1) reconstruction EPE of test flows through each CVAE
 (posterior mean) and its prior mean, against zero flow, the trained estimator and SimpleITK demons; (2)
 the generators (CVAE samples from their priors, random smooth B-spline fields scaled to the training
 flows' RMS, and the true flows): diversity (mean pairwise EPE of ``--samples`` samples per ES frame),
@@ -53,7 +53,7 @@ from ..synthesis.data import acquired_pair, concat_pairs, generated_pair_tensors
 from ..synthesis.indices import conditioning_summary
 from ..geometry.warp import warp
 from ..training import describe_device, select_device
-from .synthesis_scores import (BASELINE_NAME, CVAE_NAME, PREVIOUS_NAME, endpoint_error, estimator_epe, flow_stats, label_stats,
+from .synthesis_scores import (AMPLITUDE_NAME, BASELINE_NAME, CVAE_NAME, PREVIOUS_NAME, endpoint_error, estimator_epe, flow_stats, label_stats,
                                score_row, subject_rows, text_rows)
 from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
                      cross_family_first, write_json)
@@ -80,13 +80,20 @@ def baseline_config(config: SynthConfig) -> SynthConfig:
     the cube-averaged endpoint error alone (as in the earlier runs; steps and networks the same)."""
     return replace(config, decoder_frame_skips=False, coarse_to_fine_flow=False, motion_balanced=False, index_weight=0.0,
                    conditional_prior=False, kl_free_nats=0.0, prior_recon_weight=0.0, jacobian_weight=0.0,
-                   tiled_latent=False, augment=replace(config.augment, motion_scale=0.0))
+                   tiled_latent=False, amplitude_latent=False, amplitude_lvef=False,
+                   augment=replace(config.augment, motion_scale=0.0))
 
 
 def previous_config(config: SynthConfig) -> SynthConfig:
     """The CVAE of the previous version (session 7's defaults): the conditional U-Net decoder with
     coarse-to-fine flow heads, motion scaling +-40 %, without the implied-volume term (index_weight 0)."""
     return replace(config, index_weight=0.0)
+
+
+def amplitude_config(config: SynthConfig) -> SynthConfig:
+    """The default with the opt-in LVEF latent coordinate (``amplitude_latent``, ``amplitude_lvef``) and
+    motion scaling +-25 %, as measured on the dev hearts (:class:`~CardiacMotionAtlasLib.synthesis.SynthConfig`)."""
+    return replace(config, amplitude_latent=True, amplitude_lvef=True, augment=replace(config.augment, motion_scale=0.25))
 
 
 def main(argv=None) -> int:
@@ -99,15 +106,16 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=None, help="samples per ES frame (default 8, quick 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--baselines", default="previous,standard-normal",
-                        help="baseline CVAEs trained in the same run: 'previous' (the earlier defaults: no implied-volume term), 'standard-normal' "
+                        help="CVAEs trained in the same run beside the default: 'previous' (the earlier defaults: no implied-volume term), "
+                             "'amplitude' (opt-in LVEF latent coordinate), 'standard-normal' "
                              "(N(0, I) prior, no free bits, no motion scaling), comma-separated")
     parser.add_argument("--no-baseline-cvae", action="store_true", help="no baseline CVAE")
     add_family_arguments(parser)
     args = parser.parse_args(argv)
     baselines = [] if args.no_baseline_cvae else [b.strip() for b in args.baselines.split(",") if b.strip()]
-    if set(baselines) - {"previous", "standard-normal"}:
-        parser.error(f"--baselines: unknown {sorted(set(baselines) - {'previous', 'standard-normal'})}; "
-                     "expected previous and/or standard-normal")
+    known = {"previous", "standard-normal", "amplitude"}
+    if set(baselines) - known:
+        parser.error(f"--baselines: unknown {sorted(set(baselines) - known)}; expected previous, standard-normal and/or amplitude")
     if args.threads:
         torch.set_num_threads(args.threads)
     n_train = args.train or (6 if args.quick else 12)
@@ -137,7 +145,8 @@ def main(argv=None) -> int:
     cvae_step_s = (time.perf_counter() - start) / max(config.cvae_steps, 1)
     model = trained.model
     cvaes = [(CVAE_NAME, trained)]
-    for key, name, make in (("previous", PREVIOUS_NAME, previous_config), ("standard-normal", BASELINE_NAME, baseline_config)):
+    for key, name, make in (("previous", PREVIOUS_NAME, previous_config), ("amplitude", AMPLITUDE_NAME, amplitude_config),
+                            ("standard-normal", BASELINE_NAME, baseline_config)):
         if key in baselines:
             _log(f"training the baseline {name} ({config.cvae_steps} steps)")
             cvaes.append((name, train_cvae(train_data, estimator_a, make(config), device=device)))

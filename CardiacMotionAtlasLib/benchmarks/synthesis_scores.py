@@ -79,7 +79,9 @@ def flow_stats(flows_vox: np.ndarray, pair, config: SynthConfig) -> Dict[str, li
 CVAE_NAME = "CVAE, p(z | frame)"
 PREVIOUS_NAME = "previous CVAE (baseline)"
 BASELINE_NAME = "CVAE, N(0, I) prior (baseline)"
-SAMPLE_COLUMNS = {CVAE_NAME: "cvae_samples", PREVIOUS_NAME: "previous_cvae_samples", BASELINE_NAME: "baseline_cvae_samples"}
+AMPLITUDE_NAME = "CVAE + LVEF coordinate (opt-in)"
+SAMPLE_COLUMNS = {CVAE_NAME: "cvae_samples", PREVIOUS_NAME: "previous_cvae_samples", BASELINE_NAME: "baseline_cvae_samples",
+                  AMPLITUDE_NAME: "amplitude_cvae_samples"}
 
 
 def subject_rows(test_set, test_pairs, truth, generators) -> List[Dict]:

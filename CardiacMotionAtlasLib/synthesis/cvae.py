@@ -20,7 +20,11 @@ augmentation's known factor, standardised (:func:`amplitude_coordinate`); in tra
 it in place of the posterior draw, the posterior's ``mu[:, 0]`` is regressed onto it (its estimate for a
 given flow) and it leaves the KL; its prior is the augmentation's standardised law ``N(0, 1)`` whatever
 the frame, so ``z_0 = 0`` decodes the frame's own (unscaled) motion and moving along ``z_0`` scales the
-contraction by ``1 + z_0 * motion_scale / sqrt(3)``.
+contraction by ``1 + z_0 * motion_scale / sqrt(3)``. With ``amplitude_lvef`` the coordinate is instead
+the LVEF implied by the (scaled) training flow, standardised (:func:`lvef_coordinate`), and its prior
+``N(mu_p0(frame), sd_p0(frame)^2)`` is learned (Gaussian likelihood of the known coordinate): the
+conditional prior, with its global (volume-like) features of the frame, predicts how strongly this heart
+contracts, and sampling spreads around it by the learned uncertainty.
 """
 
 from __future__ import annotations
@@ -61,6 +65,24 @@ def amplitude_coordinate(scale: torch.Tensor, motion_scale: float) -> torch.Tens
     return (scale - 1.0) * (3.0 ** 0.5 / motion_scale)
 
 
+LVEF_CENTRE, LVEF_SPREAD = 50.0, 15.0
+"""Standardisation of the LVEF coordinate (%): ``(LVEF - 50) / 15``."""
+
+
+def lvef_coordinate(masks_es: torch.Tensor, flow_vox: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` standardised LVEF ``(EF - 50) / 15`` implied by voxel pull flows ``(N, 3, ...)`` for the ES
+    LV masks ``(N, C, ...)`` (channel 0 the blood pool): ``EF = 1 - V_ES / V_ED``, ``V_ED`` the blood pool
+    pulled by the flow (trilinear), without gradients."""
+    from ..geometry.warp import warp
+
+    with torch.no_grad():
+        blood = masks_es[:, :1].to(flow_vox.dtype)
+        es = blood.flatten(1).sum(1)
+        ed = warp(blood, flow_vox).flatten(1).sum(1).clamp_min(1.0)
+        ef = 100.0 * (1.0 - es / ed)
+    return (ef - LVEF_CENTRE) / LVEF_SPREAD
+
+
 def _act() -> nn.Module:
     return nn.LeakyReLU(0.1)
 
@@ -92,6 +114,7 @@ class ConditionalFlowVAE(nn.Module):
         self.posterior = nn.Linear(flat, 2 * self.latent_dim)
         self.conditional_prior = bool(config.conditional_prior)
         self.amplitude_latent = bool(getattr(config, "amplitude_latent", False))
+        self.amplitude_lvef = self.amplitude_latent and bool(getattr(config, "amplitude_lvef", False))
         if self.conditional_prior:
             self.prior_encoder = _strided_encoder(1, ch, pyr)
             pooled = sum(ch) + sum(pyr)  # one global average per channel of every level (volume-like cues)
@@ -154,7 +177,7 @@ class ConditionalFlowVAE(nn.Module):
             zeros = frame.new_zeros((frame.shape[0], self.latent_dim))
             return zeros, zeros
         mu, logvar = self._learned_prior(frame, features)
-        if self.amplitude_latent:  # the amplitude coordinate's law is the augmentation's, N(0, 1) for every frame
+        if self.amplitude_latent and not self.amplitude_lvef:  # the amplitude coordinate's law is the augmentation's, N(0, 1) for every frame
             keep = torch.ones_like(mu)
             keep[:, 0] = 0.0
             mu, logvar = mu * keep, logvar * keep
@@ -261,6 +284,9 @@ def cvae_loss(predicted: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, l
     extra = torch.zeros((), device=mu.device, dtype=mu.dtype)
     if getattr(config, "amplitude_latent", False) and amplitude is not None:
         extra = float(config.amplitude_weight) * (mu[:, 0] - amplitude.to(mu)).pow(2).mean()
+        if getattr(config, "amplitude_lvef", False) and prior_mu is not None:  # the prior predicts it from the frame
+            nll = 0.5 * ((amplitude.to(mu) - prior_mu[:, 0]).pow(2) / prior_logvar[:, 0].exp() + prior_logvar[:, 0])
+            extra = extra + float(config.amplitude_weight) * nll.mean()
         if mu.shape[1] == 1:  # the whole latent is the supervised amplitude: no KL
             return config.recon_weight * recon + extra, mse, torch.zeros((), device=mu.device, dtype=mu.dtype)
         mu, logvar = mu[:, 1:], logvar[:, 1:]
@@ -302,5 +328,5 @@ class SynthesisModel(nn.Module):
             return [f.detach() for f in self.pyramid(frame)]
 
 
-__all__ = ["ConditionalFlowVAE", "SynthesisModel", "amplitude_coordinate", "cvae_loss", "kl_divergence",
+__all__ = ["ConditionalFlowVAE", "SynthesisModel", "amplitude_coordinate", "lvef_coordinate", "cvae_loss", "kl_divergence",
            "kl_per_dimension", "with_amplitude"]

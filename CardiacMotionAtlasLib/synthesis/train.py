@@ -22,7 +22,7 @@ from ..errors import CheckpointError
 from ..training import TrainingResult, make_generator, make_state_fns, rebuild_model, run_training, select_device
 from ..training.schedules import cosine_factor
 from .config import SynthConfig
-from .cvae import SynthesisModel, amplitude_coordinate, cvae_loss, with_amplitude
+from .cvae import SynthesisModel, amplitude_coordinate, cvae_loss, lvef_coordinate, with_amplitude
 from .data import FlowPair, PairTensors, augment, stack_pairs
 from .flow_loss import index_error, reconstruction_loss
 from .grid import clip_flow_vox
@@ -138,6 +138,7 @@ def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEst
 
     def step_fn(step: int):
         (es, _, flow, masks), generator = _batch(data, config, step, masks=True)
+        es_masks = masks  # for the LVEF coordinate, whatever the implied-volume term
         if config.index_weight <= 0:
             masks = None
         scale = torch.ones((flow.shape[0],), device=flow.device, dtype=flow.dtype)
@@ -147,6 +148,8 @@ def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEst
             flow = clip_flow_vox(flow * scale.view(-1, 1, 1, 1, 1), config)
         # the known scale as latent coordinate 0 (``amplitude_latent``; None: the latent is all free)
         amplitude = amplitude_coordinate(scale, config.augment.motion_scale) if config.amplitude_latent else None
+        if config.amplitude_latent and config.amplitude_lvef:  # the training flow's implied LVEF (needs ES labels)
+            amplitude = None if es_masks is None else lvef_coordinate(es_masks, flow)
         features = model.condition(es)
         predicted, mu, logvar = model.cvae(flow, es, features, generator=generator, amplitude=amplitude)
         prior_mu, prior_logvar = model.cvae.prior(es, features) if model.cvae.conditional_prior else (None, None)
@@ -222,7 +225,7 @@ _LAYOUT_ADDED = ("decoder_frame_skips", "coarse_to_fine_flow")
 decoder, so a missing key means off (not the current default)."""
 
 
-_LOSS_ADDED = ("index_log_ratio", "prior_recon_at_mean", "amplitude_latent")
+_LOSS_ADDED = ("index_log_ratio", "prior_recon_at_mean", "amplitude_latent", "amplitude_lvef")
 """Training options added after checkpoints were written without them (they change no layout): a
 checkpoint without them was trained with them off, which its loaded config then states (and
 ``amplitude_latent`` off keeps the learned prior on every latent dimension, as it was trained)."""

@@ -31,7 +31,7 @@ def test_amplitude_coordinate_is_standardised_and_zero_at_the_frames_own_motion(
 
 
 def test_prior_of_the_amplitude_coordinate_is_standard_normal_for_every_frame():
-    config = replace(SynthConfig.tiny(), amplitude_latent=True)
+    config = replace(SynthConfig.tiny(), amplitude_latent=True, amplitude_lvef=False)
     cvae = ConditionalFlowVAE(config)
     with torch.no_grad():  # a trained-looking prior head (non-zero last layer)
         cvae.prior_head[-1].weight.normal_(0, 0.5)
@@ -48,7 +48,7 @@ def test_prior_of_the_amplitude_coordinate_is_standard_normal_for_every_frame():
 
 
 def test_amplitude_leaves_the_kl_and_is_regressed():
-    config = replace(SynthConfig.tiny(), amplitude_latent=True, kl_free_nats=0.0, amplitude_weight=2.0)
+    config = replace(SynthConfig.tiny(), amplitude_latent=True, amplitude_lvef=False, kl_free_nats=0.0, amplitude_weight=2.0)
     target = torch.zeros(2, 3, 4, 4, 4)
     mu, logvar = torch.zeros(2, 4), torch.zeros(2, 4)
     amplitude = torch.tensor([0.5, -1.0])
@@ -74,7 +74,8 @@ def test_moving_along_the_amplitude_coordinate_scales_the_contraction(synth_pair
     from CardiacMotionAtlasLib.synthesis.sample import sample_flows
     from CardiacMotionAtlasLib.synthesis.train import train_cvae, train_flow_estimator
 
-    config = replace(synth_config, amplitude_latent=True, cvae_steps=60, index_weight=0.0)
+    config = replace(synth_config, amplitude_latent=True, amplitude_lvef=False, cvae_steps=60, index_weight=0.0,
+                     augment=replace(synth_config.augment, motion_scale=0.4))
     estimator = train_flow_estimator(synth_pairs, config, steps=2, device="cpu")
     trained = train_cvae(synth_pairs, estimator, config, device="cpu")
     pair = synth_pairs[0]
@@ -120,4 +121,42 @@ def test_concat_pairs_warns_when_it_drops_masks():
 
 
 def test_a_checkpoint_written_before_the_amplitude_option_loads_with_it_off(loads_as_before_options, synth_config):
-    loads_as_before_options(replace(synth_config, amplitude_latent=False), ["amplitude_latent"])
+    assert not SynthConfig().amplitude_latent and not SynthConfig().amplitude_lvef  # opt-in
+    loads_as_before_options(replace(synth_config, amplitude_latent=False, amplitude_lvef=False),
+                            ["amplitude_latent", "amplitude_lvef"])
+
+
+def test_lvef_coordinate_is_the_implied_ejection_fraction_standardised(ball_points, ball_lv_masks):
+    from CardiacMotionAtlasLib.geometry.warp import warp
+    from CardiacMotionAtlasLib.synthesis.cvae import LVEF_CENTRE, LVEF_SPREAD, lvef_coordinate
+
+    zero = torch.zeros_like(ball_points)
+    assert float(lvef_coordinate(ball_lv_masks, zero)) == pytest.approx(-LVEF_CENTRE / LVEF_SPREAD, abs=1e-4)
+    flow = -0.15 * ball_points  # pulls from nearer the centre: the pulled (ED) blood pool is larger
+    es, ed = float(ball_lv_masks[:, 0].sum()), float(warp(ball_lv_masks[:, :1], flow).sum())
+    expected = (100 * (1 - es / ed) - LVEF_CENTRE) / LVEF_SPREAD
+    assert float(lvef_coordinate(ball_lv_masks, flow)) == pytest.approx(expected, rel=1e-5)
+    assert float(lvef_coordinate(ball_lv_masks, 1.5 * flow)) > float(lvef_coordinate(ball_lv_masks, flow))
+
+
+def test_lvef_mode_learns_the_prior_of_the_coordinate_by_its_likelihood():
+    config = replace(SynthConfig.tiny(), amplitude_latent=True, amplitude_lvef=True, kl_free_nats=0.0)
+    target = torch.zeros(2, 3, 4, 4, 4)
+    mu, logvar = torch.zeros(2, 4), torch.zeros(2, 4)
+    amplitude = torch.tensor([0.5, -1.0])
+    prior_mu, prior_logvar = torch.zeros(2, 4), torch.zeros(2, 4)
+    base, _, _ = cvae_loss(target, target, mu, logvar, config, prior_mu=prior_mu, prior_logvar=prior_logvar,
+                           amplitude=amplitude)
+    # regression of mu_0 (weight 1) + Gaussian NLL of the coordinate under N(0, 1): 0.5 * a^2 each
+    assert float(base) == pytest.approx(1.5 * float((amplitude ** 2).mean()), rel=1e-5)
+    prior_mu = prior_mu.clone()
+    prior_mu[:, 0] = amplitude
+    at, _, _ = cvae_loss(target, target, mu, logvar, config, prior_mu=prior_mu, prior_logvar=prior_logvar, amplitude=amplitude)
+    assert float(at) == pytest.approx(float((amplitude ** 2).mean()), rel=1e-5)  # the prior predicts it: no NLL beyond log sd
+    cvae = ConditionalFlowVAE(config)
+    with torch.no_grad():
+        cvae.prior_head[-1].bias.normal_(0, 0.5)
+    n, pyr = config.working_size, config.pyramid_channels
+    frames = torch.randn(1, 1, n, n, n)
+    features = [torch.randn(1, c, n // 2 ** (l + 1), n // 2 ** (l + 1), n // 2 ** (l + 1)) for l, c in enumerate(pyr)]
+    assert float(cvae.prior(frames, features)[0][0, 0].detach()) != 0.0  # learned, not the fixed N(0, 1)
