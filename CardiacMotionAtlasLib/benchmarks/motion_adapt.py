@@ -163,7 +163,8 @@ def main(argv=None) -> int:
             scores[(test_set.label, DISK_GIVEN)].append(disk)
             subject["given labels ES LV err"] = disk["err_LVESV"]
             per_subject.append(subject)
-    rows = [_row(name, values, label) for (label, name), values in scores.items()]
+    rows = [_row(name, values, label) for (label, name), values in scores.items() if values]  # e.g. SegNet's disk
+    # summation comes with the previous variant only
     total_s = time.perf_counter() - start
     print(f"machine: {machine_description()}; device: {describe_device(device)}, {torch.get_num_threads()} thread(s); "
           f"train {args.train} / test {args.test} subjects; SAX {cmr.n_frames} frames, {cmr.pixel_mm} mm pixels, "

@@ -90,8 +90,11 @@ class MotionConfig:
     augment: bool = True  # random in-plane flips/transposes of whole training sequences
     # frames per motion-training step: the labelled positions (ED, ES) plus randomly chosen others, in cycle
     # order, so a step costs the same whatever the acquisition's frame count and sees varied frame spacings
-    # (0: every frame, the previous behaviour)
-    train_frames: int = 0
+    # (0: every frame, the previous behaviour). 10 chosen on the in-family held-out hearts of the quick motion
+    # benchmark at 2.5 mm / 20 frames (same SegNet stage, 100 motion steps): motion stage 1013 -> ~400 s,
+    # LVEF RMSE 1.78 -> 1.73, RVEF 13.6 -> 12.8, all-frame EPE 2.05 -> 2.04 mm, ES EPE 4.38 -> 4.19, Dice
+    # 97.5/95.0/92.4 -> 97.0/93.1/90.7, coverage 77.8 -> 83.3 %
+    train_frames: int = 10
     seed: int = 0
     checkpoint_every: int = 50
     # inference

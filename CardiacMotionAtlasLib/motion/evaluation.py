@@ -5,6 +5,7 @@ grid. Shapes are warped both ways between ED and ES (ES masks onto ED with ``u_{
 ES with ``u_{ES->ED}``); endpoint error (mm) is inside the ED myocardium against
 ``heart.displacement_field``; indices come from the given ED labels carried to every frame (soft
 volumes) against the phantom's analytic indices; strain against :func:`analysis.strain.analytic_strain`.
+Label maps are warped with background outside the field of view (:func:`warp_one_hot`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,23 @@ REGIONS = {"LV": 1, "Myo": 2, "RV": 3}
 INDEX_NAMES = ("LVEDV", "LVESV", "LVSV", "LVEF", "RVEDV", "RVESV", "RVSV", "RVEF", "LVM")
 
 
+LABEL_MARGIN = 4  # in-plane background margin (voxels) around the field of view when label maps are warped
+
+
+def warp_one_hot(hot: torch.Tensor, displacement: torch.Tensor, margin: int = LABEL_MARGIN) -> torch.Tensor:
+    """``hot`` ``(N, 4, z, y, x)`` class probabilities pulled by voxel ``displacement`` ``(N, 3, z, y, x)``,
+    with background outside the in-plane field of view (``geometry.warp`` replicates the edge voxel, so a
+    structure touching the edge - the RV of a heart that fills the 128 mm field of view - grew wherever
+    the field pulls from outside: +17 ml RVESV on an in-family heart at 2.5 mm)."""
+    if margin <= 0:
+        return warp(hot, displacement)
+    pad = (margin, margin, margin, margin)
+    padded = torch.nn.functional.pad(hot, pad)
+    padded[:, :1] = torch.nn.functional.pad(hot[:, :1], pad, value=1.0)
+    field = torch.nn.functional.pad(displacement, (*pad, 0, 0), mode="replicate")
+    return warp(padded, field)[..., margin:-margin, margin:-margin]
+
+
 def shape_scores(ed_to_es: torch.Tensor, es_to_ed: torch.Tensor, labels_ed: np.ndarray, labels_es: np.ndarray,
                  ijk_to_ras: np.ndarray) -> Dict[str, float]:
     """Dice, Jaccard (%), HD95 and mean surface distance (mm) per region of warped masks, averaged over
@@ -33,8 +51,8 @@ def shape_scores(ed_to_es: torch.Tensor, es_to_ed: torch.Tensor, labels_ed: np.n
     device = ed_to_es.device
     ed = torch.as_tensor(labels_ed.astype(np.int64), device=device)[None]
     es = torch.as_tensor(labels_es.astype(np.int64), device=device)[None]
-    pairs = [(warp(one_hot(es), ed_to_es[None] if ed_to_es.dim() == 4 else ed_to_es).argmax(1)[0], labels_ed),
-             (warp(one_hot(ed), es_to_ed[None] if es_to_ed.dim() == 4 else es_to_ed).argmax(1)[0], labels_es)]
+    pairs = [(warp_one_hot(one_hot(es), ed_to_es[None] if ed_to_es.dim() == 4 else ed_to_es).argmax(1)[0], labels_ed),
+             (warp_one_hot(one_hot(ed), es_to_ed[None] if es_to_ed.dim() == 4 else es_to_ed).argmax(1)[0], labels_es)]
     scores: Dict[str, list] = {}
     for warped, target in pairs:
         warped = warped.cpu().numpy()
@@ -60,7 +78,7 @@ def endpoint_errors(ed_to_t_ras: np.ndarray, truth_ras: np.ndarray, mask: np.nda
 def soft_volumes(t_to_ed: torch.Tensor, labels_ed: np.ndarray, voxel_ml: float) -> np.ndarray:
     """``(3, T)`` volumes (ml) of labels 1..3 of the ED labels carried to every frame (summed probabilities)."""
     ed = one_hot(torch.as_tensor(labels_ed.astype(np.int64), device=t_to_ed.device)[None])
-    probs = warp(ed.expand(t_to_ed.shape[0], -1, -1, -1, -1), t_to_ed)
+    probs = warp_one_hot(ed.expand(t_to_ed.shape[0], -1, -1, -1, -1).contiguous(), t_to_ed)
     return (probs.sum((2, 3, 4)).T[1:] * voxel_ml).cpu().numpy()
 
 

@@ -59,3 +59,21 @@ def test_training_on_a_subset_of_frames_changes_what_the_steps_see(small_sequenc
     assert any(not torch.equal(a[n], b[n]) for n in names)  # the steps saw other frames
     assert all(torch.isfinite(b[n]).all() for n in names)
     assert subset.config.train_frames == 3
+
+
+def test_warped_labels_see_background_outside_the_field_of_view():
+    from CardiacMotionAtlasLib.motion.evaluation import soft_volumes, warp_one_hot
+    from CardiacMotionAtlasLib.motion.losses import one_hot
+
+    labels = np.zeros((2, 12, 12), np.int64)
+    labels[:, 4:8, 9:] = 3  # a structure touching the high-x edge
+    shift = torch.zeros((1, 3, 2, 12, 12))
+    shift[:, 0] = 2.0  # pull from two voxels further along x: the last two columns come from outside
+    volumes = soft_volumes(shift, labels, 1.0)
+    assert volumes[2, 0] == pytest.approx(3 * 4 * 2, abs=1e-4)  # columns 7-9 take 9-11; 10 and 11 pull background
+    hot = one_hot(torch.as_tensor(labels)[None])
+    replicated = warp_one_hot(hot.expand(1, -1, -1, -1, -1), shift, margin=0)  # the edge voxel's class, replicated
+    assert float(replicated[:, 3].sum()) == pytest.approx(5 * 4 * 2, abs=1e-4)
+    inside = torch.zeros_like(shift)
+    assert soft_volumes(inside, labels, 1.0)[2, 0] == pytest.approx(np.count_nonzero(labels == 3), abs=1e-4)
+    assert torch.allclose(warp_one_hot(hot, shift).sum(1), torch.ones((1, 2, 12, 12)))  # still probabilities
