@@ -125,7 +125,7 @@ def speed_rows(atlas, fitted, motion, size, fit_seconds, cycle_seconds, train_s,
          "ratio": full / plain},
         {"task": "training, total", "seconds": train_s, "baseline_s": None, "ratio": None},
         *({"task": f"fit one subject, {SETTINGS.get(s, s)}", "seconds": float(np.mean(v)), "baseline_s": None, "ratio": None}
-          for s, v in fit_seconds.items()),
+          for s, v in fit_seconds.items() if v),
         {"task": f"template: march once ({resolution}^3) + track {size['mesh'].tracking_steps} phases",
          "seconds": template_s, "baseline_s": None, "ratio": None},
         {"task": f"template material motion from {atlas.module.n_subjects} training subjects' trajectories "
