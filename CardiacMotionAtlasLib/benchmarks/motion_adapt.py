@@ -69,7 +69,8 @@ DEMONS = "SimpleITK diffeomorphic demons"
 DISK_GIVEN, DISK_SEGNET, DISK_ADAPTED = ("disk summation of the given SAX labels", "disk summation of SegNet's labels",
                                          "disk summation of adapted SegNet's labels")
 KEYS = ["rmse_LVEF", "rmse_LVEDV", "rmse_LVESV", "err_LVESV", "rmse_RVEF", "rmse_RVESV", "epe_myo", "epe_myo_es",
-        "dice_LV", "dice_Myo", "dice_RV", "neg_jac", "coverage_idx", "unc_corr_idx", "seconds"]
+        "dice_LV", "dice_Myo", "dice_RV", "hd95_LV", "neg_jac", "strain_radi", "strain_circ", "strain_long",
+        "coverage_idx", "unc_corr_idx", "seconds"]
 
 
 def _log(message: str) -> None:
@@ -174,6 +175,7 @@ def main(argv=None) -> int:
     print(format_table(_text(rows, KEYS, with_std=False), ["test_set", "method"] + KEYS,
                        title="(1) indices RMSE vs analytic (LVEF/RVEF points, volumes ml), err_LVESV mean signed (ml); "
                              "EPE in the ED myocardium (mm, all frames / ES); warped ED<->ES Dice (%); folded voxels; "
+                             "HD95 LV (mm); strain MAE vs analytic (% strain: radial / circumferential / longitudinal); "
                              "95 % index-interval coverage (%) and Spearman(half-width, |error|); seconds per estimate"))
     print()
     frame_rows = []
