@@ -178,9 +178,8 @@ class ConditionalFlowVAE(nn.Module):
             return zeros, zeros
         mu, logvar = self._learned_prior(frame, features)
         if self.amplitude_latent and not self.amplitude_lvef:  # the amplitude coordinate's law is the augmentation's, N(0, 1) for every frame
-            keep = torch.ones_like(mu)
-            keep[:, 0] = 0.0
-            mu, logvar = mu * keep, logvar * keep
+            zero = mu.new_zeros(mu.shape[0])
+            mu, logvar = with_amplitude(mu, zero), with_amplitude(logvar, zero)
         return mu, logvar
 
     def _learned_prior(self, frame: torch.Tensor, features: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
