@@ -53,9 +53,15 @@ class SliceBatchSampler:
                 self.roi_ij.append(torch.as_tensor(slice_.roi_ij, dtype=torch.float32, device=device))
                 self.phases.append(torch.as_tensor(slice_.phases, dtype=torch.float32, device=device))
         self.n_slices = len(self.intensities)
+        self._labelled_cache: Dict[int, Optional[torch.Tensor]] = {}
 
     def _labelled_frames(self, slice_id: int) -> Optional[torch.Tensor]:
-        """Frames of ``slice_id`` with labels when only some have them (else None)."""
+        """Frames of ``slice_id`` with labels when only some have them (else None); found once per slice."""
+        if slice_id not in self._labelled_cache:
+            self._labelled_cache[slice_id] = self._find_labelled_frames(slice_id)
+        return self._labelled_cache[slice_id]
+
+    def _find_labelled_frames(self, slice_id: int) -> Optional[torch.Tensor]:
         label = self.labels[slice_id]
         if label is None:
             return None
