@@ -21,7 +21,9 @@ axes (intensity-only fits choose the RV side by probe fits; with labels it comes
 segmentation, Dice per class and HD95 (mm), against SimpleITK nearest/linear resampling of the given SAX
 labels (no motion correction), the previous method (network frozen at inference) fitted in the same run, NISF++ on its own training subjects, and NISF++ on the SAX stack alone (ACDC/M&Ms-style study, no
 LAX view); with labels also at ED/ES only on every slice (the common clinical annotation; SAX-only too), and
-from intensities with the opt-in label-intensity consistency term (:mod:`..nisf.consistency`); (2) per slice type in-plane Dice and NCC/PSNR/SSIM of the model's
+from intensities with the opt-in label-intensity consistency term (:mod:`..nisf.consistency`); (1b) the
+same test hearts at three frames that carry no label in the ED/ES-only rows (mid-systole, diastole;
+:mod:`.nisf_between`), with the nearest ED/ES annotation and every-frame label resampling beside; (2) per slice type in-plane Dice and NCC/PSNR/SSIM of the model's
 slices against the given ones; (3) motion correction:
 residual misalignment (common offset removed), NCC and label Dice along slice intersections, before
 and after; (4) held-out 4CH view; (5) ablation (inference switches: motion correction / intensity
@@ -44,6 +46,7 @@ from ..nisf import FitConfig, NISFConfig, fit_subject, train_nisf
 from ..nisf.evaluation import CLASS_NAMES, LEVELS, frame_errors_deg, inplane_scores, resample_sax_stack
 from ..phantom.cmr import CMRConfig, simulate_cine
 from ..training import describe_device, load_config_json, select_device
+from . import nisf_between as between
 from .nisf_scores import SEG_METRICS, held_out_view, merge_scores, motion_scores, segmentation
 from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
                      cross_family_first, write_json)
@@ -177,6 +180,7 @@ def main(argv=None) -> int:
     trained = train_nisf([s.study for s in train_sims], config, device=device)
     train_s = time.perf_counter() - t0
     seg: Dict = {}  # (test set label, method) -> scores
+    seg_between: Dict = {}  # test set label -> method -> scores at frames without ED/ES labels
     inplane: List[Dict] = []
     motion: List[Dict] = []
     frames_rows: List[Dict] = []
@@ -279,6 +283,11 @@ def main(argv=None) -> int:
             sax_ed_es = fit_subject(trained, labels_at_ed_es(sax_only), use_labels=True)  # ACDC / M&Ms annotation
             merge_scores(seg.setdefault((label, "NISF++ SAX only (+ SAX labels at ED/ES only)"), {}),
                          segmentation(sax_ed_es, heart, sim, frames, grid, truth))
+            unlabelled = between.score_subject(seg_between.setdefault(label, {}), heart, sim, grid,
+                                               {between.INTENSITIES: fit, between.ALL_SAX: with_labels,
+                                                between.ED_ES_EVERY_VIEW: ed_es, between.ED_ES_SAX_ONLY: sax_ed_es})
+            _log(f"{label}: {heart.subject_id} scored at frames without ED/ES labels {unlabelled} "
+                 f"(ED {sim.study.ed_frame}, ES {sim.study.es_frame})")
             if number < n_ablate:
                 ablation.setdefault((label, "full model"), {k: [] for k in SEG_METRICS + ["mm_after"]})
                 merge_scores(ablation[(label, "full model")], {**fit_scores, "mm_after": [motion[-1]["mm_after"]]})
@@ -310,6 +319,14 @@ def main(argv=None) -> int:
     print(format_table(_text_rows(seg_rows, SEG_METRICS), ["test_set", "method"] + SEG_METRICS,
                        title="(1) 3D segmentation vs analytic labels, 1.25 mm isotropic grid "
                              "(mean +/- std over subjects x phases)"))
+    between_rows = cross_family_first([_summary(method, values, test_set=label) for label, methods in seg_between.items()
+                                       for method, values in sorted(methods.items(),
+                                                                    key=lambda kv: between.sort_key({"method": kv[0]}))],
+                                      order)
+    print()
+    print(format_table(_text_rows(between_rows, SEG_METRICS), ["test_set", "method"] + SEG_METRICS,
+                       title="(1b) the same test hearts at frames WITHOUT labels in the ED/ES-only rows (mid-systole, "
+                             "1/3 and 2/3 of diastole): Dice / HD95 (mm), mean +/- std over subjects x frames"))
     type_rows = []
     for label in order:
         for suffix, source in (("", inplane), (" (frozen, previous)", inplane_frozen)):
@@ -386,7 +403,7 @@ def main(argv=None) -> int:
         write_json(args.json, seg_rows, {"quick": args.quick, "seed": args.seed, "train": args.train, "test": args.test,
                                          "cmr": cmr.to_dict(), "device": describe_device(device),
                                          "machine": machine_description(), **protocol.config()},
-                   slice_types=type_rows, slices=inplane, motion=motion_rows, motion_subjects=motion,
+                   between_frames=between_rows, slice_types=type_rows, slices=inplane, motion=motion_rows, motion_subjects=motion,
                    frames=frame_summary, frame_subjects=frames_rows,
                    held_out_view=held_rows,
                    ablation=ablation_rows, speed=[speed_row], levels=level_rows)
