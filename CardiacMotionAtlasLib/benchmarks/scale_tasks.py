@@ -197,7 +197,7 @@ def bench_nisf(device: torch.device, quick: bool, repeats: int, has_bf16: bool, 
     for size, what in ((fit.config.sample_chunk, "config default"), (chunk, "auto")):
         def run():
             results[size] = sample_grid(fit, ijk_to_ras, shape, phases, chunk=size, want_intensity=False,
-                                        largest_component=False).labels.array
+                                        largest_component=False, coarse_to_fine=False).labels.array
 
         seconds, std, peak = measure(run, device, repeats=repeats, warmup=0)
         rows.append({"section": "nisf 4D grid", "case": case, "method": f"library sample_grid, chunk {size} ({what})",

@@ -92,6 +92,47 @@ class NISFNetwork(nn.Module):
             hidden = block(hidden)
         return torch.relu(hidden)
 
+    def _time_columns(self) -> torch.Tensor:
+        """Boolean mask over the input layer's encoded columns that depend on the phase only (the raw
+        ``sin pi t', cos pi t'`` and their bands); the latent columns are not included."""
+        spatial = len(self.config.spatial_frequencies)
+        raw = torch.arange(self.encoding.out_features - 2 * int(self.encoding.columns.numel()),
+                           device=self.encoding.columns.device) >= spatial
+        banded = self.encoding.columns >= spatial
+        return torch.cat([raw, banded, banded])
+
+    def static_preactivation(self, points: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """The input layer's pre-activation without its phase columns ``(N, hidden)``: the part shared by
+        every phase of the same points (bias, spatial encoding, latent). With :meth:`phase_preactivation`
+        it gives :meth:`features` for many phases without re-encoding the points (sampling)."""
+        zeros = torch.zeros(points.shape[0], 2, dtype=points.dtype, device=points.device)
+        encoded = self.encoding(torch.cat([points, zeros], 1))
+        encoded = encoded.masked_fill(self._time_columns()[None, :], 0.0)
+        if self.config.latent_dim:
+            if latents.dim() == 1:
+                latents = latents.expand(points.shape[0], -1)
+            encoded = torch.cat([encoded, latents], dim=1)
+        return self.input(encoded)
+
+    def phase_preactivation(self, phases: torch.Tensor) -> torch.Tensor:
+        """The input layer's phase columns times their weights ``(T, hidden)`` for normalised ``phases``
+        ``(T,)`` (no bias): add one row to :meth:`static_preactivation` for that phase."""
+        angle = math.pi * (2.0 * phases - 1.0)
+        zeros = torch.zeros(phases.shape[0], len(self.config.spatial_frequencies), dtype=phases.dtype,
+                            device=phases.device)
+        encoded = self.encoding(torch.cat([zeros, torch.sin(angle)[:, None], torch.cos(angle)[:, None]], 1))
+        encoded = encoded.masked_fill(~self._time_columns()[None, :], 0.0)
+        weight = self.input.weight[:, :encoded.shape[1]]
+        return encoded @ weight.t()
+
+    def from_preactivation(self, preactivation: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(intensity (N,), label logits (N, 4))`` from an input-layer pre-activation ``(N, hidden)``."""
+        hidden = preactivation
+        for block in self.blocks:
+            hidden = block(hidden)
+        hidden = torch.relu(hidden)
+        return torch.sigmoid(self.intensity_head(hidden)[:, 0]), self.label_head(hidden)
+
     def forward(self, points: torch.Tensor, phases: torch.Tensor, latents: torch.Tensor,
                 alpha: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(intensity (N,), label logits (N, 4))``."""

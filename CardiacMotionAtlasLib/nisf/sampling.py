@@ -77,10 +77,15 @@ def sax_coverage_mm(fit: SubjectFit) -> Optional[Tuple[float, float]]:
 @torch.no_grad()
 def sample_points(fit: SubjectFit, points_ras: np.ndarray, phases: Sequence[float], *, chunk: Optional[int] = None,
                   want_intensity: bool = True, want_labels: bool = True,
-                  clip_to_coverage: bool = True) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+                  clip_to_coverage: bool = True, shared_encoding: bool = True,
+                  bf16: bool = False) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """Intensities (normalised canonical units) and labels at RAS points ``(N, 3)`` for each phase:
     ``((t, N) float32, (t, N) uint8)``; points outside the modelled box get 0, and with
-    ``clip_to_coverage`` labels beyond the SAX stack's slab (:func:`sax_coverage_mm`) are background."""
+    ``clip_to_coverage`` labels beyond the SAX stack's slab (:func:`sax_coverage_mm`) are background.
+    ``shared_encoding`` (default) encodes each chunk's points and latent once for all phases
+    (:meth:`~.network.NISFNetwork.static_preactivation`; the same values up to float rounding);
+    False = the previous per-phase full forward. ``bf16``: the MLP under CPU/CUDA bfloat16 autocast
+    (opt-in; labels may differ at class boundaries)."""
     phases = np.asarray(list(phases), float).reshape(-1)
     chunk = int(chunk or fit.config.sample_chunk)
     n = len(points_ras)
@@ -95,13 +100,21 @@ def sample_points(fit: SubjectFit, points_ras: np.ndarray, phases: Sequence[floa
             continue
         points = template[index]
         where = start + index.cpu().numpy()
-        for t, phase in enumerate(phases):
-            phase_column = torch.full((points.shape[0],), float(phase), device=points.device)
-            values, logits = fit.network(points, phase_column, fit.latent)
-            if intensity is not None:
-                intensity[t, where] = values.float().cpu().numpy()
-            if labels is not None:
-                labels[t, where] = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
+        with torch.autocast(points.device.type, dtype=torch.bfloat16, enabled=bool(bf16)):
+            if shared_encoding:
+                static = fit.network.static_preactivation(points, fit.latent)
+                offsets = fit.network.phase_preactivation(torch.as_tensor(phases, dtype=points.dtype,
+                                                                          device=points.device))
+            for t, phase in enumerate(phases):
+                if shared_encoding:
+                    values, logits = fit.network.from_preactivation(static + offsets[t])
+                else:
+                    phase_column = torch.full((points.shape[0],), float(phase), device=points.device)
+                    values, logits = fit.network(points, phase_column, fit.latent)
+                if intensity is not None:
+                    intensity[t, where] = values.float().cpu().numpy()
+                if labels is not None:
+                    labels[t, where] = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
     coverage = sax_coverage_mm(fit) if (labels is not None and clip_to_coverage) else None
     if coverage is not None:
         frame = fit.subject.frame
@@ -125,22 +138,12 @@ def keep_largest_components(labels: np.ndarray, classes: Sequence[int] = (1, 2, 
     return out
 
 
-def sample_grid(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int],
-                phases: Optional[Sequence[float]] = None,
-                *, chunk: Optional[int] = None, want_intensity: bool = True, want_labels: bool = True,
-                largest_component: bool = True, clip_to_coverage: bool = True, progress=None,
-                name: str = "") -> SampledSequence:
-    """Sample a 4D grid (``ijk_to_ras`` 4x4 RAS mm, ``shape_zyx``, ``phases``; default: the study's
-    frames) of intensities (stored units) and labels, chunk by chunk (bounded memory). With
-    ``largest_component`` each class keeps its largest connected component per frame (the heart is
-    one piece; islands are extrapolation far from the slices); with ``clip_to_coverage`` labels beyond
-    the SAX stack's slab are background (:func:`sax_coverage_mm`)."""
-    nz, ny, nx = (int(v) for v in shape_zyx)
-    phases = _phases(fit, phases)
-    chunk = int(chunk or fit.config.sample_chunk)
+def _sample_blocks(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int], phases: np.ndarray, chunk: int,
+                   intensity: Optional[np.ndarray], labels: Optional[np.ndarray], clip_to_coverage: bool,
+                   shared_encoding: bool, bf16: bool, progress) -> None:
+    """Every voxel of the grid, whole z-planes per block, into ``intensity`` / ``labels`` ``(t, z*y*x)``."""
+    nz, ny, nx = shape_zyx
     total = nz * ny * nx
-    intensity = np.zeros((len(phases), total), np.float32) if want_intensity else None
-    labels = np.zeros((len(phases), total), np.uint8) if want_labels else None
     rows = max(1, chunk // max(nx * ny, 1))  # whole z-planes per block; the network sees <= chunk points
     block = rows * nx * ny
     for start in range(0, total, block):
@@ -148,14 +151,48 @@ def sample_grid(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int
         k, rest = np.divmod(flat, nx * ny)
         j, i = np.divmod(rest, nx)
         points = apply_affine(ijk_to_ras, np.stack([i, j, k], axis=1).astype(float))
-        values, classes = sample_points(fit, points, phases, chunk=chunk, want_intensity=want_intensity,
-                                        want_labels=want_labels, clip_to_coverage=clip_to_coverage)
+        values, classes = sample_points(fit, points, phases, chunk=chunk, want_intensity=intensity is not None,
+                                        want_labels=labels is not None, clip_to_coverage=clip_to_coverage,
+                                        shared_encoding=shared_encoding, bf16=bf16)
         if intensity is not None:
             intensity[:, flat] = values
         if labels is not None:
             labels[:, flat] = classes
         if progress is not None:
             progress(min(start + block, total) / total, f"sampled {min(start + block, total)}/{total} voxels")
+
+
+def sample_grid(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int],
+                phases: Optional[Sequence[float]] = None,
+                *, chunk: Optional[int] = None, want_intensity: bool = True, want_labels: bool = True,
+                largest_component: bool = True, clip_to_coverage: bool = True, progress=None,
+                name: str = "", shared_encoding: bool = True, bf16: bool = False,
+                coarse_to_fine: bool = True) -> SampledSequence:
+    """Sample a 4D grid (``ijk_to_ras`` 4x4 RAS mm, ``shape_zyx``, ``phases``; default: the study's
+    frames) of intensities (stored units) and labels, chunk by chunk (bounded memory). With
+    ``largest_component`` each class keeps its largest connected component per frame (the heart is
+    one piece; islands are extrapolation far from the slices); with ``clip_to_coverage`` labels beyond
+    the SAX stack's slab are background (:func:`sax_coverage_mm`). Labels alone (``want_intensity``
+    False) are sampled ``coarse_to_fine`` (:mod:`.refine`: the network on every second voxel and the
+    boundary band; False = every voxel, the previous way); ``shared_encoding`` / ``bf16`` as in
+    :func:`sample_points`."""
+    nz, ny, nx = (int(v) for v in shape_zyx)
+    phases = _phases(fit, phases)
+    chunk = int(chunk or fit.config.sample_chunk)
+    total = nz * ny * nx
+    intensity = np.zeros((len(phases), total), np.float32) if want_intensity else None
+    labels = np.zeros((len(phases), total), np.uint8) if want_labels else None
+    if labels is not None and intensity is None and coarse_to_fine:
+        from .refine import sample_labels_coarse_to_fine
+
+        labels = sample_labels_coarse_to_fine(fit, ijk_to_ras, (nz, ny, nx), phases, chunk=chunk,
+                                              clip_to_coverage=clip_to_coverage, shared_encoding=shared_encoding,
+                                              bf16=bf16)
+        if progress is not None:
+            progress(1.0, f"sampled {total} voxels (coarse to fine)")
+    else:
+        _sample_blocks(fit, ijk_to_ras, (nz, ny, nx), phases, chunk, intensity, labels, clip_to_coverage,
+                       shared_encoding, bf16, progress)
     shape = (len(phases), nz, ny, nx)
     if labels is not None and largest_component:
         labels = np.stack([keep_largest_components(frame.reshape(shape[1:])) for frame in labels])

@@ -1,0 +1,68 @@
+"""Coarse-to-fine label sampling of a NISF++ fit on a grid: the labels are evaluated on every second
+voxel of each axis (the voxels whose indices are all even: the same points as the fine grid's), and a
+fine voxel is evaluated by the network only where the coarse voxels at the corners of its cell (up to 8)
+disagree; elsewhere it takes their common label. The heart's labels are many voxels thick, so on a
+1.25 mm grid the network runs on ~1/8 of the voxels plus a boundary band instead of all of them.
+
+A structure thinner than two fine voxels that falls between coarse voxels can be missed; the NISF++ speed
+benchmark (:mod:`..benchmarks.nisf_speed`) prints the agreement with full sampling beside the time.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+from typing import Sequence
+
+import numpy as np
+
+from ..geometry.affine import apply_affine
+from .model import SubjectFit
+
+
+def _coarse_indices(n: int) -> np.ndarray:
+    """Fine index -> (lower, upper) coarse index of its cell along one axis: ``(2, n)``."""
+    fine = np.arange(n)
+    return np.stack([fine // 2, (fine + 1) // 2])
+
+
+def _grid_points(ijk_to_ras: np.ndarray, k: np.ndarray, j: np.ndarray, i: np.ndarray) -> np.ndarray:
+    return apply_affine(ijk_to_ras, np.stack([i, j, k], axis=1).astype(float))
+
+
+def sample_labels_coarse_to_fine(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int],
+                                 phases: np.ndarray, *, chunk: int, clip_to_coverage: bool = True,
+                                 shared_encoding: bool = True, bf16: bool = False) -> np.ndarray:
+    """Labels ``(t, z*y*x)`` uint8 of the grid ``ijk_to_ras`` (RAS mm) / ``shape_zyx`` at ``phases``,
+    as :func:`~.sampling.sample_points` gives them voxel by voxel, the network evaluated on the coarse
+    grid (even indices) and on the fine voxels whose cell corners disagree (module docstring)."""
+    from .sampling import sample_points
+
+    nz, ny, nx = (int(v) for v in shape_zyx)
+    cz, cy, cx = nz // 2 + 1, ny // 2 + 1, nx // 2 + 1  # even n: the last coarse voxel lies one past the grid
+    kk, jj, ii = np.meshgrid(np.arange(cz) * 2, np.arange(cy) * 2, np.arange(cx) * 2, indexing="ij")
+    coarse_points = _grid_points(ijk_to_ras, kk.ravel(), jj.ravel(), ii.ravel())
+    _, coarse = sample_points(fit, coarse_points, phases, chunk=chunk, want_intensity=False,
+                              clip_to_coverage=clip_to_coverage, shared_encoding=shared_encoding, bf16=bf16)
+    coarse = coarse.reshape(len(phases), cz, cy, cx)
+    az, ay, ax = _coarse_indices(nz), _coarse_indices(ny), _coarse_indices(nx)
+    out = np.zeros((len(phases), nz, ny, nx), np.uint8)
+    for t, phase in enumerate(phases):
+        grid = coarse[t]
+        first = grid[np.ix_(az[0], ay[0], ax[0])]
+        uncertain = np.zeros((nz, ny, nx), bool)
+        for a, b, c in product((0, 1), repeat=3):
+            if a == b == c == 0:
+                continue
+            uncertain |= grid[np.ix_(az[a], ay[b], ax[c])] != first
+        labels = first.copy()
+        k, j, i = np.nonzero(uncertain)
+        if k.size:
+            _, fine = sample_points(fit, _grid_points(ijk_to_ras, k, j, i), [phase], chunk=chunk,
+                                    want_intensity=False, clip_to_coverage=clip_to_coverage,
+                                    shared_encoding=shared_encoding, bf16=bf16)
+            labels[k, j, i] = fine[0]
+        out[t] = labels
+    return out.reshape(len(phases), -1)
+
+
+__all__ = ["sample_labels_coarse_to_fine"]
