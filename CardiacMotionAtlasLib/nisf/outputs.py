@@ -49,10 +49,9 @@ def write_sampled(fit: SubjectFit, sampled: SampledSequence, out: Union[str, Pat
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labels = sampled.labels
-    paths = {
-        "intensity": Path(write_nifti(sampled.intensity, out / "intensity.nii.gz")),
-        "labels": Path(write_nifti(labels, out / "labels.nii.gz", labels=True)),
-    }
+    paths = {"labels": Path(write_nifti(labels, out / "labels.nii.gz", labels=True))}
+    if sampled.intensity is not None:  # a labels-only reconstruction has none
+        paths["intensity"] = Path(write_nifti(sampled.intensity, out / "intensity.nii.gz"))
     grid = {"ijk_to_ras": np.asarray(labels.ijk_to_ras).tolist(), "shape_zyx": [int(v) for v in labels.shape_zyx],
             "phases": np.asarray(labels.phases).tolist()}
     paths.update(write_fit(fit, out, grid))

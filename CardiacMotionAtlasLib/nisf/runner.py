@@ -127,7 +127,7 @@ def reconstruct_subject(trained: TrainedNISF, subject: Union[CineStudy, PathLike
                         spacing_mm: float = 1.25, grid: Optional[Tuple[np.ndarray, Sequence[int]]] = None,
                         phases: Union[int, Sequence[float], None] = None, mesh_labels: Sequence[int] = (),
                         checkpoint: bool = False, resume: bool = False, progress=None,
-                        cancel=None) -> NISFRun:
+                        cancel=None, intensity: bool = True) -> NISFRun:
     """Fit ``subject`` (a :class:`CineStudy` or a study folder in any layout) with the network of
     ``trained`` frozen, sample it and publish the outputs of the module docstring at ``out``.
 
@@ -136,6 +136,8 @@ def reconstruct_subject(trained: TrainedNISF, subject: Union[CineStudy, PathLike
     isotropic ``spacing_mm`` grid aligned with the subject's standardised frame; ``phases``: a count of
     equally spaced phases, explicit phases (normalised cycle phase), or ``None`` for the study's frames.
     ``checkpoint``/``resume``: checkpoint the fit at :func:`fit_checkpoint_path` / continue from it.
+    ``intensity=False``: labels only (no ``intensity.nii.gz``; the labels sampled coarse to fine,
+    :mod:`.refine`, several times faster than with intensities, which need every voxel).
     Bad input raises before anything is written (``NISFInputError``, ``CineStudyError``)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -158,12 +160,14 @@ def reconstruct_subject(trained: TrainedNISF, subject: Union[CineStudy, PathLike
     losses = fit.history.get("loss") or []
     loss = float(losses[-1]) if losses else float("nan")
 
-    intensity = labels = None
+    want_intensity, intensity = bool(intensity), None
+    labels = None
     indices: Dict[str, float] = {}
     ed = es = None
     if sample:
         ijk_to_ras, shape = grid if grid is not None else standard_grid(fit, spacing_mm)
-        sampled = sample_grid(fit, ijk_to_ras, shape, phase_list, name=fit.subject.subject_id)
+        sampled = sample_grid(fit, ijk_to_ras, shape, phase_list, name=fit.subject.subject_id,
+                              want_intensity=want_intensity)
         intensity, labels = sampled.intensity, sampled.labels
         indices, ed, es, lv = sampled_indices(labels)
     with staged_output_dir(out) as staging:

@@ -144,3 +144,14 @@ def test_fit_only_writes_the_fit_and_its_slice_corrections(model, study_folder, 
     assert run.labels is None and run.indices == {} and set(run.key_results()) == {"fit_loss", "fit_s"}
     report = json.loads(run.paths["slices"].read_text())
     assert "grid" not in report and len(report["slices"]) == len(run.fit.subject.slices)
+
+
+def test_labels_only_reconstruction_writes_no_intensity_and_matches_the_full_labels(model, study_folder, tmp_path):
+    full = reconstruct_subject(model, study_folder, tmp_path / "full", steps=STEPS, spacing_mm=6.0, phases=2)
+    only = reconstruct_subject(model, study_folder, tmp_path / "labels", steps=STEPS, spacing_mm=6.0, phases=2,
+                               intensity=False)
+    assert set(_names(tmp_path / "labels")) == OUTPUTS - {"intensity.nii.gz"}
+    assert only.intensity is None and "intensity" not in only.paths
+    written = read_nifti(only.paths["labels"], labels=True).array
+    heart = (written > 0) | (full.labels.array > 0)
+    assert heart.any() and (written[heart] == full.labels.array[heart]).mean() > 0.95  # coarse to fine vs every voxel
