@@ -15,8 +15,10 @@ each with its own interval calibration fitted on the training subjects the same 
   fine-tuned on those labels (30 steps, opt-in), and the amortised mean (no refinement);
 - the full-cycle trajectory as one stationary velocity fitted to the given ED/ES labels and scaled per
   frame, ``exp(a_t v)`` (:mod:`..motion.trajectory`, the new default), the amplitudes ``a_t`` from the
-  intensities (default) or from SegNet's labels; the default fit has the per-structure volume term and
-  its intervals the fit's misfit sd, the session 7 default (neither) in its own row (``svf-previous``);
+  intensities (default) or from SegNet's labels; the default fit has the per-structure volume term, its
+  intervals the fit's misfit sd and its weights in their millimetre meaning at the study's pixel size
+  (``svf-network``: per voxel of the network's grid, the session 9 default), the session 7 default (no
+  volume term, no misfit sd) in its own row (``svf-previous``);
 
 and the baselines on the same hearts: SimpleITK diffeomorphic demons (the motion benchmark's settings),
 zero motion, and the index baselines without motion: disk summation of the given SAX labels at ED and
@@ -51,18 +53,19 @@ PREVIOUS = "CardioMorphNet, chain, SegNet targets, old fold penalty"
 CHAIN = "CardioMorphNet, chain, given ED/ES targets, new fold penalty (previous default)"
 ADAPTED = "CardioMorphNet, chain + given targets + adapted SegNet (30 steps)"
 AMORTISED = "CardioMorphNet, chain, amortised mean (no refinement)"
-TARGETS = "CardioMorphNet, svf trajectory exp(a_t v), volume term, misfit sd (new default)"
+TARGETS = "CardioMorphNet, svf trajectory exp(a_t v), volume term, misfit sd, fit weights in mm (new default)"
+SVF_NETWORK = "CardioMorphNet, svf trajectory exp(a_t v), volume term, misfit sd, fit weights per voxel (previous default)"
 SVF_PREVIOUS = "CardioMorphNet, svf trajectory exp(a_t v), no volume term, no misfit sd (session 7 default)"
 SVF_LABELS = "CardioMorphNet, svf trajectory exp(a_t v), amplitudes from SegNet's labels"
 SVF_LIGHT = "CardioMorphNet, svf trajectory exp(a_t v), intensities, light fit regularisation (opt-in)"
 VARIANTS = {PREVIOUS: dict(trajectory="chain", given_label_targets=False, adapt_steps=0, fold_margin=0.2,
                            fold_weight=None),
             CHAIN: dict(trajectory="chain"), TARGETS: {}, SVF_PREVIOUS: dict(svf_volume_weight=0.0, misfit_sd=False),
-            SVF_LABELS: dict(amplitude_source="labels"),
+            SVF_NETWORK: dict(svf_regularisation="network"), SVF_LABELS: dict(amplitude_source="labels"),
             SVF_LIGHT: dict(svf_regularisation="light"),
             ADAPTED: dict(trajectory="chain", adapt_steps=30),
             AMORTISED: dict(trajectory="chain", refine_steps=0, adapt_steps=0)}
-SHORT = {"previous": PREVIOUS, "chain": CHAIN, "new": TARGETS, "svf-previous": SVF_PREVIOUS, "svf-labels": SVF_LABELS, "svf-light": SVF_LIGHT,
+SHORT = {"previous": PREVIOUS, "chain": CHAIN, "new": TARGETS, "svf-network": SVF_NETWORK, "svf-previous": SVF_PREVIOUS, "svf-labels": SVF_LABELS, "svf-light": SVF_LIGHT,
          "adapted": ADAPTED,
          "amortised": AMORTISED}
 DEMONS = "SimpleITK diffeomorphic demons"

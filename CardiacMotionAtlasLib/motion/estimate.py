@@ -163,7 +163,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
     ``metadata["refine_targets"]`` (:mod:`.adapt`).
     ``trajectory``: ``"svf"`` (default: one stationary velocity, initialised from the network's steps up
     to ES and fitted to the given ED/ES labels in ``svf_fit_steps`` steps with ``svf_regularisation``
-    (``"network"``, default, or ``"light"``, opt-in: :data:`.trajectory.FIT_LIGHT`), scaled per frame by an amplitude
+    (``"physical"``, default: the network's weights in their 4 mm meaning at the study's pixel size;
+    ``"network"``, the previous default: as they are; ``"light"``, opt-in: :data:`.trajectory.FIT_LIGHT`), scaled per frame by an amplitude
     from ``amplitude_source`` ``"intensity"`` (default) or ``"labels"`` (SegNet's), :mod:`.trajectory`;
     needs given ED and ES labels, else the chain is used and ``metadata["trajectory"]`` says so; the
     chain refinement is then skipped unless ``refine_steps`` is given; ``svf_volume_weight``: the fit's
@@ -249,7 +250,8 @@ def estimate_motion(trained: TrainedMotion, sequence: MotionSequence, samples: O
         source = amplitude_source if pseudo is not None else "intensity"
         path = svf_trajectory(posterior.mean, ed_label, labels[es_position], es_position, padded, config, n,
                               source=source, pseudo_labels=pseudo, images=images, fit_steps=svf_fit_steps,
-                              regularisation=svf_regularisation, volume_weight=svf_volume_weight)
+                              regularisation=svf_regularisation, volume_weight=svf_volume_weight,
+                              pixel_mm=float(sequence.spacing[0]))
 
     def fields_of(velocities: torch.Tensor) -> Dict[str, torch.Tensor]:
         out = chain_of(velocities)

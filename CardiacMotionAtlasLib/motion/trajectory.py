@@ -24,7 +24,7 @@ are on the padded grid of :func:`~.model.sequence_tensors`.
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -50,14 +50,16 @@ FIT_LR = 0.05  # largest move of a control point per step (voxels of DeformNet's
 # RMSE 3.84 -> 0.83 (lofted) but 4.57 -> 7.32 and all-frame EPE 1.74 -> 2.64 mm (ellipsoidal, trained on
 # lofted: a cross-family network's steps can point the wrong way, and a light fit from them stops in a poor
 # minimum; its early frames then lose to demons), so it stays opt-in
-# Grid dependence (measured, not acted on): the weights act on voxels of DeformNet's half grid, so at 2.5 mm
-# pixels (5 mm grid) the correction's size term weighs (8/5)^2 = 2.56x more and the bending energy (5/8)^2 =
-# 0.39x as much, in mm terms, as at the 4 mm grid they were chosen on. Weights rescaled to the 4 mm meaning
-# (size x 0.39, bending x 2.56), quick model at 2.5 mm / 20 frames, the two in-family held-out hearts: all-frame
-# EPE 2.49 / 1.59 -> 2.41 / 1.47 mm, misfit to the given labels' indices unchanged (within 0.3 ml / 0.3 points);
-# not benchmarked, so not the default.
-FIT_REGULARISATIONS = ("network", "light")
-FIT_REGULARISATION = "network"
+# Grid dependence: the network's weights act on voxels of DeformNet's half grid, so at 2.5 mm pixels (5 mm
+# grid) the correction's size term weighs (8/5)^2 = 2.56x more and the bending energy (5/8)^2 = 0.39x as much,
+# in mm terms, as at the 4 mm grid they were chosen on. "physical" (the default since session 10) rescales them
+# to that 4 mm meaning from the study's in-plane pixel size (size x (p/4)^2, bending x (4/p)^2; identical to
+# "network" at 4 mm). Chosen on the quick model at 2.5 mm / 20 frames, the two in-family held-out hearts:
+# all-frame EPE 2.49 / 1.59 -> 2.41 / 1.47 mm, misfit to the given labels' indices unchanged (within 0.3 ml /
+# 0.3 points). "network" is the previous default (the weights as they are, whatever the grid).
+FIT_REFERENCE_PIXEL_MM = 4.0  # the pixel size the network's fit weights were chosen at
+FIT_REGULARISATIONS = ("physical", "network", "light")
+FIT_REGULARISATION = "physical"
 FIT_LIGHT = {"bending_weight": 0.03, "size_weight": 0.005, "coarsening": 1}
 # weight of the fit's volume term: per structure (LV, myocardium, RV) the squared relative error of the warped
 # ED structure's volume against the given ES labels' (and back), so each structure counts alike whatever its
@@ -84,22 +86,22 @@ def svf_fields(velocity: torch.Tensor, amplitudes: torch.Tensor, shape_zyx, inte
 
 def fit_cycle_velocity(initial: torch.Tensor, ed_labels: torch.Tensor, es_labels: torch.Tensor, shape_zyx,
                        config: MotionConfig, steps: int = FIT_STEPS, lr: float = FIT_LR,
-                       regularisation: str = FIT_REGULARISATION, volume_weight: float = FIT_VOLUME_WEIGHT
-                       ) -> torch.Tensor:
+                       regularisation: str = FIT_REGULARISATION, volume_weight: float = FIT_VOLUME_WEIGHT,
+                       pixel_mm: Optional[float] = None) -> torch.Tensor:
     """The ED -> ES stationary velocity ``(1, 3, z, y/2, x/2)``: ``initial`` plus a smooth correction (a
     control grid, see below) descended, as :func:`.refine.refine_velocities`,
     on the shape loss of ``exp(v)`` / ``exp(-v)`` between the integer ``ed_labels`` and ``es_labels``
     ``(1, z, y, x)`` (both directions), a bending energy of ``v`` and the correction's mean square, weighted
-    as ``regularisation`` says (:data:`FIT_REGULARISATIONS`: the network's weights and control grid, or
-    :data:`FIT_LIGHT`), plus ``volume_weight`` x :func:`volume_mismatch` (both directions). Detached."""
+    as ``regularisation`` says (:data:`FIT_REGULARISATIONS`: the network's weights and control grid rescaled
+    to their meaning at :data:`FIT_REFERENCE_PIXEL_MM` from the in-plane ``pixel_mm`` (mm; "physical", see
+    :func:`fit_weights`), the network's weights as they are ("network"), or :data:`FIT_LIGHT`), plus ``volume_weight`` x :func:`volume_mismatch` (both directions). Detached."""
     initial = initial.detach()
     if steps <= 0:
         return initial
     if regularisation not in FIT_REGULARISATIONS:
         raise ValueError(f"regularisation must be one of {FIT_REGULARISATIONS}, got {regularisation!r}")
     light = regularisation == "light"
-    bending = FIT_LIGHT["bending_weight"] if light else config.bending_weight
-    size = FIT_LIGHT["size_weight"] if light else config.refine_size_weight
+    bending, size = fit_weights(config, regularisation, pixel_mm)
     factor = max(int(FIT_LIGHT["coarsening"] if light else config.refine_coarsening), 1)
     coarse = tuple(max(-(-int(s) // factor), 2) if s > 1 else 1 for s in initial.shape[2:])
     correction = initial.new_zeros((1, 3, *coarse)).requires_grad_(True)
@@ -126,6 +128,23 @@ def fit_cycle_velocity(initial: torch.Tensor, ed_labels: torch.Tensor, es_labels
                 momentum.mul_(0.8).add_(gradient / gradient.abs().amax().clamp_min(1e-12))
                 correction.sub_(lr * momentum)
     return velocity_of(correction).detach()
+
+
+def fit_weights(config: MotionConfig, regularisation: str = FIT_REGULARISATION,
+                pixel_mm: Optional[float] = None) -> Tuple[float, float]:
+    """``(bending weight, size weight)`` of the svf fit: :data:`FIT_LIGHT`'s (``"light"``), the network's
+    (``"network"``), or the network's rescaled from :data:`FIT_REFERENCE_PIXEL_MM` to in-plane ``pixel_mm``
+    pixels (``"physical"``: bending x ``(4 / p)^2``, size x ``(p / 4)^2``, so both keep their millimetre meaning;
+    the network's when ``pixel_mm`` is None or not positive)."""
+    if regularisation not in FIT_REGULARISATIONS:
+        raise ValueError(f"regularisation must be one of {FIT_REGULARISATIONS}, got {regularisation!r}")
+    if regularisation == "light":
+        return float(FIT_LIGHT["bending_weight"]), float(FIT_LIGHT["size_weight"])
+    bending, size = float(config.bending_weight), float(config.refine_size_weight)
+    if regularisation == "physical" and pixel_mm is not None and float(pixel_mm) > 0:
+        ratio = float(pixel_mm) / FIT_REFERENCE_PIXEL_MM
+        bending, size = bending / ratio ** 2, size * ratio ** 2
+    return bending, size
 
 
 def volume_mismatch(probabilities: torch.Tensor, target_hot: torch.Tensor) -> torch.Tensor:
@@ -197,14 +216,15 @@ def svf_trajectory(velocities: torch.Tensor, ed_labels: torch.Tensor, es_labels:
                    shape_zyx, config: MotionConfig, n: int, source: str = "labels",
                    pseudo_labels: Optional[torch.Tensor] = None, images: Optional[torch.Tensor] = None,
                    fit_steps: int = FIT_STEPS, regularisation: str = FIT_REGULARISATION,
-                   volume_weight: float = FIT_VOLUME_WEIGHT) -> Dict[str, torch.Tensor]:
+                   volume_weight: float = FIT_VOLUME_WEIGHT, pixel_mm: Optional[float] = None
+                   ) -> Dict[str, torch.Tensor]:
     """The full-cycle fields of ``n`` frames from the (refined) step velocities ``(S, 3, ...)``: ``v``
     initialised as the sum of the steps up to ``es_position``, fitted (:func:`fit_cycle_velocity`), then
     ``ed_to_t`` / ``t_to_ed`` ``(n, 3, ...)`` = ``exp(+-a_t v)`` with :func:`fit_amplitudes`. Also returns
-    ``velocity`` and ``amplitudes``."""
+    ``velocity`` and ``amplitudes``. ``pixel_mm``: the study's in-plane pixel size (for ``"physical"``)."""
     initial = velocities[:es_position].sum(0, keepdim=True)
     velocity = fit_cycle_velocity(initial, ed_labels, es_labels, shape_zyx, config, steps=fit_steps,
-                                  regularisation=regularisation, volume_weight=volume_weight)
+                                  regularisation=regularisation, volume_weight=volume_weight, pixel_mm=pixel_mm)
     amplitudes = fit_amplitudes(velocity, ed_labels, shape_zyx, config, es_position, source,
                                 pseudo_labels=None if pseudo_labels is None else pseudo_labels[:n],
                                 images=None if images is None else images[:n])
@@ -213,6 +233,6 @@ def svf_trajectory(velocities: torch.Tensor, ed_labels: torch.Tensor, es_labels:
     return {**fields, "velocity": velocity, "amplitudes": amplitudes}
 
 
-__all__ = ["AMPLITUDE_SOURCE", "AMPLITUDE_SOURCES", "FIT_LIGHT", "FIT_REGULARISATION", "FIT_REGULARISATIONS",
-           "FIT_VOLUME_WEIGHT", "TRAJECTORIES", "TRAJECTORY", "fit_amplitudes", "fit_cycle_velocity", "svf_fields",
+__all__ = ["AMPLITUDE_SOURCE", "AMPLITUDE_SOURCES", "FIT_LIGHT", "FIT_REFERENCE_PIXEL_MM", "FIT_REGULARISATION",
+           "FIT_REGULARISATIONS", "FIT_VOLUME_WEIGHT", "fit_weights", "TRAJECTORIES", "TRAJECTORY", "fit_amplitudes", "fit_cycle_velocity", "svf_fields",
            "svf_trajectory", "volume_mismatch"]

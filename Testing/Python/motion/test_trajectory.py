@@ -13,7 +13,8 @@ from CardiacMotionAtlasLib.metrics.overlap import dice
 from CardiacMotionAtlasLib.motion import MotionConfig, estimate_motion
 from CardiacMotionAtlasLib.motion.errors import MotionInputError
 from CardiacMotionAtlasLib.motion.losses import one_hot
-from CardiacMotionAtlasLib.motion.trajectory import fit_amplitudes, fit_cycle_velocity, svf_fields, svf_trajectory
+from CardiacMotionAtlasLib.motion.trajectory import (FIT_REFERENCE_PIXEL_MM, fit_amplitudes, fit_cycle_velocity, fit_weights,
+                                                    svf_fields, svf_trajectory)
 from CardiacMotionAtlasLib.motion.train import sequence_tensors
 
 SHIFT_PX = 2  # ES = the ED labels moved this many pixels along +x (i)
@@ -144,3 +145,24 @@ def test_volume_term_brings_the_fitted_rv_to_the_given_es_volume(small_sequence)
         carried = warp(one_hot(ed), svf_fields(velocity, torch.tensor([1.0]), shape, 3)["t_to_ed"])
         errors[weight] = abs(float(carried[:, 3].sum()) - target) / target
     assert errors[20.0] < errors[0.0], errors
+
+
+def test_physical_fit_weights_keep_their_millimetre_meaning_at_another_pixel_size(small_sequence):
+    config = MotionConfig.tiny()
+    network = fit_weights(config, "network", 2.5)
+    assert network == (config.bending_weight, config.refine_size_weight)
+    assert fit_weights(config, "physical", FIT_REFERENCE_PIXEL_MM) == pytest.approx(network)  # same at 4 mm
+    assert fit_weights(config, "physical", None) == pytest.approx(network)
+    bending, size = fit_weights(config, "physical", 2.5)  # a 5 mm control grid instead of 8 mm
+    assert bending == pytest.approx(config.bending_weight * (8 / 5) ** 2)
+    assert size == pytest.approx(config.refine_size_weight * (5 / 8) ** 2)
+    with pytest.raises(ValueError, match="regularisation"):
+        fit_weights(config, "mm")
+    # the fit itself follows: at 4 mm "physical" is the network's fit, at 1 mm a different (stiffer) one
+    ed, es = _labels(small_sequence, config)
+    shape = ed.shape[1:]
+    initial = torch.zeros(1, 3, shape[0], shape[1] // 2, shape[2] // 2)
+    fit = lambda regularisation, mm: fit_cycle_velocity(initial, ed, es, shape, config, steps=20,  # noqa: E731
+                                                        regularisation=regularisation, pixel_mm=mm)
+    assert torch.allclose(fit("physical", FIT_REFERENCE_PIXEL_MM), fit("network", 1.0))
+    assert (fit("physical", 1.0) - fit("network", 1.0)).abs().max() > 1e-3
