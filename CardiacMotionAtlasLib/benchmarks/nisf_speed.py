@@ -2,7 +2,7 @@
 intensities on a 1.25 mm grid, previous and new sampling side by side in one run.
 
     python -m CardiacMotionAtlasLib.benchmarks.nisf_speed [--threads 1] [--train-steps 30] [--fit-steps F]
-        [--spacing 1.25] [--frames 50] [--sax 10] [--model nisf.pt] [--bf16] [--json PATH]
+        [--spacing 1.25] [--frames 50] [--sax 10] [--model nisf.pt] [--bf16] [--labels-only] [--json PATH]
 
 The study: one phantom heart imaged like UK Biobank (10 SAX + 2CH/3CH/4CH, 50 frames, 1.8 mm pixels,
 8 mm slices; :class:`~..phantom.cmr.CMRConfig` defaults). The model: the default network
@@ -70,6 +70,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sax", type=int, default=10)
     parser.add_argument("--model", default=None, help="a trained NISF++ checkpoint instead of a brief training")
     parser.add_argument("--bf16", action="store_true", help="also time bfloat16 autocast sampling (opt-in)")
+    parser.add_argument("--labels-only", action="store_true", help="skip the labels + intensities rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = select_device(args.device)
@@ -99,6 +100,8 @@ def main(argv=None) -> int:
     if args.bf16:
         methods.insert(2, ("labels", "coarse to fine + shared encoding + bf16 autocast (opt-in)", False, {"bf16": True}))
         methods.append(("labels + intensities", "shared encoding + bf16 autocast (opt-in)", True, {"bf16": True}))
+    if args.labels_only:
+        methods = [m for m in methods if m[0] == "labels"]
     rows: List[Dict] = []
     reference: Dict[str, tuple] = {}
     for output, method, want_intensity, options in methods:

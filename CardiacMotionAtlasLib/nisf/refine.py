@@ -44,12 +44,20 @@ def sample_labels_coarse_to_fine(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_
     _, coarse = sample_points(fit, coarse_points, phases, chunk=chunk, want_intensity=False,
                               clip_to_coverage=clip_to_coverage, shared_encoding=shared_encoding, bf16=bf16)
     coarse = coarse.reshape(len(phases), cz, cy, cx)
-    az, ay, ax = _coarse_indices(nz), _coarse_indices(ny), _coarse_indices(nx)
     out = np.zeros((len(phases), nz, ny, nx), np.uint8)
+    found = np.nonzero(coarse.any(axis=0))
+    if not found[0].size:
+        return out.reshape(len(phases), -1)
+    # fine voxels whose cells touch no labelled coarse voxel are background: work in the labelled box
+    # (one coarse voxel wider on every side), exactly as on the whole grid
+    low = [max(int(f.min()) - 1, 0) * 2 for f in found]
+    high = [min(int(f.max()) * 2 + 3, n) for f, n in zip(found, (nz, ny, nx))]
+    (z0, y0, x0), (z1, y1, x1) = low, high
+    az, ay, ax = _coarse_indices(nz)[:, z0:z1], _coarse_indices(ny)[:, y0:y1], _coarse_indices(nx)[:, x0:x1]
     for t, phase in enumerate(phases):
         grid = coarse[t]
         first = grid[np.ix_(az[0], ay[0], ax[0])]
-        uncertain = np.zeros((nz, ny, nx), bool)
+        uncertain = np.zeros(first.shape, bool)
         for a, b, c in product((0, 1), repeat=3):
             if a == b == c == 0:
                 continue
@@ -57,11 +65,11 @@ def sample_labels_coarse_to_fine(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_
         labels = first.copy()
         k, j, i = np.nonzero(uncertain)
         if k.size:
-            _, fine = sample_points(fit, _grid_points(ijk_to_ras, k, j, i), [phase], chunk=chunk,
+            _, fine = sample_points(fit, _grid_points(ijk_to_ras, k + z0, j + y0, i + x0), [phase], chunk=chunk,
                                     want_intensity=False, clip_to_coverage=clip_to_coverage,
                                     shared_encoding=shared_encoding, bf16=bf16)
             labels[k, j, i] = fine[0]
-        out[t] = labels
+        out[t, z0:z1, y0:y1, x0:x1] = labels
     return out.reshape(len(phases), -1)
 
 

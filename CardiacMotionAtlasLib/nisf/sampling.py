@@ -129,12 +129,17 @@ def keep_largest_components(labels: np.ndarray, classes: Sequence[int] = (1, 2, 
     from scipy import ndimage
 
     out = labels.copy()
+    found = np.nonzero(labels)
+    if not found[0].size:
+        return out
+    box = tuple(slice(int(f.min()), int(f.max()) + 1) for f in found)  # the labelled box: same components
+    region, view = labels[box], out[box]
     for label in classes:
-        components, count = ndimage.label(labels == label)
+        components, count = ndimage.label(region == label)
         if count > 1:
             sizes = np.bincount(components.ravel())
             sizes[0] = 0
-            out[(components != 0) & (components != int(np.argmax(sizes)))] = 0
+            view[(components != 0) & (components != int(np.argmax(sizes)))] = 0
     return out
 
 
