@@ -32,6 +32,7 @@ from ..metrics.topology import mesh_topology
 from .config import FIT_SETTINGS, SamplingConfig
 from .errors import AtlasDataError
 from .frame import MYOCARDIUM_LABEL, CanonicalFrame, canonical_frame_from_labels
+from .observed_timing import es_phase_from_volumes
 
 
 @dataclass
@@ -46,6 +47,8 @@ class SubjectData:
         sdf_mm: ``(F, N)`` float32 signed distance to the myocardium surface (mm, negative inside).
         es_phase: phase of end-systole when known (ES frame observed or annotated).
         surface_extent_mm: ``(3,)`` largest absolute local coordinate of the surface over all frames.
+        blood_volume_ml: ``(F,)`` LV blood-pool volume (ml) of each frame when known (label maps,
+            phantoms); the all-frames fit estimates ES from it (:mod:`.observed_timing`).
     """
 
     subject_id: str
@@ -55,9 +58,15 @@ class SubjectData:
     sdf_mm: np.ndarray
     es_phase: Optional[float] = None
     surface_extent_mm: np.ndarray = field(default_factory=lambda: np.ones(3))
+    blood_volume_ml: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         self.phases = np.asarray(self.phases, float).reshape(-1)
+        if self.blood_volume_ml is not None:
+            self.blood_volume_ml = np.asarray(self.blood_volume_ml, float).reshape(-1)
+            if self.blood_volume_ml.shape != self.phases.shape:
+                raise AtlasDataError(self.subject_id, f"{len(self.blood_volume_ml)} blood-pool volumes for "
+                                                      f"{len(self.phases)} frames")
         self.points_mm = np.asarray(self.points_mm, np.float32)
         self.sdf_mm = np.asarray(self.sdf_mm, np.float32)
         n_frames = len(self.phases)
@@ -83,7 +92,16 @@ class SubjectData:
 
     def select(self, frames: Sequence[int]) -> "SubjectData":
         frames = list(frames)
-        return replace(self, phases=self.phases[frames], points_mm=self.points_mm[frames], sdf_mm=self.sdf_mm[frames])
+        volumes = None if self.blood_volume_ml is None else self.blood_volume_ml[frames]
+        return replace(self, phases=self.phases[frames], points_mm=self.points_mm[frames], sdf_mm=self.sdf_mm[frames],
+                       blood_volume_ml=volumes)
+
+    def observed_es_phase(self) -> Optional[float]:
+        """ES estimated from the frames' blood-pool volumes (:func:`~.observed_timing.es_phase_from_volumes`;
+        None without volumes or with fewer than 3 frames)."""
+        if self.blood_volume_ml is None:
+            return None
+        return es_phase_from_volumes(self.phases, self.blood_volume_ml)
 
     def observed(self, setting: str) -> "SubjectData":
         """The frames a fitting ``setting`` sees: ``all``, ``ed_es`` (ED = phase 0 and the ES frame) or
@@ -215,13 +233,14 @@ def subject_from_labels(labels: ImageSequence, config: Optional[SamplingConfig] 
         ijk = apply_affine(ras_to_ijk, frame.local_to_ras_points(frame_points))
         values.append(ndimage.map_coordinates(sdf, ijk[:, ::-1].T, order=1, mode="nearest"))
         points.append(frame_points)
+    blood = np.count_nonzero(np.asarray(labels.array) == 1, axis=(1, 2, 3))
     if es_frame is None:
-        blood = np.count_nonzero(np.asarray(labels.array) == 1, axis=(1, 2, 3))
         es_frame = int(np.argmin(blood)) if blood.max() > 0 and labels.n_frames > 1 else None
     elif not 0 <= es_frame < labels.n_frames:
         raise AtlasDataError(source, f"ES frame {es_frame} out of range ({labels.n_frames} frames)")
     es_phase = None if es_frame is None else float(phases[es_frame])
-    return SubjectData(source, frame, phases, np.stack(points), np.stack(values), es_phase, extent)
+    return SubjectData(source, frame, phases, np.stack(points), np.stack(values), es_phase, extent,
+                       blood * labels.voxel_volume_ml())
 
 
 def phantom_canonical_frame(heart, spacing_mm: float = 2.5) -> CanonicalFrame:
@@ -237,8 +256,10 @@ def subject_from_phantom(heart, phases: Iterable[float], config: Optional[Sampli
     phases = np.asarray(list(phases), float)
     mesh = heart.mesh_sequence("myocardium", phases)
     frame = frame or phantom_canonical_frame(heart)
-    return subject_from_meshes(mesh, frame, config, seed, es_phase=float(heart.es_phase),
+    data = subject_from_meshes(mesh, frame, config, seed, es_phase=float(heart.es_phase),
                                subject_id=heart.subject_id, phases=phases)
+    data.blood_volume_ml = np.asarray(heart.lv_volume_ml(phases), float).reshape(-1)
+    return data
 
 
 __all__ = ["SubjectData", "subject_from_meshes", "subject_from_labels", "subject_from_phantom",
