@@ -33,7 +33,7 @@ import torch
 
 from .config import MeshConfig
 from .errors import AtlasDataError
-from .meshing import TemplateMotion, _neighbour_mean_operator, _sdf_and_gradients, project_to_level_set
+from .meshing import TemplateMotion, neighbour_mean_operator, sdf_and_gradients, project_to_level_set
 from .model import Atlas
 
 PositionsFn = Callable[[np.ndarray, float], np.ndarray]
@@ -112,7 +112,7 @@ def relax_on_level_set(atlas: Atlas, table: np.ndarray, faces: np.ndarray, templ
     while keeping the material motion's positions elsewhere (the ``t' = 0`` phase is left as is)."""
     device = atlas.device
     n_vertices = table.shape[1]
-    neighbour_mean = _neighbour_mean_operator(np.asarray(faces), n_vertices, device)
+    neighbour_mean = neighbour_mean_operator(np.asarray(faces), n_vertices, device)
     reference = torch.from_numpy(table[0].astype(np.float32)).to(device)
     reference_laplacian = torch.sparse.mm(neighbour_mean, reference) - reference
     out = table.copy()
@@ -120,7 +120,7 @@ def relax_on_level_set(atlas: Atlas, table: np.ndarray, faces: np.ndarray, templ
         x = torch.from_numpy(table[index].astype(np.float32)).to(device)
         phases = torch.full((n_vertices,), float(template_phases[index]), device=device)
         for _ in range(iterations):
-            _, grad, _ = _sdf_and_gradients(atlas, x, phases)
+            _, grad, _ = sdf_and_gradients(atlas, x, phases)
             normals = grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-6)
             move = torch.sparse.mm(neighbour_mean, x) - x - reference_laplacian
             move = move - (move * normals).sum(1, keepdim=True) * normals

@@ -115,7 +115,9 @@ def extract_template_mesh(atlas: Atlas, phase: float = 0.0, config: Optional[Mes
     return vertices, faces
 
 
-def _sdf_and_gradients(atlas: Atlas, points: torch.Tensor, phases: torch.Tensor):
+def sdf_and_gradients(atlas: Atlas, points: torch.Tensor, phases: torch.Tensor):
+    """The template SDF ``(N,)`` at canonical ``points`` ``(N, 3)`` and template ``phases`` ``(N,)``, its
+    spatial gradient ``(N, 3)`` and its phase derivative ``(N,)`` (canonical units)."""
     with torch.enable_grad():
         points = points.detach().requires_grad_(True)
         phases = phases.detach().requires_grad_(True)
@@ -128,7 +130,7 @@ def project_to_level_set(atlas: Atlas, points: torch.Tensor, phases: torch.Tenso
                          level: float = 0.0) -> torch.Tensor:
     """Newton steps ``x <- x - (T - level) grad T / |grad T|^2`` onto ``T(., t') = level`` (step capped)."""
     for _ in range(iterations):
-        values, grad, _ = _sdf_and_gradients(atlas, points, phases)
+        values, grad, _ = sdf_and_gradients(atlas, points, phases)
         norm2 = (grad * grad).sum(1, keepdim=True).clamp_min(0.05)
         points = points - ((values[:, None] - level) * grad / norm2).clamp(-0.05, 0.05)
     return points
@@ -137,12 +139,12 @@ def project_to_level_set(atlas: Atlas, points: torch.Tensor, phases: torch.Tenso
 def _normal_velocity(atlas: Atlas, points: torch.Tensor, phase: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """(level-set normal velocity ``(V, 3)``, unit normals ``(V, 3)``) at ``points`` and template ``phase``."""
     phases = torch.full((len(points),), phase, device=points.device)
-    _, grad, dt = _sdf_and_gradients(atlas, points, phases)
+    _, grad, dt = sdf_and_gradients(atlas, points, phases)
     norm2 = (grad * grad).sum(1, keepdim=True).clamp_min(0.05)
     return -dt[:, None] * grad / norm2, grad / norm2.sqrt()
 
 
-def _neighbour_mean_operator(faces: np.ndarray, n_vertices: int, device: torch.device) -> torch.Tensor:
+def neighbour_mean_operator(faces: np.ndarray, n_vertices: int, device: torch.device) -> torch.Tensor:
     """Sparse ``(V, V)`` row-normalised vertex adjacency of a triangle mesh."""
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     edges = np.unique(np.concatenate([edges, edges[:, ::-1]]), axis=0)
@@ -195,7 +197,7 @@ def track_template(atlas: Atlas, config: Optional[MeshConfig] = None,
     steps = config.tracking_steps
     x = project_to_level_set(atlas, x, torch.zeros(len(x), device=atlas.device), config.newton_iterations, level)
     table = [x.cpu().numpy()]
-    neighbour_mean = _neighbour_mean_operator(faces, len(vertices), atlas.device)
+    neighbour_mean = neighbour_mean_operator(faces, len(vertices), atlas.device)
     velocity = torch.zeros_like(x)
     for k in range(steps):
         t0, dt = k / steps, 1.0 / steps
@@ -306,4 +308,4 @@ def enclosed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
 
 __all__ = ["RESIDUAL_TRANSPORTS", "TemplateMotion", "extract_template_mesh", "track_template", "subject_mesh_sequence",
            "template_mesh_sequence", "template_phases_of", "project_to_level_set", "largest_component",
-           "enclosed_volume"]
+           "enclosed_volume", "sdf_and_gradients", "neighbour_mean_operator"]
