@@ -26,7 +26,10 @@ the basal rim relaxed onto the template's level set (``MeshConfig.material_relax
 ``atlas, previous template motion (no rim relaxation)`` is the same fit meshed as in session 8 (the
 previous default, measured in the same run). ``--with-offset`` adds ``atlas + transmural offset (opt-in)``
 (all frames, ED+ES: ``FitConfig.transmural_offset=True``, default off: it measured worse on held-out
-training-family hearts in session 8).
+training-family hearts in session 8). From all frames, ``atlas (ours)`` takes its ES timing target from
+the observed frames' LV blood-pool volumes (``FitConfig.observed_timing``, session 10, a hinge outside
+0.05 of the cycle); ``atlas, previous all-frames fit (no observed-volume timing)`` is the previous
+default in the same run, and a printed line per heart gives the volume estimate, the truth and both fits' ES.
 
 1. Surfaces: chamfer and HD95 (mm, mean +/- std over subjects x withheld frames; point-to-surface
    distances from area-uniform samples), the same at ES, LV volume-curve error (ml) and EF error
