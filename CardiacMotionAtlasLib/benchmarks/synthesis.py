@@ -1,7 +1,7 @@
 """Generative CT motion (systole-conditioned CVAE) on held-out phantom subjects.
 
     python -m CardiacMotionAtlasLib.benchmarks.synthesis [--quick] [--large | --tiny] [--json PATH] [--device auto]
-        [--train N] [--test M] [--samples K] [--threads T] [--baselines previous,standard-normal,amplitude | --no-baseline-cvae]
+        [--train N] [--test M] [--samples K] [--threads T] [--baselines previous,standard-normal,amplitude,prior-clip,amplitude-prior-clip,pooled,amplitude-pooled | --no-baseline-cvae]
         [--train-family ellipsoidal] [--test-family lofted] [--acquisition randomised]
 
 Leave-subjects-out across phantom families (:func:`.common.build_protocol`): ``--train`` hearts of the
@@ -19,7 +19,10 @@ bits, motion-scale augmentation, local-volume det J loss, tiled latent, conditio
 coarse-to-fine flow heads, implied-volume term ``index_weight``) and the baselines it replaced
 (``--baselines``): ``previous`` (the earlier defaults: no implied-volume term, :func:`previous_config`)
 and ``standard-normal`` (KL to N(0, I), the plain decoder, none of these); beside them, on request,
-``amplitude`` (the opt-in LVEF latent coordinate, :func:`amplitude_config`); ``--no-baseline-cvae`` skips all. Tables: (1) reconstruction EPE of test flows through each CVAE
+``amplitude`` (the opt-in LVEF latent coordinate, :func:`amplitude_config`), ``prior-clip`` and
+``amplitude-prior-clip`` (the default / the LVEF coordinate with the prior's own gradient clip,
+``SynthConfig.prior_grad_clip``), ``pooled`` and ``amplitude-pooled`` (the prior head on global
+averages alone, ``SynthConfig.prior_pooled_only``); ``--no-baseline-cvae`` skips all. Tables: (1) reconstruction EPE of test flows through each CVAE
 (posterior mean) and its prior mean, against zero flow, the trained estimator and SimpleITK demons; (2)
 the generators (CVAE samples from their priors, random smooth B-spline fields scaled to the training
 flows' RMS, and the true flows): diversity (mean pairwise EPE of ``--samples`` samples per ES frame),
@@ -53,7 +56,8 @@ from ..synthesis.data import acquired_pair, concat_pairs, generated_pair_tensors
 from ..synthesis.indices import conditioning_summary
 from ..geometry.warp import warp
 from ..training import describe_device, select_device
-from .synthesis_scores import (AMPLITUDE_NAME, BASELINE_NAME, CVAE_NAME, PREVIOUS_NAME, endpoint_error, estimator_epe, flow_stats, label_stats,
+from .synthesis_scores import (AMPLITUDE_CLIP_NAME, AMPLITUDE_NAME, AMPLITUDE_POOLED_NAME, POOLED_NAME, PRIOR_CLIP_NAME,
+                               BASELINE_NAME, CVAE_NAME, PREVIOUS_NAME, endpoint_error, estimator_epe, flow_stats, label_stats,
                                score_row, subject_rows, text_rows)
 from .common import (add_family_arguments, benchmark_parser, format_table, machine_description, protocol_from_args,
                      cross_family_first, write_json)
@@ -96,6 +100,30 @@ def amplitude_config(config: SynthConfig) -> SynthConfig:
     return replace(config, amplitude_latent=True, amplitude_lvef=True, augment=replace(config.augment, motion_scale=0.25))
 
 
+PRIOR_CLIP = 0.75
+"""``prior_grad_clip`` of the ``prior-clip`` baselines (the shared clip's value, applied to the prior alone)."""
+
+
+def prior_clip_config(config: SynthConfig) -> SynthConfig:
+    """The default with the conditional prior's parameters clipped on their own gradient norm."""
+    return replace(config, prior_grad_clip=PRIOR_CLIP)
+
+
+def amplitude_clip_config(config: SynthConfig) -> SynthConfig:
+    """:func:`amplitude_config` with the conditional prior's own gradient clip."""
+    return prior_clip_config(amplitude_config(config))
+
+
+def pooled_config(config: SynthConfig) -> SynthConfig:
+    """The default with the prior head on the global channel averages alone (``prior_pooled_only``)."""
+    return replace(config, prior_pooled_only=True)
+
+
+def amplitude_pooled_config(config: SynthConfig) -> SynthConfig:
+    """:func:`amplitude_config` with the prior head on the global channel averages alone."""
+    return pooled_config(amplitude_config(config))
+
+
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -107,15 +135,17 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--baselines", default="previous,standard-normal",
                         help="CVAEs trained in the same run beside the default: 'previous' (the earlier defaults: no implied-volume term), "
-                             "'amplitude' (opt-in LVEF latent coordinate), 'standard-normal' "
+                             "'amplitude' (opt-in LVEF latent coordinate), 'prior-clip' / 'amplitude-prior-clip' (the prior's own "
+                             "gradient clip, without / with the LVEF coordinate), 'pooled' / 'amplitude-pooled' (prior head on global "
+                             "averages alone), 'standard-normal' "
                              "(N(0, I) prior, no free bits, no motion scaling), comma-separated")
     parser.add_argument("--no-baseline-cvae", action="store_true", help="no baseline CVAE")
     add_family_arguments(parser)
     args = parser.parse_args(argv)
     baselines = [] if args.no_baseline_cvae else [b.strip() for b in args.baselines.split(",") if b.strip()]
-    known = {"previous", "standard-normal", "amplitude"}
+    known = {"previous", "standard-normal", "amplitude", "prior-clip", "amplitude-prior-clip", "pooled", "amplitude-pooled"}
     if set(baselines) - known:
-        parser.error(f"--baselines: unknown {sorted(set(baselines) - known)}; expected previous, standard-normal and/or amplitude")
+        parser.error(f"--baselines: unknown {sorted(set(baselines) - known)}; expected any of {', '.join(sorted(known))}")
     if args.threads:
         torch.set_num_threads(args.threads)
     n_train = args.train or (6 if args.quick else 12)
@@ -146,6 +176,9 @@ def main(argv=None) -> int:
     model = trained.model
     cvaes = [(CVAE_NAME, trained)]
     for key, name, make in (("previous", PREVIOUS_NAME, previous_config), ("amplitude", AMPLITUDE_NAME, amplitude_config),
+                            ("prior-clip", PRIOR_CLIP_NAME, prior_clip_config),
+                            ("amplitude-prior-clip", AMPLITUDE_CLIP_NAME, amplitude_clip_config),
+                            ("pooled", POOLED_NAME, pooled_config), ("amplitude-pooled", AMPLITUDE_POOLED_NAME, amplitude_pooled_config),
                             ("standard-normal", BASELINE_NAME, baseline_config)):
         if key in baselines:
             _log(f"training the baseline {name} ({config.cvae_steps} steps)")
@@ -196,6 +229,7 @@ def main(argv=None) -> int:
                       "true flows (phantom)": []}
         line_steps = {label: [] for label, _ in cvaes}
         line_rough = {label: [] for label, _ in cvaes}
+        prior_means = {f"{label} prior mean (z = 0)": [] for label, _ in cvaes}  # conditioning without sampling noise
         for index, pair in enumerate(test_pairs):
             latents = make_latents("random", n_samples, config.latent_dim, seed=args.seed + index)
             heart = pair.labels_ed > 0
@@ -209,6 +243,8 @@ def main(argv=None) -> int:
                     sample_times.append((time.perf_counter() - start) / n_samples)
                 del ed
                 generators[f"{label} samples"].append(flow_stats(flows.cpu().numpy(), pair, config))
+                mean_flow = sample_flows(cvae, torch.as_tensor(pair.es), torch.zeros(1, config.latent_dim))
+                prior_means[f"{label} prior mean (z = 0)"].append(flow_stats(mean_flow.cpu().numpy(), pair, config))
                 line = sample_flows(cvae, torch.as_tensor(pair.es), make_latents("line", 9, config.latent_dim, seed=index))
                 line = line.cpu().numpy()
                 steps = np.array([endpoint_error(line[i + 1], line[i])[heart].mean() for i in range(len(line) - 1)])
@@ -220,7 +256,7 @@ def main(argv=None) -> int:
         truth = [heart.clinical_indices()["LVEF"] for heart in test_set.hearts]
         per_subject_rows += subject_rows(test_set, test_pairs, truth, generators)
         pooled_truth += truth
-        for name, per_subject in generators.items():
+        for name, per_subject in list(generators.items()) + list(prior_means.items()):
             if name != "random B-spline fields":
                 pooled_samples.setdefault(name, []).extend(s["lvef"] for s in per_subject)
                 cond_rows.append({"test_set": test_set.label, "method": name, "n_subjects": len(truth),

@@ -80,8 +80,14 @@ CVAE_NAME = "CVAE, p(z | frame)"
 PREVIOUS_NAME = "previous CVAE (baseline)"
 BASELINE_NAME = "CVAE, N(0, I) prior (baseline)"
 AMPLITUDE_NAME = "CVAE + LVEF coordinate (opt-in)"
+PRIOR_CLIP_NAME = "CVAE + own prior clip (opt-in)"
+AMPLITUDE_CLIP_NAME = "CVAE + LVEF coordinate + own prior clip (opt-in)"
+POOLED_NAME = "CVAE + pooled-only prior (opt-in)"
+AMPLITUDE_POOLED_NAME = "CVAE + LVEF coordinate + pooled-only prior (opt-in)"
 SAMPLE_COLUMNS = {CVAE_NAME: "cvae_samples", PREVIOUS_NAME: "previous_cvae_samples", BASELINE_NAME: "baseline_cvae_samples",
-                  AMPLITUDE_NAME: "amplitude_cvae_samples"}
+                  AMPLITUDE_NAME: "amplitude_cvae_samples", PRIOR_CLIP_NAME: "prior_clip_cvae_samples",
+                  AMPLITUDE_CLIP_NAME: "amplitude_clip_cvae_samples", POOLED_NAME: "pooled_cvae_samples",
+                  AMPLITUDE_POOLED_NAME: "amplitude_pooled_cvae_samples"}
 
 
 def subject_rows(test_set, test_pairs, truth, generators) -> List[Dict]:

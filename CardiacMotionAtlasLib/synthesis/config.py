@@ -124,6 +124,19 @@ class SynthConfig:
     48.1 / 48.4 / 48.8 %), the prior had shrunk to sd ~0.17 on every dimension and +2 prior sd changed
     the heart's flow by 0.02-0.08 voxels: the latent carried no motion amplitude, and one hedged flow
     per frame under-contracted (training hearts -6.9 points).
+    ``prior_grad_clip`` (opt-in, 0 = off): the conditional prior's parameters (its frame encoder and head)
+    are clipped on their own gradient norm at this value and the rest at ``grad_clip``, instead of one norm
+    over all. Measured (LVEF coordinate, +-25 %, dev hearts 30-35, 300 steps): the shared clip does starve
+    the prior early (pre-clip norms over steps 0-50: rest 41.6, prior 2.2, so the prior's step is scaled by
+    ~1/55), but its own clip made the conditioning worse, not better: implied-LVEF Pearson 0.46 -> 0.27
+    (prior mean 0.68 -> 0.49), MAE 11.8 -> 13.1, while the training hearts' own bias went -4.2 -> -3.5: a
+    faster prior fits the six training hearts and generalises less. ``prior_pooled_only`` (opt-in, off):
+    the prior head sees only the global channel averages (120 inputs by default), not the coarsest level
+    in place (3584 position-specific inputs with which it can tell the few training hearts apart by pose).
+    Measured alike: worse as well, Pearson 0.46 -> 0.14 (prior mean 0.68 -> 0.31), MAE 11.8 -> 13.2,
+    myocardial change +7.4 -> +10.6 % (training hearts' bias -4.2 -> -2.9). Both stay off; with six
+    training hearts the prior's conditioning is a six-point regression and the dev Pearson over six hearts
+    moves by ~0.3 between such variants, so neither is evidence of a cure.
     ``tiled_latent``: the decoder broadcasts the latent over its coarsest grid (where the heart moves
     comes from the frame's features); off: a linear map from the latent to a position-specific coarse
     grid (the earlier decoder, which learned where the training hearts sit).
@@ -176,6 +189,8 @@ class SynthConfig:
     decoder_frame_skips: bool = True
     coarse_to_fine_flow: bool = True
     grad_clip: float = 0.75
+    prior_grad_clip: float = 0.0
+    prior_pooled_only: bool = False
     batch_size: int = 2
     checkpoint_every: int = 100
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -233,6 +248,8 @@ class SynthConfig:
             raise SynthesisError("motion_threshold_vox, jacobian_weight and index_weight must be >= 0")
         if self.amplitude_weight < 0:
             raise SynthesisError(f"amplitude_weight must be >= 0, got {self.amplitude_weight}")
+        if self.prior_grad_clip < 0:
+            raise SynthesisError(f"prior_grad_clip must be >= 0 (0: one clip for all), got {self.prior_grad_clip}")
         if self.grad_clip <= 0 or self.recon_weight < 0 or self.kl_weight < 0 or self.prior_recon_weight < 0:
             raise SynthesisError("grad_clip must be > 0 and loss weights >= 0")
         return self

@@ -113,13 +113,17 @@ class ConditionalFlowVAE(nn.Module):
         flat = (ch[-1] + pyr[-1]) * self.coarse ** 3
         self.posterior = nn.Linear(flat, 2 * self.latent_dim)
         self.conditional_prior = bool(config.conditional_prior)
-        self.amplitude_latent = bool(getattr(config, "amplitude_latent", False))
-        self.amplitude_lvef = self.amplitude_latent and bool(getattr(config, "amplitude_lvef", False))
+        self.amplitude_latent = bool(config.amplitude_latent)
+        self.amplitude_lvef = self.amplitude_latent and bool(config.amplitude_lvef)
         if self.conditional_prior:
             self.prior_encoder = _strided_encoder(1, ch, pyr)
             pooled = sum(ch) + sum(pyr)  # one global average per channel of every level (volume-like cues)
             hidden = max(2 * self.latent_dim, 16)
-            self.prior_head = nn.Sequential(nn.Linear(pooled + flat, hidden), _act(), nn.Linear(hidden, 2 * self.latent_dim))
+            # ``prior_pooled_only``: the global averages alone, without the coarsest level in place (whose
+            # thousands of position-specific inputs let the head tell the few training hearts apart by pose)
+            self.prior_pooled_only = bool(config.prior_pooled_only)
+            inputs = pooled + (0 if self.prior_pooled_only else flat)
+            self.prior_head = nn.Sequential(nn.Linear(inputs, hidden), _act(), nn.Linear(hidden, 2 * self.latent_dim))
             nn.init.zeros_(self.prior_head[-1].weight)
             nn.init.zeros_(self.prior_head[-1].bias)
         # tiled (default): the latent is one global code broadcast over the coarsest grid, so where the flow
@@ -190,7 +194,8 @@ class ConditionalFlowVAE(nn.Module):
             x = block(x)
             pooled.append(x.mean((2, 3, 4)))
         pooled.extend(f.mean((2, 3, 4)) for f in features)
-        pooled.append(torch.cat([x, features[-1]], 1).flatten(1))  # and the coarsest level in place
+        if not self.prior_pooled_only:
+            pooled.append(torch.cat([x, features[-1]], 1).flatten(1))  # and the coarsest level in place
         mu, logvar = self.prior_head(torch.cat(pooled, 1)).chunk(2, dim=1)
         return mu, logvar.clamp(-8.0, 4.0)
 
@@ -281,9 +286,9 @@ def cvae_loss(predicted: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, l
     dimension 0 leaves the KL and ``amplitude_weight * (mu_0 - amplitude)^2`` (batch mean) is added."""
     recon, mse = reconstruction_loss(predicted, target, config, masks_es)
     extra = torch.zeros((), device=mu.device, dtype=mu.dtype)
-    if getattr(config, "amplitude_latent", False) and amplitude is not None:
+    if config.amplitude_latent and amplitude is not None:
         extra = float(config.amplitude_weight) * (mu[:, 0] - amplitude.to(mu)).pow(2).mean()
-        if getattr(config, "amplitude_lvef", False) and prior_mu is not None:  # the prior predicts it from the frame
+        if config.amplitude_lvef and prior_mu is not None:  # the prior predicts it from the frame
             nll = 0.5 * ((amplitude.to(mu) - prior_mu[:, 0]).pow(2) / prior_logvar[:, 0].exp() + prior_logvar[:, 0])
             extra = extra + float(config.amplitude_weight) * nll.mean()
         if mu.shape[1] == 1:  # the whole latent is the supervised amplitude: no KL

@@ -100,10 +100,10 @@ def reconstruction_loss(predicted: torch.Tensor, target: torch.Tensor, config: S
     the CVAE minimises for its posterior and for its prior draws, and the endpoint part alone for logging."""
     endpoint, jacobian = flow_error(predicted, target, config)
     total = endpoint + config.jacobian_weight * jacobian
-    weight = float(getattr(config, "index_weight", 0.0))
+    weight = float(config.index_weight)
     if masks_es is not None and weight > 0:
         total = total + weight * index_error(predicted, target, masks_es,
-                                             log_ratio=bool(getattr(config, "index_log_ratio", False)))
+                                             log_ratio=bool(config.index_log_ratio))
     return total, endpoint
 
 

@@ -180,7 +180,7 @@ def run_synthesis(trained: TrainedSynthesis, subject: Union[ImageSequence, PathL
         beside = frame_path.with_name("seg_" + frame_path.name)
         labels = beside if beside.is_file() else None
     label_array = prepare_labels(labels, frame, label_convention)
-    inputs = model_inputs(getattr(trained, "checkpoint_path", None))
+    inputs = model_inputs(trained.checkpoint_path)
     volume, matrix = as_frame(frame, None, "conditioning frame")
     if inputs["modality"] == "cine":  # the model learnt cine frames on a HU-like scale: map this one alike
         from .data import cine_to_hu

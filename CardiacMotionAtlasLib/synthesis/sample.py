@@ -115,7 +115,7 @@ def generate(trained: TrainedSynthesis, frame: FrameLike, ijk_to_ras: Optional[n
             raise SynthesisError(f"labels grid {labels.shape} != conditioning frame grid {volume.shape}")
     if latents is None:
         latents = make_latents(mode, n, trained.config.latent_dim, seed)
-        if mode == "line" and getattr(trained.config, "amplitude_latent", False):  # along the amplitude coordinate
+        if mode == "line" and trained.config.amplitude_latent:  # along the amplitude coordinate
             axis = torch.zeros(trained.config.latent_dim)
             axis[0] = 1.0
             latents = line_latents(n, trained.config.latent_dim, direction=axis)

@@ -98,6 +98,33 @@ def train_flow_estimator(pairs: Union[Sequence[FlowPair], PairTensors], config: 
     return estimator.eval().requires_grad_(False)
 
 
+def prior_parameters(cvae) -> list:
+    """The conditional prior's own parameters (its frame encoder and head); empty without a learned prior."""
+    if not cvae.conditional_prior:
+        return []
+    return list(cvae.prior_encoder.parameters()) + list(cvae.prior_head.parameters())
+
+
+def _clip_gradients(cvae, config: SynthConfig) -> dict:
+    """Clip the CVAE's gradients in place; returns the pre-clip norms (``grad_norm``, ``prior_grad_norm``).
+
+    ``prior_grad_clip`` 0: one norm over all parameters at ``grad_clip`` (the prior head's small gradient
+    is scaled down with the decoder's large one); > 0: the prior's parameters are clipped on their own at
+    ``prior_grad_clip`` and the rest at ``grad_clip``."""
+    prior = prior_parameters(cvae)
+    prior_ids = {id(p) for p in prior}
+    rest = [p for p in cvae.parameters() if id(p) not in prior_ids]
+    if config.prior_grad_clip > 0 and prior:
+        prior_norm = torch.nn.utils.clip_grad_norm_(prior, config.prior_grad_clip)
+        rest_norm = torch.nn.utils.clip_grad_norm_(rest, config.grad_clip)
+    else:
+        with torch.no_grad():
+            prior_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in prior
+                                                               if p.grad is not None])) if prior else torch.zeros(())
+        rest_norm = torch.nn.utils.clip_grad_norm_(list(cvae.parameters()), config.grad_clip)
+    return {"grad_norm": rest_norm.detach(), "prior_grad_norm": prior_norm.detach()}
+
+
 @dataclass
 class TrainedSynthesis:
     """A trained (or loaded) synthesis model: config, estimator + CVAE, device, checkpoint, version."""
@@ -174,7 +201,7 @@ def train_cvae(pairs: Union[Sequence[FlowPair], PairTensors], estimator: FlowEst
             metrics["prior_mse"] = prior_mse.detach()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.cvae.parameters(), config.grad_clip)
+        metrics.update(_clip_gradients(model.cvae, config))
         optimizer.step()
         scheduler.step()
         return {"loss": loss.detach(), "mse": mse.detach(), "kl": kl.detach(), **metrics}
