@@ -3,7 +3,7 @@ on the motion benchmark's protocol (cross-family first, then in-family held-out 
 
     python -m CardiacMotionAtlasLib.benchmarks.motion_adapt [--quick] [--json PATH] [--model PATH]
         [--train N] [--test M] [--threads 1] [--train-family ellipsoidal] [--test-family lofted]
-        [--pixel-mm 2.5] [--frames 20] [--matrix N] [--train-frames K] [--in-family-only | --cross-family-only]
+        [--pixel-mm 2.5] [--frames 20] [--fov-mm 160] [--matrix N] [--train-frames K] [--in-family-only | --cross-family-only]
 
 One CardioMorphNet is trained (the motion benchmark's configuration and subjects; ``--model PATH``
 keeps the trained network and reuses it on a rerun) and applied to the same test hearts several ways,
