@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..geometry.affine import apply_affine
 from .model import SubjectFit
+from .sampling import sample_points, voxel_points_ras
 
 
 def _coarse_indices(n: int) -> np.ndarray:
@@ -25,22 +25,16 @@ def _coarse_indices(n: int) -> np.ndarray:
     return np.stack([fine // 2, (fine + 1) // 2])
 
 
-def _grid_points(ijk_to_ras: np.ndarray, k: np.ndarray, j: np.ndarray, i: np.ndarray) -> np.ndarray:
-    return apply_affine(ijk_to_ras, np.stack([i, j, k], axis=1).astype(float))
-
-
 def sample_labels_coarse_to_fine(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int],
                                  phases: np.ndarray, *, chunk: int, clip_to_coverage: bool = True,
                                  shared_encoding: bool = True, bf16: bool = False) -> np.ndarray:
     """Labels ``(t, z*y*x)`` uint8 of the grid ``ijk_to_ras`` (RAS mm) / ``shape_zyx`` at ``phases``,
     as :func:`~.sampling.sample_points` gives them voxel by voxel, the network evaluated on the coarse
     grid (even indices) and on the fine voxels whose cell corners disagree (module docstring)."""
-    from .sampling import sample_points
-
     nz, ny, nx = (int(v) for v in shape_zyx)
     cz, cy, cx = nz // 2 + 1, ny // 2 + 1, nx // 2 + 1  # even n: the last coarse voxel lies one past the grid
     kk, jj, ii = np.meshgrid(np.arange(cz) * 2, np.arange(cy) * 2, np.arange(cx) * 2, indexing="ij")
-    coarse_points = _grid_points(ijk_to_ras, kk.ravel(), jj.ravel(), ii.ravel())
+    coarse_points = voxel_points_ras(ijk_to_ras, kk.ravel(), jj.ravel(), ii.ravel())
     _, coarse = sample_points(fit, coarse_points, phases, chunk=chunk, want_intensity=False,
                               clip_to_coverage=clip_to_coverage, shared_encoding=shared_encoding, bf16=bf16)
     coarse = coarse.reshape(len(phases), cz, cy, cx)
@@ -65,7 +59,7 @@ def sample_labels_coarse_to_fine(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_
         labels = first.copy()
         k, j, i = np.nonzero(uncertain)
         if k.size:
-            _, fine = sample_points(fit, _grid_points(ijk_to_ras, k + z0, j + y0, i + x0), [phase], chunk=chunk,
+            _, fine = sample_points(fit, voxel_points_ras(ijk_to_ras, k + z0, j + y0, i + x0), [phase], chunk=chunk,
                                     want_intensity=False, clip_to_coverage=clip_to_coverage,
                                     shared_encoding=shared_encoding, bf16=bf16)
             labels[k, j, i] = fine[0]

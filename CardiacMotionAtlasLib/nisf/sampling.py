@@ -143,6 +143,11 @@ def keep_largest_components(labels: np.ndarray, classes: Sequence[int] = (1, 2, 
     return out
 
 
+def voxel_points_ras(ijk_to_ras: np.ndarray, k: np.ndarray, j: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """RAS points (mm) ``(N, 3)`` of voxels given by their ``k`` (z), ``j`` (y), ``i`` (x) indices."""
+    return apply_affine(ijk_to_ras, np.stack([i, j, k], axis=1).astype(float))
+
+
 def _sample_blocks(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[int], phases: np.ndarray, chunk: int,
                    intensity: Optional[np.ndarray], labels: Optional[np.ndarray], clip_to_coverage: bool,
                    shared_encoding: bool, bf16: bool, progress) -> None:
@@ -155,7 +160,7 @@ def _sample_blocks(fit: SubjectFit, ijk_to_ras: np.ndarray, shape_zyx: Sequence[
         flat = np.arange(start, min(start + block, total))
         k, rest = np.divmod(flat, nx * ny)
         j, i = np.divmod(rest, nx)
-        points = apply_affine(ijk_to_ras, np.stack([i, j, k], axis=1).astype(float))
+        points = voxel_points_ras(ijk_to_ras, k, j, i)
         values, classes = sample_points(fit, points, phases, chunk=chunk, want_intensity=intensity is not None,
                                         want_labels=labels is not None, clip_to_coverage=clip_to_coverage,
                                         shared_encoding=shared_encoding, bf16=bf16)
@@ -274,5 +279,6 @@ def label_meshes(labels: ImageSequence, label: int = 2,
 
 
 __all__ = ["SampledSequence", "standard_grid", "sax_coverage_mm", "sample_points", "sample_grid", "keep_largest_components",
+           "voxel_points_ras",
            "predict_slice", "scatter_roi",
            "label_meshes"]
